@@ -1,0 +1,1489 @@
+/* looped_tf.h - looped transformers in one C header, trained by hand-written backprop.
+ *
+ * The reference implementation of "Looped Transformers are Better at Learning Learning
+ * Algorithms" (Yang, Lee, Nowak, Papailiopoulos; ICLR 2024). The math is ../SPEC.md
+ * (shipped as shared/SPEC.md); section numbers below ("SPEC 4") point into it.
+ *
+ * ============================================================================================
+ * HOW TO USE
+ *   In exactly ONE C or C++ file:
+ *       #define LOOPED_TF_IMPLEMENTATION
+ *       #include "looped_tf.h"
+ *   Everywhere else just #include "looped_tf.h". Needs stb_ds.h (Debian: libstb-dev, found
+ *   as <stb/stb_ds.h>); the implementation file also compiles stb_ds's implementation unless
+ *   you define LTF_NO_STB_DS_IMPLEMENTATION (do that if your program already has it).
+ *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
+ *
+ * OPTIONS (define before including the implementation)
+ *   LTF_MALLOC(n) / LTF_FREE(p)   allocator (default malloc/free); NULL return is handled.
+ *   LTF_ASSERT(x)                 internal invariants only, never user input (default assert).
+ *   LTF_NO_STB_DS_IMPLEMENTATION  do not define STB_DS_IMPLEMENTATION here.
+ *
+ * ERRORS
+ *   Every function that can fail on user input returns 0 on success and -1 on failure and
+ *   writes a message that names the bad value and what is allowed into err / model->err.
+ *   User input never reaches an assert.
+ *
+ * PUBLIC API (one line each)
+ *   ltf_config_default(&cfg)                       defaults of the demo (SPEC 6 sizes scaled down)
+ *   ltf_config_check(&cfg, err)                    0 or -1 + message for an impossible config
+ *   ltf_train_config_default(&tc)                  batch 64, Adam lr 1e-3, betas, eps, no decay
+ *   ltf_train_config_check(&tc, &cfg, err)         0 or -1 + message
+ *   ltf_rng_seed(&rng, seed)                       seeded RNG: same seed, same bits, everywhere
+ *   ltf_rng_u32 / ltf_rng_uniform / ltf_rng_normal draws
+ *   ltf_model_create(&m, &cfg, seed, err)          allocate and initialise (SPEC 5)
+ *   ltf_model_free(&m)                             release everything
+ *   ltf_model_find(&m, name)                       tensor by PyTorch name -> ltf_tensor* or NULL
+ *   ltf_model_num_params(&m)                       number of floats in the parameter buffer
+ *   ltf_model_bytes(&m)                            bytes the model holds (params, grads, Adam, acts)
+ *   ltf_forward_backward(&m, xs, ys, B, n, &loss)  training loss and gradients (grads zeroed first)
+ *   ltf_forward_loss(&m, xs, ys, B, n, &loss)      training loss only
+ *   ltf_window_start_state(&m, xs, ys, B, n, Ys)   Y_s, the state the loss window starts from
+ *   ltf_forward_loss_from(&m, xs, ys, B, n, Ys, &l) loss of the window started from a given Y_s
+ *   ltf_adam_step(&m, &tc)                         one Adam(W) update from m.grads
+ *   ltf_train_step(&m, &tc, xs, ys, B, n, &loss)   forward_backward + NaN check + Adam
+ *   ltf_predict(&m, xs, ys, B, n, loops, last, it) eval-mode predictions (last iteration, each iteration)
+ *   ltf_task_linear_regression(d, d_active)        the linear regression task (SPEC 7)
+ *   ltf_task_sample(&task, &rng, B, n, xs, ys)     one batch of prompts
+ *   ltf_evaluate(&m, &task, &rng, P, n, loops, err_k, err_it)  normalized error by index / iteration
+ *   ltf_baseline_name(kind) / ltf_baseline_predict(kind, k, d, xs, ys, x)  classic predictors
+ *   ltf_baseline_evaluate(kind, &task, &rng, P, n, err_k)           their normalized error by index
+ *   ltf_flops_per_step(&cfg, B, n)                 FLOPs of one training step (formula below)
+ *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
+ *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
+ *   ltf_residual_forward/backward, ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain.
+ *
+ * SECTIONS OF THIS FILE (search for the banner)
+ *   [1] config          [2] rng            [3] model struct and parameter table
+ *   [4] matrix multiply [5] ops: forward and backward pairs
+ *   [6] the backbone f  [7] the loop, the loss, the training step   [8] Adam
+ *   [9] tasks           [10] evaluation    [11] baselines            [12] FLOP count
+ *
+ * NOTATION (as SPEC.md): B batch, n points, d = n_dims, N = 2n tokens, C = n_embd, H heads,
+ * hs = C/H, L layers, b loop iterations, T loss window, BT = B*N token rows.
+ * Linear weights are stored [out, in] as PyTorch does.
+ * ============================================================================================
+ */
+#ifndef LOOPED_TF_H
+#define LOOPED_TF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LTF_ERR_LEN 256
+#define LTF_MAX_LAYERS 64
+
+/* ============================== [1] config ============================== */
+
+enum { LTF_STANDARD = 0, LTF_LOOPED = 1 };                 /* ltf_config.kind      */
+enum { LTF_MASK_NONE = 0, LTF_MASK_KEEP_LAST = 1, LTF_MASK_KEEP_FIRST = 2 }; /* mask_mode */
+enum { LTF_AT_TRAIN = 1, LTF_AT_EVAL = 2, LTF_AT_BOTH = 3 };  /* mask_when (bit set)   */
+
+typedef struct {
+    int n_dims;       /* d: width of x (SPEC 1)                                          */
+    int n_positions;  /* max points per prompt; wpe has 2*n_positions+1 rows (SPEC 2)    */
+    int n_embd;       /* C                                                               */
+    int n_head;       /* H, must divide C                                                */
+    int n_layer;      /* L: blocks in f (12 standard, 1 looped in the paper)             */
+    int kind;         /* LTF_STANDARD or LTF_LOOPED                                      */
+    int n_loops;      /* b: loop iterations in training (looped only)                    */
+    int loop_window;  /* T: the last T iterations carry the loss and the gradient        */
+    int mask_mode;    /* SPEC 4 variant: LTF_MASK_NONE / KEEP_LAST / KEEP_FIRST          */
+    int mask_pairs;   /* N: token pairs kept in the carried state                        */
+    int mask_when;    /* LTF_AT_TRAIN, LTF_AT_EVAL or LTF_AT_BOTH                         */
+} ltf_config;
+
+typedef struct {
+    int batch_size;      /* B prompts per step                                           */
+    int n_points;        /* n points per prompt (<= n_positions)                         */
+    float lr;            /* Adam learning rate                                           */
+    float beta1, beta2;  /* Adam betas                                                   */
+    float eps;           /* Adam eps                                                     */
+    float weight_decay;  /* decoupled (AdamW) weight decay; 0 = plain Adam as the paper  */
+} ltf_train_config;
+
+void ltf_config_default(ltf_config *c);
+int  ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]);
+void ltf_train_config_default(ltf_train_config *t);
+int  ltf_train_config_check(const ltf_train_config *t, const ltf_config *c, char err[LTF_ERR_LEN]);
+
+/* ============================== [2] rng ============================== */
+
+typedef struct { uint64_t state; uint64_t inc; } ltf_rng;   /* PCG32 */
+
+void     ltf_rng_seed(ltf_rng *r, uint64_t seed);
+uint32_t ltf_rng_u32(ltf_rng *r);
+double   ltf_rng_uniform(ltf_rng *r);            /* [0, 1) with 53 random bits          */
+double   ltf_rng_normal(ltf_rng *r);             /* N(0, 1), Box-Muller, no cached pair  */
+
+/* ============================== [3] model ============================== */
+
+typedef struct {
+    char *key;        /* PyTorch name, e.g. "_backbone.transformer.h.0.attn.c_attn.weight" */
+    size_t offset;    /* offset in floats into params (and grads, Adam m and v)            */
+    size_t size;      /* number of floats                                                  */
+    int ndim;         /* 1 or 2                                                            */
+    int shape[2];     /* [out, in] for Linear weights                                      */
+} ltf_tensor;
+
+typedef struct {             /* one GPT-2 block of f; pointers into the parameter buffer  */
+    float *ln1_w, *ln1_b;    /* [C], [C]                                                   */
+    float *qkv_w, *qkv_b;    /* [3C, C], [3C]   attn.c_attn                                */
+    float *proj_w, *proj_b;  /* [C, C], [C]     attn.c_proj                                */
+    float *ln2_w, *ln2_b;    /* [C], [C]                                                   */
+    float *fc_w, *fc_b;      /* [4C, C], [4C]   mlp.c_fc                                   */
+    float *fcp_w, *fcp_b;    /* [C, 4C], [C]    mlp.c_proj                                 */
+} ltf_block;
+
+typedef struct {                /* every tensor of the model; same layout for gradients    */
+    float *read_in_w, *read_in_b;   /* [C, d], [C]                                          */
+    float *wpe;                     /* [2*n_positions+1, C]                                 */
+    ltf_block h[LTF_MAX_LAYERS];    /* [L]                                                  */
+    float *lnf_w, *lnf_b;           /* [C], [C]                                             */
+    float *read_out_w, *read_out_b; /* [1, C], [1]                                          */
+} ltf_weights;
+
+typedef struct {          /* activations of ONE pass of f over BT = B*N rows (SPEC 2)        */
+    float *h;             /* [L+1, BT, C] residual stream: h[0] = u + wpe, h[l+1] = block l  */
+    float *ln1;           /* [L, BT, C]   ln_1 output                                         */
+    float *ln1_mean, *ln1_rstd; /* [L, BT]                                                    */
+    float *qkv;           /* [L, BT, 3C]                                                      */
+    float *att;           /* [L, B, H, N, N] softmax probabilities                            */
+    float *atty;          /* [L, BT, C]   attention output before c_proj                      */
+    float *hmid;          /* [L, BT, C]   h + attn(ln_1(h))                                   */
+    float *ln2;           /* [L, BT, C]                                                       */
+    float *ln2_mean, *ln2_rstd; /* [L, BT]                                                    */
+    float *fch;           /* [L, BT, 4C]  c_fc output (GELU input)                            */
+    float *fch_gelu;      /* [L, BT, 4C]                                                      */
+    float *lnf_mean, *lnf_rstd; /* [BT]                                                       */
+    float *out;           /* [BT, C]      ln_f output = f(u) = Y_{t+1}                        */
+} ltf_acts;
+
+typedef struct {
+    ltf_config cfg;
+    ltf_tensor *tensors;  /* stb_ds string map: PyTorch name -> tensor (insertion ordered) */
+    size_t n_params;      /* floats in params                                          */
+    float *params;        /* all parameters, one contiguous buffer                     */
+    float *grads;         /* gradients, same layout                                    */
+    float *adam_m, *adam_v; /* Adam moments, same layout                               */
+    long adam_t;          /* Adam steps taken                                          */
+    ltf_weights w, g;     /* views into params and grads                               */
+    /* buffers sized for cap_rows = B*N token rows, grown on demand, never inside a step */
+    size_t cap_rows, cap_bh_nn;   /* capacity: token rows, and B*H*N*N attention entries */
+    int n_acts;           /* activation sets: T window + 1 scratch for pre-window loops */
+    ltf_acts *acts;       /* [n_acts]                                                  */
+    float *act_mem;       /* backing memory of all activation sets                     */
+    float *work;          /* per-step work buffers (see ltf__reserve)                  */
+    size_t act_floats, work_floats;
+    double loss;          /* loss of the last training-mode forward, in double             */
+    char err[LTF_ERR_LEN];
+} ltf_model;
+
+int         ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[LTF_ERR_LEN]);
+void        ltf_model_free(ltf_model *m);
+ltf_tensor *ltf_model_find(ltf_model *m, const char *name);
+size_t      ltf_model_num_params(const ltf_model *m);
+size_t      ltf_model_bytes(const ltf_model *m);
+void        ltf_model_init_weights(ltf_model *m, uint64_t seed);
+
+/* ============================== [4] matrix multiply ============================== */
+
+void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+              const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc);
+void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                    const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc);
+
+/* ============================== [5] ops ============================== */
+
+void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC);
+void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, int BT, int C, int OC);
+void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, int BT, int C);
+void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, int BT, int C);
+void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H);
+void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int N, int C, int H);
+void ltf_gelu_forward(float *out, const float *inp, size_t n);
+void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void ltf_residual_forward(float *out, const float *a, const float *b, size_t n);
+void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
+void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
+void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
+
+/* ============================== [7] training ============================== */
+
+int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
+int ltf_forward_loss(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
+int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys);
+int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B, int n,
+                          const float *Ys, float *loss);
+int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
+                float *pred_last, float *pred_iters);
+
+/* ============================== [8] Adam ============================== */
+
+int ltf_adam_step(ltf_model *m, const ltf_train_config *t);
+int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
+                   int B, int n, float *loss);
+
+/* ============================== [9] tasks ============================== */
+
+typedef struct ltf_task ltf_task;
+struct ltf_task {
+    const char *name;
+    int n_dims;         /* d                                                       */
+    int n_dims_active;  /* dims curriculum: coordinates >= this are zero (SPEC 7)  */
+    float error_scale;  /* normalized error = squared error / error_scale (SPEC 8) */
+    /* draws B prompts of n points: xs [B, n, d], ys [B, n] */
+    void (*sample)(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
+};
+
+ltf_task ltf_task_linear_regression(int d, int d_active);
+void     ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
+
+/* ============================== [10] evaluation ============================== */
+
+int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
+                 int n_loops, double *err_by_k, double *err_by_iter);
+
+/* ============================== [11] baselines ============================== */
+
+enum { LTF_BASE_ZERO = 0, LTF_BASE_LSQ, LTF_BASE_AVERAGING, LTF_BASE_KNN3, LTF_BASE_COUNT };
+const char *ltf_baseline_name(int kind);
+double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float *ys, const float *x);
+void   ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
+                             double *err_by_k);
+int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w);
+
+/* ============================== [12] FLOPs ============================== */
+
+double ltf_flops_per_step(const ltf_config *c, int B, int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOPED_TF_H */
+
+/* ############################################################################################
+ * ##########################            IMPLEMENTATION            ############################
+ * ############################################################################################ */
+#ifdef LOOPED_TF_IMPLEMENTATION
+#ifndef LOOPED_TF_IMPLEMENTATION_DONE
+#define LOOPED_TF_IMPLEMENTATION_DONE
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef LTF_MALLOC
+#define LTF_MALLOC(n) malloc(n)
+#define LTF_FREE(p) free(p)
+#endif
+#ifndef LTF_ASSERT
+#include <assert.h>
+#define LTF_ASSERT(x) assert(x)
+#endif
+
+#ifndef LTF_NO_STB_DS_IMPLEMENTATION
+#define STB_DS_IMPLEMENTATION
+#endif
+#include <stb/stb_ds.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+static int ltf__fail(char *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (err) vsnprintf(err, LTF_ERR_LEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ============================== [1] config ============================== */
+
+void ltf_config_default(ltf_config *c) {
+    memset(c, 0, sizeof *c);
+    c->n_dims = 5; c->n_positions = 11;
+    c->n_embd = 64; c->n_head = 4; c->n_layer = 1;
+    c->kind = LTF_LOOPED; c->n_loops = 10; c->loop_window = 5;
+    c->mask_mode = LTF_MASK_NONE; c->mask_pairs = 0; c->mask_when = LTF_AT_BOTH;
+}
+
+int ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]) {
+    if (c->n_dims < 1 || c->n_dims > 4096)
+        return ltf__fail(err, "n_dims (d) = %d: must be in 1..4096", c->n_dims);
+    if (c->n_positions < 1 || c->n_positions > 100000)
+        return ltf__fail(err, "n_positions = %d: must be in 1..100000", c->n_positions);
+    if (c->n_embd < 1 || c->n_embd > 65536)
+        return ltf__fail(err, "n_embd (C) = %d: must be in 1..65536", c->n_embd);
+    if (c->n_head < 1 || c->n_head > c->n_embd)
+        return ltf__fail(err, "n_head (H) = %d: must be in 1..n_embd (%d)", c->n_head, c->n_embd);
+    if (c->n_embd % c->n_head != 0)
+        return ltf__fail(err, "n_embd (C) = %d is not divisible by n_head (H) = %d", c->n_embd, c->n_head);
+    if (c->n_layer < 1 || c->n_layer > LTF_MAX_LAYERS)
+        return ltf__fail(err, "n_layer (L) = %d: must be in 1..%d", c->n_layer, LTF_MAX_LAYERS);
+    if (c->kind != LTF_STANDARD && c->kind != LTF_LOOPED)
+        return ltf__fail(err, "kind = %d: must be %d (standard) or %d (looped)", c->kind, LTF_STANDARD, LTF_LOOPED);
+    if (c->kind == LTF_LOOPED) {
+        if (c->n_loops < 1 || c->n_loops > 100000)
+            return ltf__fail(err, "n_loops (b) = %d: must be in 1..100000", c->n_loops);
+        if (c->loop_window < 1)
+            return ltf__fail(err, "loop_window (T) = %d: must be at least 1", c->loop_window);
+        if (c->loop_window > c->n_loops)
+            return ltf__fail(err, "loop_window (T) = %d is larger than n_loops (b) = %d: need T <= b",
+                             c->loop_window, c->n_loops);
+    }
+    if (c->mask_mode < LTF_MASK_NONE || c->mask_mode > LTF_MASK_KEEP_FIRST)
+        return ltf__fail(err, "mask_mode = %d: must be 0 (none), 1 (keep last) or 2 (keep first)", c->mask_mode);
+    if (c->mask_mode != LTF_MASK_NONE) {
+        if (c->kind != LTF_LOOPED)
+            return ltf__fail(err, "a state mask needs the looped model: the standard model carries no state");
+        if (c->mask_pairs < 1 || c->mask_pairs > c->n_positions)
+            return ltf__fail(err, "mask_pairs (N) = %d: must be in 1..n_positions (%d)", c->mask_pairs, c->n_positions);
+        if (c->mask_when < LTF_AT_TRAIN || c->mask_when > LTF_AT_BOTH)
+            return ltf__fail(err, "mask_when = %d: must be 1 (train), 2 (eval) or 3 (both)", c->mask_when);
+    }
+    return 0;
+}
+
+void ltf_train_config_default(ltf_train_config *t) {
+    t->batch_size = 64; t->n_points = 11;
+    t->lr = 1e-3f; t->beta1 = 0.9f; t->beta2 = 0.999f; t->eps = 1e-8f; t->weight_decay = 0.0f;
+}
+
+int ltf_train_config_check(const ltf_train_config *t, const ltf_config *c, char err[LTF_ERR_LEN]) {
+    if (t->batch_size < 1 || t->batch_size > 1000000)
+        return ltf__fail(err, "batch_size = %d: must be in 1..1000000", t->batch_size);
+    if (t->n_points < 1 || t->n_points > c->n_positions)
+        return ltf__fail(err, "n_points = %d: must be in 1..n_positions (%d)", t->n_points, c->n_positions);
+    if (!(t->lr > 0.0f) || !isfinite(t->lr))
+        return ltf__fail(err, "lr = %g: must be a finite number > 0", (double)t->lr);
+    if (!(t->beta1 >= 0.0f && t->beta1 < 1.0f))
+        return ltf__fail(err, "beta1 = %g: must be in [0, 1)", (double)t->beta1);
+    if (!(t->beta2 >= 0.0f && t->beta2 < 1.0f))
+        return ltf__fail(err, "beta2 = %g: must be in [0, 1)", (double)t->beta2);
+    if (!(t->eps > 0.0f) || !isfinite(t->eps))
+        return ltf__fail(err, "eps = %g: must be a finite number > 0", (double)t->eps);
+    if (!(t->weight_decay >= 0.0f) || !isfinite(t->weight_decay))
+        return ltf__fail(err, "weight_decay = %g: must be a finite number >= 0", (double)t->weight_decay);
+    return 0;
+}
+
+/* ============================== [2] rng ==============================
+ * PCG32 (O'Neill 2014): 64-bit LCG state, xorshift + random rotation output. Integer-only,
+ * so the same seed gives the same bits on every machine and compiler. */
+
+uint32_t ltf_rng_u32(ltf_rng *r) {
+    uint64_t old = r->state;
+    r->state = old * 6364136223846793005ULL + r->inc;
+    uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
+    uint32_t rot = (uint32_t)(old >> 59u);
+    return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
+}
+
+void ltf_rng_seed(ltf_rng *r, uint64_t seed) {
+    r->state = 0u;
+    r->inc = (seed << 1u) | 1u;
+    ltf_rng_u32(r);
+    r->state += seed ^ 0x853c49e6748fea9bULL;
+    ltf_rng_u32(r);
+}
+
+double ltf_rng_uniform(ltf_rng *r) {
+    uint64_t hi = ltf_rng_u32(r) >> 5, lo = ltf_rng_u32(r) >> 6;   /* 27 + 26 = 53 bits */
+    return (double)(hi * 67108864u + lo) / 9007199254740992.0;
+}
+
+double ltf_rng_normal(ltf_rng *r) {
+    /* Box-Muller: u1 in (0, 1] so log(u1) is finite */
+    double u1 = 1.0 - ltf_rng_uniform(r), u2 = ltf_rng_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ============================== [3] model and parameter table ==============================
+ * The parameter buffer holds the tensors in the order of the paper's PyTorch state_dict, each
+ * under its PyTorch name, so a checkpoint maps one-to-one onto TransformerModel(Looped). */
+
+static float *ltf__add_tensor(ltf_model *m, float *base, size_t *cursor, const char *name, int d0, int d1) {
+    ltf_tensor t;
+    memset(&t, 0, sizeof t);
+    t.offset = *cursor;
+    t.ndim = d1 > 0 ? 2 : 1;
+    t.shape[0] = d0; t.shape[1] = d1 > 0 ? d1 : 0;
+    t.size = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+    *cursor += t.size;
+    if (m) shputs(m->tensors, (t.key = (char *)name, t));
+    return base ? base + t.offset : NULL;
+}
+
+/* Walks the tensor list once. With m == NULL only counts floats (the return value); with m set
+ * it also fills the name table and the views `w` (into base). */
+static size_t ltf__layout(ltf_model *m, const ltf_config *c, float *base, ltf_weights *w) {
+    size_t cur = 0;
+    int C = c->n_embd, L = c->n_layer;
+    char name[128];
+    ltf_weights tmp;
+    if (!w) w = &tmp;
+    w->read_in_w = ltf__add_tensor(m, base, &cur, "_read_in.weight", C, c->n_dims);
+    w->read_in_b = ltf__add_tensor(m, base, &cur, "_read_in.bias", C, 0);
+    w->wpe = ltf__add_tensor(m, base, &cur, "_backbone.transformer.wpe.weight", 2 * c->n_positions + 1, C);
+    for (int l = 0; l < L; l++) {
+        ltf_block *bl = &w->h[l];
+#define LTF__T(field, suffix, d0, d1) \
+        snprintf(name, sizeof name, "_backbone.transformer.h.%d.%s", l, suffix); \
+        bl->field = ltf__add_tensor(m, base, &cur, name, d0, d1);
+        LTF__T(ln1_w, "ln_1.weight", C, 0)
+        LTF__T(ln1_b, "ln_1.bias", C, 0)
+        LTF__T(qkv_w, "attn.c_attn.weight", 3 * C, C)
+        LTF__T(qkv_b, "attn.c_attn.bias", 3 * C, 0)
+        LTF__T(proj_w, "attn.c_proj.weight", C, C)
+        LTF__T(proj_b, "attn.c_proj.bias", C, 0)
+        LTF__T(ln2_w, "ln_2.weight", C, 0)
+        LTF__T(ln2_b, "ln_2.bias", C, 0)
+        LTF__T(fc_w, "mlp.c_fc.weight", 4 * C, C)
+        LTF__T(fc_b, "mlp.c_fc.bias", 4 * C, 0)
+        LTF__T(fcp_w, "mlp.c_proj.weight", C, 4 * C)
+        LTF__T(fcp_b, "mlp.c_proj.bias", C, 0)
+#undef LTF__T
+    }
+    w->lnf_w = ltf__add_tensor(m, base, &cur, "_backbone.transformer.ln_f.weight", C, 0);
+    w->lnf_b = ltf__add_tensor(m, base, &cur, "_backbone.transformer.ln_f.bias", C, 0);
+    w->read_out_w = ltf__add_tensor(m, base, &cur, "_read_out.weight", 1, C);
+    w->read_out_b = ltf__add_tensor(m, base, &cur, "_read_out.bias", 1, 0);
+    return cur;
+}
+
+/* Rebases a weights view built on `from` onto another buffer of the same layout. */
+static void ltf__rebase(ltf_weights *dst, const ltf_weights *src, const float *from, float *to, int L) {
+#define LTF__RB(f) dst->f = src->f ? to + (src->f - from) : NULL
+    LTF__RB(read_in_w); LTF__RB(read_in_b); LTF__RB(wpe);
+    for (int l = 0; l < L; l++) {
+        LTF__RB(h[l].ln1_w); LTF__RB(h[l].ln1_b); LTF__RB(h[l].qkv_w); LTF__RB(h[l].qkv_b);
+        LTF__RB(h[l].proj_w); LTF__RB(h[l].proj_b); LTF__RB(h[l].ln2_w); LTF__RB(h[l].ln2_b);
+        LTF__RB(h[l].fc_w); LTF__RB(h[l].fc_b); LTF__RB(h[l].fcp_w); LTF__RB(h[l].fcp_b);
+    }
+    LTF__RB(lnf_w); LTF__RB(lnf_b); LTF__RB(read_out_w); LTF__RB(read_out_b);
+#undef LTF__RB
+}
+
+static void *ltf__calloc_floats(size_t n) {
+    if (n > (size_t)-1 / sizeof(float)) return NULL;
+    void *p = LTF_MALLOC(n * sizeof(float) + 1);
+    if (p) memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+static void ltf__fill_normal(ltf_rng *r, float *p, size_t n, double std) {
+    for (size_t i = 0; i < n; i++) p[i] = (float)(std * ltf_rng_normal(r));
+}
+static void ltf__fill_uniform(ltf_rng *r, float *p, size_t n, double bound) {
+    for (size_t i = 0; i < n; i++) p[i] = (float)(bound * (2.0 * ltf_rng_uniform(r) - 1.0));
+}
+static void ltf__fill_const(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* SPEC 5. Backbone Linear weights N(0, 0.02), biases 0, wpe N(0, 0.02), LayerNorm 1 and 0; both
+ * c_proj weights N(0, 0.02/sqrt(2L)) (GPT-2's scaled residual init). read_in and read_out keep
+ * PyTorch's default Linear init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. */
+void ltf_model_init_weights(ltf_model *m, uint64_t seed) {
+    const ltf_config *c = &m->cfg;
+    ltf_weights *w = &m->w;
+    ltf_rng r;
+    size_t C = (size_t)c->n_embd;
+    double in_bound = 1.0 / sqrt((double)c->n_dims), out_bound = 1.0 / sqrt((double)C);
+    double proj_std = 0.02 / sqrt(2.0 * c->n_layer);
+    ltf_rng_seed(&r, seed);
+    ltf__fill_uniform(&r, w->read_in_w, C * c->n_dims, in_bound);
+    ltf__fill_uniform(&r, w->read_in_b, C, in_bound);
+    ltf__fill_normal(&r, w->wpe, (size_t)(2 * c->n_positions + 1) * C, 0.02);
+    for (int l = 0; l < c->n_layer; l++) {
+        ltf_block *bl = &w->h[l];
+        ltf__fill_const(bl->ln1_w, C, 1.0f); ltf__fill_const(bl->ln1_b, C, 0.0f);
+        ltf__fill_normal(&r, bl->qkv_w, 3 * C * C, 0.02); ltf__fill_const(bl->qkv_b, 3 * C, 0.0f);
+        ltf__fill_normal(&r, bl->proj_w, C * C, proj_std); ltf__fill_const(bl->proj_b, C, 0.0f);
+        ltf__fill_const(bl->ln2_w, C, 1.0f); ltf__fill_const(bl->ln2_b, C, 0.0f);
+        ltf__fill_normal(&r, bl->fc_w, 4 * C * C, 0.02); ltf__fill_const(bl->fc_b, 4 * C, 0.0f);
+        ltf__fill_normal(&r, bl->fcp_w, 4 * C * C, proj_std); ltf__fill_const(bl->fcp_b, C, 0.0f);
+    }
+    ltf__fill_const(w->lnf_w, C, 1.0f); ltf__fill_const(w->lnf_b, C, 0.0f);
+    ltf__fill_uniform(&r, w->read_out_w, C, out_bound);
+    ltf__fill_uniform(&r, w->read_out_b, 1, out_bound);
+}
+
+int ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[LTF_ERR_LEN]) {
+    memset(m, 0, sizeof *m);
+    if (ltf_config_check(c, err) != 0) return -1;
+    m->cfg = *c;
+    m->n_params = ltf__layout(NULL, c, NULL, NULL);
+    size_t n = m->n_params;
+    m->params = (float *)ltf__calloc_floats(n);
+    m->grads = (float *)ltf__calloc_floats(n);
+    m->adam_m = (float *)ltf__calloc_floats(n);
+    m->adam_v = (float *)ltf__calloc_floats(n);
+    if (!m->params || !m->grads || !m->adam_m || !m->adam_v) {
+        ltf_model_free(m);
+        return ltf__fail(err, "out of memory: the model needs 4 x %zu floats (%.1f MB)", n, 16.0 * n / 1e6);
+    }
+    sh_new_strdup(m->tensors);
+    ltf__layout(m, c, m->params, &m->w);
+    ltf__rebase(&m->g, &m->w, m->params, m->grads, c->n_layer);
+    ltf_model_init_weights(m, seed);
+    return 0;
+}
+
+void ltf_model_free(ltf_model *m) {
+    LTF_FREE(m->params); LTF_FREE(m->grads); LTF_FREE(m->adam_m); LTF_FREE(m->adam_v);
+    LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
+    if (m->tensors) shfree(m->tensors);
+    memset(m, 0, sizeof *m);
+}
+
+ltf_tensor *ltf_model_find(ltf_model *m, const char *name) {
+    ptrdiff_t i = shgeti(m->tensors, name);
+    return i < 0 ? NULL : &m->tensors[i];
+}
+
+size_t ltf_model_num_params(const ltf_model *m) { return m->n_params; }
+
+size_t ltf_model_bytes(const ltf_model *m) {
+    return sizeof(float) * (4 * m->n_params + m->act_floats + m->work_floats);
+}
+
+/* ============================== [4] matrix multiply ==============================
+ * Every Linear of the model is one call of
+ *     Cm[M, N] += A[M, K] . B[K, N]
+ * where A and B are read through (row, column) strides, so a transposed operand costs nothing
+ * to describe: forward uses B = W^T (b_row = 1, b_col = C), the weight gradient A = dout^T.
+ *
+ * ltf_gemm is the fast one. Per thread (a slice of M rows) it walks K in blocks of KC and N in
+ * blocks of NC, copies ("packs") the B block into a contiguous, zero-padded buffer on the stack
+ * (so every later read is unit-stride and stays in L1/L2 cache), packs MR rows of A likewise,
+ * and runs the micro-kernel: an MR x NR block of Cm held in registers (acc) while k runs,
+ * each step one broadcast of A times one NR-wide row of B. The compiler vectorizes the j loop
+ * (-O3 -march=native: AVX-512, AVX2, or SSE). Every element of Cm is summed in the same k
+ * order whatever the thread count, so the result is bit-identical on 1 or many threads.
+ * ltf_gemm_plain is the readable twin the tests compare it against. */
+
+#define LTF__MR 4
+#define LTF__NR 32
+#define LTF__KC 128
+#define LTF__NC 128
+
+void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                    const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += A[i * a_row + k * a_col] * B[k * b_row + j * b_col];
+            Cm[i * ldc + j] += s;
+        }
+}
+
+static void ltf__gemm_micro(int kc, const float *Ap, const float *Bp, float *Cm, ptrdiff_t ldc, int mr, int nr) {
+    float acc[LTF__MR][LTF__NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        const float *b = Bp + (size_t)k * LTF__NR;
+        for (int r = 0; r < LTF__MR; r++) {
+            float a = Ap[k * LTF__MR + r];
+            for (int j = 0; j < LTF__NR; j++) acc[r][j] += a * b[j];
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) Cm[r * ldc + j] += acc[r][j];
+}
+
+static void ltf__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                           const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+    float Bp[LTF__KC * LTF__NC];   /* B block, as NC/NR panels of [KC][NR] */
+    float Ap[LTF__KC * LTF__MR];   /* A block, [KC][MR]                    */
+    for (int jc = 0; jc < N; jc += LTF__NC) {
+        int nc = N - jc < LTF__NC ? N - jc : LTF__NC;
+        for (int kc0 = 0; kc0 < K; kc0 += LTF__KC) {
+            int kc = K - kc0 < LTF__KC ? K - kc0 : LTF__KC;
+            for (int jp = 0; jp < nc; jp += LTF__NR) {           /* pack B, zero-padded */
+                float *panel = Bp + (size_t)jp * kc;
+                for (int k = 0; k < kc; k++)
+                    for (int j = 0; j < LTF__NR; j++)
+                        panel[k * LTF__NR + j] = jp + j < nc
+                            ? B[(kc0 + k) * b_row + (jc + jp + j) * b_col] : 0.0f;
+            }
+            for (int ir = i0; ir < i1; ir += LTF__MR) {
+                int mr = i1 - ir < LTF__MR ? i1 - ir : LTF__MR;
+                for (int k = 0; k < kc; k++)                      /* pack A, zero-padded */
+                    for (int r = 0; r < LTF__MR; r++)
+                        Ap[k * LTF__MR + r] = r < mr ? A[(ir + r) * a_row + (kc0 + k) * a_col] : 0.0f;
+                for (int jp = 0; jp < nc; jp += LTF__NR) {
+                    int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
+                    ltf__gemm_micro(kc, Ap, Bp + (size_t)jp * kc, Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr);
+                }
+            }
+        }
+    }
+}
+
+void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+              const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+#ifdef _OPENMP
+    double flops = 2.0 * M * N * K;
+    if (flops > 2e5 && M >= 2 * LTF__MR) {
+        #pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), id = omp_get_thread_num();
+            int blocks = (M + LTF__MR - 1) / LTF__MR;
+            int b0 = (int)((long)blocks * id / nt), b1 = (int)((long)blocks * (id + 1) / nt);
+            int i0 = b0 * LTF__MR, i1 = b1 * LTF__MR < M ? b1 * LTF__MR : M;
+            if (i0 < i1) ltf__gemm_rows(i0, i1, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
+        }
+        return;
+    }
+#endif
+    ltf__gemm_rows(0, M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
+}
+
+/* ============================== [5] ops: forward and backward pairs ==============================
+ * Each op takes raw pointers and sizes. Backward functions ADD into their gradient outputs
+ * (dinp, dw, ...), so a tensor used twice simply receives both contributions. */
+
+/* exp and tanh that the compiler can vectorize (libm's expf/tanhf are scalar calls, a quarter
+ * of a training step here). exp(x) = 2^k e^r with k = round(x / ln 2), |r| <= ln(2)/2, e^r by
+ * its degree-7 Taylor polynomial (truncation < 6e-9 relative on that range; ln 2 split in a high
+ * and a low part so r is nearly exact), 2^k built in the float's exponent bits. Error ~1-2 ulp.
+ * tanh(u) = 1 - 2 / (e^{2u} + 1): absolute error about 1e-7, all GELU needs. */
+static inline float ltf__expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* k = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (needs strict
+     * float semantics, no -ffast-math); floorf would stop gcc from vectorizing the loop */
+    float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    k = k == k ? k : 0.0f;   /* NaN in, NaN out (through r), without casting NaN to int */
+    float r = x - k * 0.693145751953125f - k * 1.42860682030941723212e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+              + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+static inline float ltf__tanhf(float u) {
+    return 1.0f - 2.0f / (ltf__expf(2.0f * u) + 1.0f);
+}
+
+/* Linear (nn.Linear): out[r, o] = bias[o] + sum_i inp[r, i] * w[o, i]      w: [OC, C]
+ * backward: dinp += dout . w      dw += dout^T . inp      dbias += sum_r dout[r, :]        */
+void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC) {
+    for (int r = 0; r < BT; r++)
+        for (int o = 0; o < OC; o++) out[(size_t)r * OC + o] = bias ? bias[o] : 0.0f;
+    ltf_gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC);
+}
+
+void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, int BT, int C, int OC) {
+    if (dinp) ltf_gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C);
+    if (dw) ltf_gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C);
+    if (dbias)
+        for (int r = 0; r < BT; r++)
+            for (int o = 0; o < OC; o++) dbias[o] += dout[(size_t)r * OC + o];
+}
+
+/* LayerNorm over the last dim (eps 1e-5, biased variance, SPEC 2):
+ *   mean = sum_i x_i / C,  rstd = 1/sqrt(sum_i (x_i - mean)^2 / C + 1e-5)
+ *   xhat_i = (x_i - mean) * rstd,   out_i = w_i * xhat_i + b_i
+ * backward, with g_i = w_i * dout_i:
+ *   dx_i += rstd * (g_i - mean_j(g_j) - xhat_i * mean_j(g_j * xhat_j))
+ *   dw_i += dout_i * xhat_i,   db_i += dout_i                                             */
+void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, int BT, int C) {
+    #pragma omp parallel for if (BT * C > 65536)
+    for (int r = 0; r < BT; r++) {
+        const float *x = inp + (size_t)r * C;
+        float *o = out + (size_t)r * C;
+        float m = 0.0f, v = 0.0f;
+        for (int i = 0; i < C; i++) m += x[i];
+        m /= (float)C;
+        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
+        v /= (float)C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+        mean[r] = m; rstd[r] = s;
+    }
+}
+
+void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const float *mean, const float *rstd, int BT, int C) {
+    for (int r = 0; r < BT; r++) {   /* serial: dw and db sum over rows in a fixed order */
+        const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
+        float *dx = dinp + (size_t)r * C;
+        float m = mean[r], s = rstd[r], g_mean = 0.0f, gx_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float xhat = (x[i] - m) * s, g = w[i] * dy[i];
+            g_mean += g; gx_mean += g * xhat;
+        }
+        g_mean /= (float)C; gx_mean /= (float)C;
+        for (int i = 0; i < C; i++) {
+            float xhat = (x[i] - m) * s, g = w[i] * dy[i];
+            dx[i] += s * (g - g_mean - xhat * gx_mean);
+            dw[i] += dy[i] * xhat;
+            db[i] += dy[i];
+        }
+    }
+}
+
+/* Causal multi-head self-attention (SPEC 2). qkv [B, N, 3C] holds q | k | v; head h uses
+ * columns h*hs .. h*hs+hs-1 of each. For query t and key t2 <= t:
+ *   s[t2] = q_t . k_t2 / sqrt(hs),  att[t2] = exp(s[t2] - max) / sum,  out_t = sum_t2 att[t2] v_t2
+ * att [B, H, N, N] keeps the probabilities (entries t2 > t stay 0) for backward:
+ *   datt[t2] = dout_t . v_t2,   dv_t2 += att[t2] dout_t
+ *   ds[t2] = att[t2] (datt[t2] - sum_j att[j] datt[j])          (softmax backward)
+ *   dq_t += sum_t2 ds[t2] k_t2 / sqrt(hs),   dk_t2 += ds[t2] q_t / sqrt(hs)
+ * datt is scratch of the size of att.                                                     */
+void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
+    int hs = C / H, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < N; t++) {
+                const float *q = qkv + ((size_t)b * N + t) * C3 + h * hs;
+                float *a = att + (((size_t)b * H + h) * N + t) * N;
+                float mx = -INFINITY, sum = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * N + t2) * C3 + C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s *= scale;
+                    a[t2] = s;
+                    if (s > mx) mx = s;
+                }
+                for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
+                for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+                for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
+                float *o = out + ((size_t)b * N + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
+                }
+            }
+}
+
+void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int N, int C, int H) {
+    int hs = C / H, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    /* one (b, h) per iteration: heads write disjoint columns of dqkv, so threads never collide */
+    #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < N; t++) {
+                const float *a = att + (((size_t)b * H + h) * N + t) * N;
+                float *da = datt + (((size_t)b * H + h) * N + t) * N;
+                const float *dy = dout + ((size_t)b * N + t) * C + h * hs;
+                const float *q = qkv + ((size_t)b * N + t) * C3 + h * hs;
+                float *dq = dqkv + ((size_t)b * N + t) * C3 + h * hs;
+                float dot = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
+                    float *dv = dqkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) { s += dy[i] * v[i]; dv[i] += a[t2] * dy[i]; }
+                    da[t2] = s;
+                    dot += a[t2] * s;
+                }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * N + t2) * C3 + C + h * hs;
+                    float *dk = dqkv + ((size_t)b * N + t2) * C3 + C + h * hs;
+                    float ds = a[t2] * (da[t2] - dot) * scale;
+                    for (int i = 0; i < hs; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
+                }
+            }
+}
+
+/* GELU, tanh form (SPEC 2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+ * d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)     */
+#define LTF__GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
+void ltf_gelu_forward(float *out, const float *inp, size_t n) {
+    #pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    #pragma omp parallel for if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float th = ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x));
+        float du = LTF__GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du) * dout[i];
+    }
+}
+
+/* Residual: out = a + b;   da += dout, db += dout */
+void ltf_residual_forward(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+void ltf_residual_backward(float *da, float *db, const float *dout, size_t n) {
+    for (size_t i = 0; i < n; i++) { if (da) da[i] += dout[i]; if (db) db[i] += dout[i]; }
+}
+
+/* Learned positions (SPEC 2, step 1): out[b, t] = inp[b, t] + wpe[t]
+ * backward: dinp += dout, dwpe[t] += sum_b dout[b, t] */
+void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < N; t++)
+            for (int i = 0; i < C; i++) {
+                size_t r = ((size_t)b * N + t) * C + i;
+                out[r] = inp[r] + wpe[(size_t)t * C + i];
+            }
+}
+void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < N; t++)
+            for (int i = 0; i < C; i++) {
+                size_t r = ((size_t)b * N + t) * C + i;
+                dinp[r] += dout[r];
+                dwpe[(size_t)t * C + i] += dout[r];
+            }
+}
+
+/* ============================== [6] the backbone f ==============================
+ * f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
+ * Buffers: ltf__reserve sizes everything for B*N token rows once (and again only if a larger
+ * batch arrives), so a training step itself never allocates. */
+
+typedef struct {          /* per-step work buffers (views into model->work)              */
+    float *z;             /* [BT, d]  interleaved tokens x_i, (y_i, 0, ..., 0) (SPEC 1)   */
+    float *E;             /* [BT, C]  read_in(z), the injected input                      */
+    float *u;             /* [BT, C]  f's input: mask(Y_t) + E                            */
+    float *dY, *dE, *du;  /* [BT, C]  gradients of the state, E, f's input                */
+    float *dh, *dln, *dtmp; /* [BT, C] residual-stream gradient, ln grad, scratch          */
+    float *dqkv;          /* [BT, 3C]                                                     */
+    float *dfch, *dfcg;   /* [BT, 4C]                                                     */
+    float *datt;          /* [B, H, N, N]                                                 */
+    float *pred;          /* [T, B, n] predictions of the window iterations               */
+} ltf__work;
+
+static size_t ltf__acts_floats(const ltf_config *c, size_t rows, size_t bhnn) {
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+    return (L + 1) * rows * C                  /* h                     */
+         + L * rows * (C + 2 + 3 * C + C + C + C + 2 + 8 * C) /* ln1..fch_gelu */
+         + L * bhnn                            /* att                   */
+         + rows * (2 + C);                     /* lnf stats, out        */
+}
+
+static void ltf__acts_map(ltf_acts *a, float *p, const ltf_config *c, size_t rows, size_t bhnn) {
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
+#define LTF__TAKE(f, n) do { a->f = p; p += (n); } while (0)
+    LTF__TAKE(h, (L + 1) * rows * C);
+    LTF__TAKE(ln1, L * rows * C); LTF__TAKE(ln1_mean, L * rows); LTF__TAKE(ln1_rstd, L * rows);
+    LTF__TAKE(qkv, L * rows * 3 * C); LTF__TAKE(att, L * bhnn); LTF__TAKE(atty, L * rows * C);
+    LTF__TAKE(hmid, L * rows * C);
+    LTF__TAKE(ln2, L * rows * C); LTF__TAKE(ln2_mean, L * rows); LTF__TAKE(ln2_rstd, L * rows);
+    LTF__TAKE(fch, L * rows * 4 * C); LTF__TAKE(fch_gelu, L * rows * 4 * C);
+    LTF__TAKE(lnf_mean, rows); LTF__TAKE(lnf_rstd, rows); LTF__TAKE(out, rows * C);
+#undef LTF__TAKE
+}
+
+static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t rows, size_t bhnn, size_t preds) {
+    size_t C = (size_t)c->n_embd, d = (size_t)c->n_dims;
+    float *start = p;
+#define LTF__TAKE(f, n) do { if (w) w->f = p; p += (n); } while (0)
+    LTF__TAKE(z, rows * d); LTF__TAKE(E, rows * C); LTF__TAKE(u, rows * C);
+    LTF__TAKE(dY, rows * C); LTF__TAKE(dE, rows * C); LTF__TAKE(du, rows * C);
+    LTF__TAKE(dh, rows * C); LTF__TAKE(dln, rows * C); LTF__TAKE(dtmp, rows * C);
+    LTF__TAKE(dqkv, rows * 3 * C); LTF__TAKE(dfch, rows * 4 * C); LTF__TAKE(dfcg, rows * 4 * C);
+    LTF__TAKE(datt, bhnn); LTF__TAKE(pred, preds);
+#undef LTF__TAKE
+    return (size_t)(p - start);
+}
+
+static int ltf__window(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->loop_window : 1; }
+static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->n_loops : 1; }
+
+/* Makes room for B prompts of N tokens: T window activation sets + 1 scratch set + work. */
+static int ltf__reserve(ltf_model *m, int B, int N) {
+    const ltf_config *c = &m->cfg;
+    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
+    if (rows <= m->cap_rows && bhnn <= m->cap_bh_nn && m->acts) return 0;
+    int n_acts = ltf__window(c) + 1;
+    size_t per_set = ltf__acts_floats(c, rows, bhnn);
+    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
+    size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, preds);
+    LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
+    m->acts = NULL; m->act_mem = m->work = NULL; m->cap_rows = m->cap_bh_nn = 0;
+    m->act_floats = m->work_floats = 0;
+    if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_acts)
+        return ltf__fail(m->err, "batch %d x %d tokens is too large to address", B, N);
+    m->acts = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_acts);
+    m->act_mem = (float *)ltf__calloc_floats(per_set * (size_t)n_acts);
+    m->work = (float *)ltf__calloc_floats(work);
+    if (!m->acts || !m->act_mem || !m->work) {
+        double mb = 4.0 * ((double)per_set * n_acts + (double)work) / 1e6;
+        LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
+        m->acts = NULL; m->act_mem = m->work = NULL;
+        return ltf__fail(m->err, "out of memory: batch %d x %d tokens needs %.1f MB of activations", B, N, mb);
+    }
+    for (int i = 0; i < n_acts; i++) ltf__acts_map(&m->acts[i], m->act_mem + per_set * (size_t)i, c, rows, bhnn);
+    m->n_acts = n_acts; m->cap_rows = rows; m->cap_bh_nn = bhnn;
+    m->act_floats = per_set * (size_t)n_acts; m->work_floats = work;
+    return 0;
+}
+
+static ltf__work ltf__get_work(ltf_model *m, int B, int N) {
+    ltf__work w;
+    size_t preds = (size_t)ltf__window(&m->cfg) * B * (N / 2);
+    ltf__work_map(&w, m->work, &m->cfg, (size_t)B * N, (size_t)B * m->cfg.n_head * N * N, preds);
+    return w;
+}
+
+/* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). tmp: [BT, C] scratch. */
+static void ltf__backbone_forward(const ltf_model *m, ltf_acts *a, const float *u, float *tmp, int B, int N) {
+    const ltf_config *c = &m->cfg;
+    const ltf_weights *w = &m->w;
+    int C = c->n_embd, H = c->n_head, BT = B * N;
+    size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
+    ltf_position_forward(a->h, u, w->wpe, B, N, C);                 /* h = u + wpe           */
+    for (int l = 0; l < c->n_layer; l++) {
+        const ltf_block *p = &w->h[l];
+        float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
+        float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
+        float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
+        ltf_layernorm_forward(ln1, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, x, p->ln1_w, p->ln1_b, BT, C);
+        ltf_matmul_forward(qkv, ln1, p->qkv_w, p->qkv_b, BT, C, 3 * C);
+        ltf_attention_forward(atty, att, qkv, B, N, C, H);
+        ltf_matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
+        ltf_residual_forward(hmid, x, tmp, rc);                     /* h + attn(ln_1(h))     */
+        ltf_layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, hmid, p->ln2_w, p->ln2_b, BT, C);
+        ltf_matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
+        ltf_gelu_forward(fcg, fch, 4 * rc);
+        ltf_matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
+        ltf_residual_forward(a->h + (l + 1) * rc, hmid, tmp, rc);   /* + mlp(ln_2(h))        */
+    }
+    ltf_layernorm_forward(a->out, a->lnf_mean, a->lnf_rstd, a->h + c->n_layer * rc, w->lnf_w, w->lnf_b, BT, C);
+}
+
+/* Backward of f: given dout = dL/d f(u), ADDS dL/du into du and parameter grads into m->g.
+ * Clobbers dout. */
+static void ltf__backbone_backward(ltf_model *m, const ltf_acts *a, float *dout, float *du, ltf__work *wk, int B, int N) {
+    const ltf_config *c = &m->cfg;
+    const ltf_weights *w = &m->w;
+    ltf_weights *g = &m->g;
+    int C = c->n_embd, H = c->n_head, BT = B * N, L = c->n_layer;
+    size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
+    float *dh = wk->dh;
+    memset(dh, 0, rc * sizeof(float));
+    ltf_layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
+    for (int l = L - 1; l >= 0; l--) {
+        const ltf_block *p = &w->h[l];
+        ltf_block *gp = &g->h[l];
+        const float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
+        const float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
+        const float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
+        /* dh is dL/dh[l+1]; h[l+1] = hmid + mlp(ln_2(hmid)): the residual passes dh to hmid */
+        memset(wk->dfcg, 0, 4 * rc * sizeof(float));
+        ltf_matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
+        memset(wk->dfch, 0, 4 * rc * sizeof(float));
+        ltf_gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
+        memset(wk->dln, 0, rc * sizeof(float));
+        ltf_matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
+        ltf_layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
+                               a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);   /* dh = dL/dhmid */
+        /* hmid = x + attn(ln_1(x)) */
+        memset(wk->dtmp, 0, rc * sizeof(float));
+        ltf_matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
+        memset(wk->dqkv, 0, 3 * rc * sizeof(float));
+        ltf_attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
+        memset(wk->dln, 0, rc * sizeof(float));
+        ltf_matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
+        ltf_layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
+                               a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
+    }
+    ltf_position_backward(du, g->wpe, dh, B, N, C);
+}
+
+/* ============================== [7] the loop, the loss, the training step ==============================
+ * SPEC 1: tokens z[2i] = x_i, z[2i+1] = (y_i, 0, ..., 0);  E = read_in(z).
+ * SPEC 4: Y_0 = 0;  Y_{t+1} = f(mask(Y_t) + E);  the prediction of iteration t+1 for point i is
+ *         read_out(Y_{t+1})[2i]. The standard model (SPEC 3) is the same code with b = 1 and no
+ *         mask: f(0 + E) = f(E).
+ * Training: s = max(0, b - T). Iterations t < s run forward only on the scratch activation set
+ * (so memory does not grow with b); iterations s..b-1 keep their activations in the T window
+ * sets. Loss = mean over the K = b - s window iterations, B prompts and n points of
+ * (y_hat - y)^2; backward runs t = b-1 down to s, and Y_s is a constant. */
+
+static void ltf__tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n; i++) {
+            float *zx = z + ((size_t)b * 2 * n + 2 * i) * d, *zy = zx + d;
+            memcpy(zx, xs + ((size_t)b * n + i) * d, (size_t)d * sizeof(float));
+            memset(zy, 0, (size_t)d * sizeof(float));
+            zy[0] = ys[(size_t)b * n + i];
+        }
+}
+
+/* z = tokens(xs, ys), E = read_in(z) */
+static void ltf__embed(const ltf_model *m, ltf__work *wk, const float *xs, const float *ys, int B, int n) {
+    int d = m->cfg.n_dims;
+    ltf__tokens(wk->z, xs, ys, B, n, d);
+    ltf_matmul_forward(wk->E, wk->z, m->w.read_in_w, m->w.read_in_b, B * 2 * n, d, m->cfg.n_embd);
+}
+
+/* SPEC 4 variant: is token t of N kept in the carried state? */
+static int ltf__kept(const ltf_config *c, int t, int N) {
+    int keep = 2 * c->mask_pairs;
+    if (c->mask_mode == LTF_MASK_KEEP_LAST) return t >= N - keep;
+    if (c->mask_mode == LTF_MASK_KEEP_FIRST) return t < keep;
+    return 1;
+}
+
+/* u = mask(Y) + E (masked tokens of Y contribute 0); Y == NULL means Y = 0. */
+static void ltf__inject(const ltf_config *c, int masked, float *u, const float *Y, const float *E, int B, int N) {
+    int C = c->n_embd;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < N; t++) {
+            size_t r = ((size_t)b * N + t) * C;
+            int keep = Y && (!masked || ltf__kept(c, t, N));
+            for (int i = 0; i < C; i++) u[r + i] = E[r + i] + (keep ? Y[r + i] : 0.0f);
+        }
+}
+
+/* read_out at the x tokens: pred[b, i] = w_out . Y[b, 2i] + b_out */
+static void ltf__read_out(const ltf_model *m, float *pred, const float *Y, int B, int n) {
+    int C = m->cfg.n_embd;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n; i++) {
+            const float *y = Y + ((size_t)b * 2 * n + 2 * i) * C;
+            float s = m->w.read_out_b[0];
+            for (int k = 0; k < C; k++) s += m->w.read_out_w[k] * y[k];
+            pred[(size_t)b * n + i] = s;
+        }
+}
+
+/* backward of read_out: dpred [B, n] -> dY (added at x tokens), read_out grads */
+static void ltf__read_out_backward(ltf_model *m, float *dY, const float *dpred, const float *Y, int B, int n) {
+    int C = m->cfg.n_embd;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < n; i++) {
+            size_t r = ((size_t)b * 2 * n + 2 * i) * C;
+            float dp = dpred[(size_t)b * n + i];
+            for (int k = 0; k < C; k++) {
+                dY[r + k] += dp * m->w.read_out_w[k];
+                m->g.read_out_w[k] += dp * Y[r + k];
+            }
+            m->g.read_out_b[0] += dp;
+        }
+}
+
+/* Runs `iters` loop iterations forward on ONE activation set (reused every time: nothing is
+ * kept), starting from state Y (NULL means Y = 0). Returns the final state (a->out, or Y when
+ * iters = 0). preds [iters, B, n] (optional) gets the read-out after every iteration. */
+static const float *ltf__loop_forward(const ltf_model *m, ltf__work *wk, ltf_acts *a, int iters, const float *Y,
+                                      int masked, int B, int n, float *preds) {
+    for (int t = 0; t < iters; t++) {
+        ltf__inject(&m->cfg, masked, wk->u, Y, wk->E, B, 2 * n);     /* u = mask(Y_t) + E */
+        ltf__backbone_forward(m, a, wk->u, wk->dtmp, B, 2 * n);       /* Y_{t+1} = f(u)    */
+        Y = a->out;
+        if (preds) ltf__read_out(m, preds + (size_t)t * B * n, Y, B, n);
+    }
+    return Y;
+}
+
+static int ltf__check_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
+    if (!xs || !ys) return ltf__fail(m->err, "xs or ys is NULL");
+    if (B < 1) return ltf__fail(m->err, "batch size B = %d: must be at least 1", B);
+    if (n < 1 || n > m->cfg.n_positions)
+        return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
+    if (m->cfg.mask_mode != LTF_MASK_NONE && m->cfg.mask_pairs > n)
+        return ltf__fail(m->err, "mask keeps %d pairs but the prompt has only n = %d points", m->cfg.mask_pairs, n);
+    return ltf__reserve(m, B, 2 * n);
+}
+
+/* The training forward (and, if want_grad, backward): returns the loss of SPEC 4/3.
+ * Ys_given (optional, [BT, C]) replaces the s pre-window iterations: the window starts there. */
+static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
+                           int want_grad, const float *Ys_given) {
+    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
+    const ltf_config *c = &m->cfg;
+    int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
+    int b_loops = ltf__train_loops(c), s = b_loops - ltf__window(c), K = b_loops - s;
+    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
+    size_t rc = (size_t)BT * C, bn = (size_t)B * n;
+    ltf__work wk = ltf__get_work(m, B, N);
+    double sum = 0.0;
+
+    ltf__embed(m, &wk, xs, ys, B, n);
+    const float *Y = s == 0 ? NULL : Ys_given ? Ys_given                          /* Y_s, a constant */
+                   : ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], s, NULL, masked, B, n, NULL);
+    for (int t = s; t < b_loops; t++) {                                           /* the window      */
+        ltf_acts *a = &m->acts[t - s];
+        float *pred = wk.pred + (size_t)(t - s) * bn;
+        Y = ltf__loop_forward(m, &wk, a, 1, Y, masked, B, n, pred);
+        for (size_t i = 0; i < bn; i++) sum += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
+    }
+    m->loss = sum / ((double)K * bn);
+    *loss = (float)m->loss;
+    if (!isfinite(*loss))
+        return ltf__fail(m->err, "loss is %s: the model diverged (try a smaller lr)", isnan(*loss) ? "NaN" : "Inf");
+    if (!want_grad) return 0;
+
+    /* backward: dL/dpred = 2 (pred - y) / (K B n) */
+    memset(m->grads, 0, m->n_params * sizeof(float));
+    memset(wk.dY, 0, rc * sizeof(float));
+    memset(wk.dE, 0, rc * sizeof(float));
+    for (int t = b_loops - 1; t >= s; t--) {
+        ltf_acts *a = &m->acts[t - s];
+        float *dpred = wk.pred + (size_t)(t - s) * bn;   /* overwrite the prediction in place */
+        for (size_t i = 0; i < bn; i++) dpred[i] = 2.0f * (dpred[i] - ys[i]) / (float)((double)K * bn);
+        ltf__read_out_backward(m, wk.dY, dpred, a->out, B, n);                   /* dY = dL/dY_{t+1} */
+        memset(wk.du, 0, rc * sizeof(float));
+        ltf__backbone_backward(m, a, wk.dY, wk.du, &wk, B, N);                   /* du = dL/du_t     */
+        for (size_t i = 0; i < rc; i++) wk.dE[i] += wk.du[i];                    /* E feeds every u  */
+        if (t > s) {   /* u_t = mask(Y_t) + E: dY_t = mask(du); masked tokens get zero gradient */
+            for (int r = 0; r < BT; r++) {
+                int keep = !masked || ltf__kept(c, r % N, N);
+                for (int i = 0; i < C; i++) wk.dY[(size_t)r * C + i] = keep ? wk.du[(size_t)r * C + i] : 0.0f;
+            }
+        }
+    }
+    ltf_matmul_backward(NULL, m->g.read_in_w, m->g.read_in_b, wk.dE, wk.z, m->w.read_in_w, BT, d, C);
+    return 0;
+}
+
+int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss) {
+    return ltf__train_pass(m, xs, ys, B, n, loss, 1, NULL);
+}
+
+int ltf_forward_loss(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss) {
+    return ltf__train_pass(m, xs, ys, B, n, loss, 0, NULL);
+}
+
+int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B, int n,
+                          const float *Ys, float *loss) {
+    return ltf__train_pass(m, xs, ys, B, n, loss, 0, Ys);
+}
+
+/* Y_s [B*2n, C]: the state after the s = b - T pre-window iterations (zeros when s = 0). */
+int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys) {
+    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
+    const ltf_config *c = &m->cfg;
+    int N = 2 * n, s = ltf__train_loops(c) - ltf__window(c);
+    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
+    size_t rc = (size_t)B * N * c->n_embd;
+    ltf__work wk = ltf__get_work(m, B, N);
+    ltf__embed(m, &wk, xs, ys, B, n);
+    const float *Y = ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], s, NULL, masked, B, n, NULL);
+    if (Y) memcpy(Ys, Y, rc * sizeof(float));
+    else memset(Ys, 0, rc * sizeof(float));
+    return 0;
+}
+
+/* Evaluation forward (SPEC 4, last point): runs n_loops iterations (any number, e.g. 500; the
+ * standard model ignores it and runs f once), on the scratch set only. pred_last [B, n] gets
+ * the last iteration, pred_iters [n_loops, B, n] (optional) every iteration. */
+int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
+                float *pred_last, float *pred_iters) {
+    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
+    const ltf_config *c = &m->cfg;
+    if (c->kind == LTF_STANDARD) n_loops = 1;
+    if (n_loops < 1 || n_loops > 1000000)
+        return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
+    int N = 2 * n;
+    int masked = (c->mask_when & LTF_AT_EVAL) != 0 && c->mask_mode != LTF_MASK_NONE;
+    ltf__work wk = ltf__get_work(m, B, N);
+    ltf__embed(m, &wk, xs, ys, B, n);
+    const float *Y = ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], n_loops, NULL, masked, B, n, pred_iters);
+    if (pred_last) ltf__read_out(m, pred_last, Y, B, n);
+    return 0;
+}
+
+/* ============================== [8] Adam ==============================
+ * PyTorch's Adam (bias-corrected), step t = 1, 2, ...:
+ *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+ *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * with optional decoupled weight decay (AdamW): p *= 1 - lr * wd before the update. The paper
+ * uses plain Adam (wd = 0). */
+int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
+    ltf_train_config only_adam = *t;   /* batch shape is not Adam's business */
+    char err[LTF_ERR_LEN];
+    only_adam.batch_size = 1; only_adam.n_points = 1;
+    if (ltf_train_config_check(&only_adam, &m->cfg, err) != 0) return ltf__fail(m->err, "%s", err);
+    m->adam_t++;
+    double bc1 = 1.0 - pow((double)t->beta1, (double)m->adam_t);
+    double bc2 = 1.0 - pow((double)t->beta2, (double)m->adam_t);
+    float step = (float)(t->lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
+    float decay = 1.0f - t->lr * t->weight_decay;
+    float b1 = t->beta1, b2 = t->beta2;
+    for (size_t i = 0; i < m->n_params; i++) {
+        float g = m->grads[i];
+        float mi = b1 * m->adam_m[i] + (1.0f - b1) * g;
+        float vi = b2 * m->adam_v[i] + (1.0f - b2) * g * g;
+        m->adam_m[i] = mi; m->adam_v[i] = vi;
+        m->params[i] = m->params[i] * decay - step * mi / (sqrtf(vi) / sqrt_bc2 + t->eps);
+    }
+    return 0;
+}
+
+/* One training step. On NaN/Inf loss or gradient it returns -1 and leaves the parameters and
+ * the Adam state exactly as they were, so nothing is lost. */
+int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
+                   int B, int n, float *loss) {
+    if (ltf_forward_backward(m, xs, ys, B, n, loss) != 0) return -1;
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->grads[i])) {
+            ltf_tensor *tt = NULL;
+            for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
+                if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].size) tt = &m->tensors[k];
+            return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
+                             tt ? tt->key : "?");
+        }
+    return ltf_adam_step(m, t);
+}
+
+/* ============================== [9] tasks ==============================
+ * SPEC 7. linear_regression: x ~ N(0, I_d), w ~ N(0, I_d), y = w . x; coordinates >= d_active
+ * of x (and w) are zero (the dims curriculum). One fresh w per prompt. */
+
+static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
+    int d = t->n_dims, da = t->n_dims_active;
+    double w[4096];
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < d; j++) w[j] = j < da ? ltf_rng_normal(rng) : 0.0;
+        for (int i = 0; i < n; i++) {
+            float *x = xs + ((size_t)b * n + i) * d;
+            double y = 0.0;
+            for (int j = 0; j < d; j++) {
+                x[j] = j < da ? (float)ltf_rng_normal(rng) : 0.0f;
+                y += w[j] * x[j];
+            }
+            ys[(size_t)b * n + i] = (float)y;
+        }
+    }
+}
+
+ltf_task ltf_task_linear_regression(int d, int d_active) {
+    ltf_task t;
+    t.name = "linear_regression";
+    t.n_dims = d;
+    t.n_dims_active = d_active < 1 || d_active > d ? d : d_active;
+    t.error_scale = (float)d;
+    t.sample = ltf__sample_linear;
+    return t;
+}
+
+void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
+    t->sample(t, rng, B, n, xs, ys);
+}
+
+/* ============================== [10] evaluation ==============================
+ * SPEC 8: error at in-context index k = squared error of the prediction for point k (which has
+ * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
+ * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
+ * each loop iteration. Prompts go through in batches of 64 to bound memory. */
+int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
+                 int n_loops, double *err_by_k, double *err_by_iter) {
+    if (task->n_dims != m->cfg.n_dims)
+        return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
+    if (n_prompts < 1) return ltf__fail(m->err, "n_prompts = %d: must be at least 1", n_prompts);
+    int loops = m->cfg.kind == LTF_STANDARD ? 1 : n_loops, chunk = 64, rc = 0;
+    if (loops < 1 || loops > 1000000)
+        return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
+    size_t d = (size_t)m->cfg.n_dims;
+    float *xs = (float *)LTF_MALLOC(sizeof(float) * chunk * n * d);
+    float *ys = (float *)LTF_MALLOC(sizeof(float) * chunk * n);
+    float *pred = (float *)LTF_MALLOC(sizeof(float) * chunk * n);
+    float *iters = err_by_iter ? (float *)LTF_MALLOC(sizeof(float) * (size_t)loops * chunk * n) : NULL;
+    if (!xs || !ys || !pred || (err_by_iter && !iters)) {
+        rc = ltf__fail(m->err, "out of memory for evaluation (%d loops x %d prompts x %d points)", loops, chunk, n);
+        goto done;
+    }
+    for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
+    if (err_by_iter) for (int t = 0; t < loops; t++) err_by_iter[t] = 0.0;
+    for (int p0 = 0; p0 < n_prompts; p0 += chunk) {
+        int B = n_prompts - p0 < chunk ? n_prompts - p0 : chunk;
+        ltf_task_sample(task, rng, B, n, xs, ys);
+        if ((rc = ltf_predict(m, xs, ys, B, n, loops, pred, iters)) != 0) goto done;
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < n; k++) {
+                double e = (double)pred[b * n + k] - ys[b * n + k];
+                err_by_k[k] += e * e;
+            }
+        if (err_by_iter)
+            for (int t = 0; t < loops; t++)
+                for (int i = 0; i < B * n; i++) {
+                    double e = (double)iters[((size_t)t * B * n) + i] - ys[i];
+                    err_by_iter[t] += e * e;
+                }
+    }
+    for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
+    if (err_by_iter) for (int t = 0; t < loops; t++) err_by_iter[t] /= (double)n_prompts * n * task->error_scale;
+done:
+    LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(pred); LTF_FREE(iters);
+    return rc;
+}
+
+/* ============================== [11] baselines ==============================
+ * SPEC 8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of the same
+ * prompt only, and predicts 0 when k = 0.
+ *   least squares: w = X^+ y, the minimum-norm solution when k < d. Solved by one-sided Jacobi
+ *     SVD in double (X V = U S), w = sum_j v_j (u_j . y) / s_j^2 over s_j > 1e-10 s_max: no
+ *     normal equations, so nothing blows up near k = d.
+ *   averaging: w = mean_j y_j x_j.
+ *   3-NN: mean y of the 3 earliest-closest earlier x (Euclidean; all of them when k < 3).     */
+
+const char *ltf_baseline_name(int kind) {
+    switch (kind) {
+    case LTF_BASE_ZERO: return "zero";
+    case LTF_BASE_LSQ: return "least_squares";
+    case LTF_BASE_AVERAGING: return "averaging";
+    case LTF_BASE_KNN3: return "3nn";
+    default: return "?";
+    }
+}
+
+int ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w) {
+    double *U = (double *)LTF_MALLOC(sizeof(double) * (size_t)k * d);
+    double *V = (double *)LTF_MALLOC(sizeof(double) * (size_t)d * d);
+    if (!U || !V) { LTF_FREE(U); LTF_FREE(V); return -1; }
+    memcpy(U, X, sizeof(double) * (size_t)k * d);   /* columns u_j = X[:, j], rotated in place */
+    for (int i = 0; i < d * d; i++) V[i] = (i % (d + 1)) == 0 ? 1.0 : 0.0;
+    for (int sweep = 0; sweep < 60; sweep++) {
+        int rotated = 0;
+        for (int p = 0; p < d - 1; p++)
+            for (int q = p + 1; q < d; q++) {
+                double al = 0, be = 0, ga = 0;
+                for (int i = 0; i < k; i++) {
+                    double up = U[i * d + p], uq = U[i * d + q];
+                    al += up * up; be += uq * uq; ga += up * uq;
+                }
+                if (fabs(ga) <= 1e-15 * sqrt(al * be) || ga == 0.0) continue;
+                rotated = 1;
+                double zeta = (be - al) / (2.0 * ga);
+                double tn = (zeta >= 0 ? 1.0 : -1.0) / (fabs(zeta) + sqrt(1.0 + zeta * zeta));
+                double cs = 1.0 / sqrt(1.0 + tn * tn), sn = cs * tn;
+                for (int i = 0; i < k; i++) {
+                    double up = U[i * d + p], uq = U[i * d + q];
+                    U[i * d + p] = cs * up - sn * uq; U[i * d + q] = sn * up + cs * uq;
+                }
+                for (int i = 0; i < d; i++) {
+                    double vp = V[i * d + p], vq = V[i * d + q];
+                    V[i * d + p] = cs * vp - sn * vq; V[i * d + q] = sn * vp + cs * vq;
+                }
+            }
+        if (!rotated) break;
+    }
+    double smax = 0.0;
+    for (int j = 0; j < d; j++) {
+        double s2 = 0;
+        for (int i = 0; i < k; i++) s2 += U[i * d + j] * U[i * d + j];
+        if (s2 > smax) smax = s2;
+    }
+    for (int j = 0; j < d; j++) w[j] = 0.0;
+    for (int j = 0; j < d; j++) {
+        double s2 = 0, uy = 0;
+        for (int i = 0; i < k; i++) { s2 += U[i * d + j] * U[i * d + j]; uy += U[i * d + j] * y[i]; }
+        if (s2 <= 1e-20 * smax || s2 == 0.0) continue;       /* s_j <= 1e-10 s_max: drop */
+        for (int i = 0; i < d; i++) w[i] += V[i * d + j] * uy / s2;
+    }
+    LTF_FREE(U); LTF_FREE(V);
+    return 0;
+}
+
+double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float *ys, const float *x) {
+    if (k == 0 || kind == LTF_BASE_ZERO) return 0.0;
+    if (kind == LTF_BASE_AVERAGING) {
+        double p = 0.0;
+        for (int j = 0; j < d; j++) {
+            double wj = 0.0;
+            for (int i = 0; i < k; i++) wj += (double)ys[i] * xs[i * d + j];
+            p += wj / k * x[j];
+        }
+        return p;
+    }
+    if (kind == LTF_BASE_KNN3) {
+        int best[3] = {-1, -1, -1};
+        double bd[3] = {INFINITY, INFINITY, INFINITY};
+        for (int i = 0; i < k; i++) {
+            double dist = 0.0;
+            for (int j = 0; j < d; j++) { double e = (double)xs[i * d + j] - x[j]; dist += e * e; }
+            for (int s = 0; s < 3; s++)
+                if (dist < bd[s]) {   /* insert, keeping the earlier point on ties */
+                    for (int u = 2; u > s; u--) { bd[u] = bd[u - 1]; best[u] = best[u - 1]; }
+                    bd[s] = dist; best[s] = i;
+                    break;
+                }
+        }
+        int cnt = k < 3 ? k : 3;
+        double p = 0.0;
+        for (int s = 0; s < cnt; s++) p += ys[best[s]];
+        return p / cnt;
+    }
+    if (kind == LTF_BASE_LSQ) {
+        double *X = (double *)LTF_MALLOC(sizeof(double) * ((size_t)k * d + k + d));
+        if (!X) return NAN;
+        double *y = X + (size_t)k * d, *w = y + k, p = 0.0;
+        for (int i = 0; i < k * d; i++) X[i] = xs[i];
+        for (int i = 0; i < k; i++) y[i] = ys[i];
+        if (ltf_lstsq_minnorm(k, d, X, y, w) != 0) p = NAN;
+        else for (int j = 0; j < d; j++) p += w[j] * x[j];
+        LTF_FREE(X);
+        return p;
+    }
+    return NAN;
+}
+
+void ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n, double *err_by_k) {
+    int d = task->n_dims;
+    float *xs = (float *)LTF_MALLOC(sizeof(float) * (size_t)n * d), *ys = (float *)LTF_MALLOC(sizeof(float) * (size_t)n);
+    for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
+    if (!xs || !ys) {
+        for (int k = 0; k < n; k++) err_by_k[k] = NAN;
+        LTF_FREE(xs); LTF_FREE(ys);
+        return;
+    }
+    for (int p = 0; p < n_prompts; p++) {
+        ltf_task_sample(task, rng, 1, n, xs, ys);
+        for (int k = 0; k < n; k++) {
+            double e = ltf_baseline_predict(kind, k, d, xs, ys, xs + (size_t)k * d) - ys[k];
+            err_by_k[k] += e * e;
+        }
+    }
+    for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
+    LTF_FREE(xs); LTF_FREE(ys);
+}
+
+/* ============================== [12] FLOP count ==============================
+ * Matrix multiplies and attention only (LayerNorm, GELU, Adam are O(BT C), negligible):
+ *   per pass of f, per layer: 2 BT (3C^2 + C^2 + 8C^2) for the Linears
+ *                            + 2 B H N(N+1)/2 hs * 2  for q k^T and att v (causal half)
+ *   read_in: 2 BT d C.  Backward costs twice the forward.
+ * A training step: b passes forward, the K = min(b, T) window passes backward (x2), read_in
+ * forward and backward. */
+double ltf_flops_per_step(const ltf_config *c, int B, int n) {
+    double N = 2.0 * n, BT = B * N, C = c->n_embd, hs = C / c->n_head;
+    double layer = 2.0 * BT * 12.0 * C * C + 4.0 * B * c->n_head * (N * (N + 1) / 2) * hs;
+    double pass = c->n_layer * layer;
+    int b = ltf__train_loops(c), K = ltf__window(c);
+    return b * pass + 2.0 * K * pass + 3.0 * 2.0 * BT * c->n_dims * C;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOPED_TF_IMPLEMENTATION_DONE */
+#endif /* LOOPED_TF_IMPLEMENTATION */

@@ -1,0 +1,773 @@
+/* test.c - the tests of looped-tf. Plain C; ends with "N passed, M failed"; exit 1 on failure.
+ *
+ *   ./build.sh test            build and run everything
+ *   ./test [filter]            run the tests whose name contains filter
+ *
+ * Gradient checks use central differences, dL/dp ~ (L(p+h) - L(p-h)) / 2h, of a scalar loss
+ * summed in double. Their error is O(h^2) truncation plus float32 rounding of the forward pass
+ * divided by 2h; with h = 1e-2 on O(1) values both stay near 1e-4 of the gradient's norm, so
+ * the bar (norm-wise relative error below 2e-3 per tensor) sits 50x or more under what a wrong
+ * or missing term costs: dropping any single term of any op below moves the error to > 1e-2
+ * (each check prints its worst error so the margin stays visible).
+ */
+#define _DEFAULT_SOURCE   /* wait4 */
+#define LOOPED_TF_IMPLEMENTATION
+#include "looped_tf.h"
+
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int g_pass, g_fail;
+static const char *g_filter;
+
+#define CHECK(cond, ...) do { \
+        if (cond) g_pass++; \
+        else { g_fail++; printf("  FAIL %s:%d: ", __FILE__, __LINE__); printf(__VA_ARGS__); printf("\n"); } \
+    } while (0)
+
+/* ------------------------------------------------------------------ helpers */
+
+static ltf_rng g_rng;
+static float *rand_buf(size_t n, float scale) {
+    float *p = (float *)malloc(n * sizeof(float) + 1);
+    for (size_t i = 0; i < n; i++) p[i] = (float)(scale * ltf_rng_normal(&g_rng));
+    return p;
+}
+static float *zeros(size_t n) { return (float *)calloc(n + 1, sizeof(float)); }
+
+static double rel_err(const float *a, const float *b, size_t n) {   /* ||a - b|| / ||b|| */
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) { num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); den += (double)b[i] * b[i]; }
+    return den == 0 ? sqrt(num) : sqrt(num / den);
+}
+static double rel_err_d(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) { num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); den += b[i] * b[i]; }
+    return den == 0 ? sqrt(num) : sqrt(num / den);
+}
+
+/* Finite differences of loss() with respect to every element of p; returns ||fd - g|| / ||fd||. */
+typedef double (*loss_fn)(void *ctx);
+static double fd_check(float *p, size_t n, const float *analytic, loss_fn loss, void *ctx, float h) {
+    double *fd = (double *)malloc(n * sizeof(double) + 8);
+    for (size_t i = 0; i < n; i++) {
+        float keep = p[i];
+        p[i] = keep + h; double l1 = loss(ctx);
+        p[i] = keep - h; double m1 = loss(ctx);
+        p[i] = keep + 2 * h; double l2 = loss(ctx);
+        p[i] = keep - 2 * h; double m2 = loss(ctx);
+        p[i] = keep;
+        /* five-point stencil: error O(h^4); h is exactly representable steps of keep +- h, so
+         * use the perturbation actually applied in float */
+        double hp = (double)(keep + h) - keep, hm = keep - (double)(keep - h);
+        (void)hm;
+        fd[i] = (8.0 * (l1 - m1) - (l2 - m2)) / (12.0 * hp);
+    }
+    double e = rel_err_d(analytic, fd, n);
+    free(fd);
+    return e;
+}
+
+static double dot_d(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+#define FD_TOL 2e-3
+
+/* ------------------------------------------------------------------ matrix multiply */
+
+static void test_gemm(void) {
+    /* fast vs plain on random shapes, including every edge (not multiples of the tiles) and all
+     * four transpositions; the plain one is a straight triple loop */
+    int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 32, 128}, {37, 65, 129}, {130, 33, 300}, {64, 192, 64}, {200, 256, 17}};
+    double worst = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1);
+                float *C1 = rand_buf((size_t)M * N, 1), *C2 = (float *)malloc(sizeof(float) * M * N);
+                memcpy(C2, C1, sizeof(float) * M * N);
+                ptrdiff_t ar = ta ? 1 : K, ac = ta ? M : 1, br = tb ? 1 : N, bc = tb ? K : 1;
+                ltf_gemm(M, N, K, A, ar, ac, B, br, bc, C1, N);
+                ltf_gemm_plain(M, N, K, A, ar, ac, B, br, bc, C2, N);
+                double e = rel_err(C1, C2, (size_t)M * N);
+                if (e > worst) worst = e;
+                CHECK(e < 1e-5, "gemm %dx%dx%d ta=%d tb=%d: rel err %.2e", M, N, K, ta, tb, e);
+                free(A); free(B); free(C1); free(C2);
+            }
+    }
+    printf("  gemm fast vs plain: worst rel err %.2e (bar 1e-5)\n", worst);
+}
+
+/* ------------------------------------------------------------------ op gradient checks */
+
+typedef struct {
+    int B, N, C, OC, H;
+    float *inp, *w, *bias, *out, *R, *mean, *rstd, *att;
+} op_ctx;
+
+static double loss_matmul(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_matmul_forward(c->out, c->inp, c->w, c->bias, c->B * c->N, c->C, c->OC);
+    return dot_d(c->out, c->R, (size_t)c->B * c->N * c->OC);
+}
+static double loss_layernorm(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->bias, c->B * c->N, c->C);
+    return dot_d(c->out, c->R, (size_t)c->B * c->N * c->C);
+}
+static double loss_attention(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_attention_forward(c->out, c->att, c->inp, c->B, c->N, c->C, c->H);
+    return dot_d(c->out, c->R, (size_t)c->B * c->N * c->C);
+}
+static double loss_gelu(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_gelu_forward(c->out, c->inp, (size_t)c->N);
+    return dot_d(c->out, c->R, (size_t)c->N);
+}
+static double loss_position(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_position_forward(c->out, c->inp, c->w, c->B, c->N, c->C);
+    return dot_d(c->out, c->R, (size_t)c->B * c->N * c->C);
+}
+static double loss_residual(void *v) {
+    op_ctx *c = (op_ctx *)v;
+    ltf_residual_forward(c->out, c->inp, c->w, (size_t)c->N);
+    return dot_d(c->out, c->R, (size_t)c->N);
+}
+
+static void report(const char *what, double e) {
+    printf("  %-34s worst rel err %.2e\n", what, e);
+    CHECK(e < FD_TOL, "%s: finite-difference rel err %.2e >= %.0e", what, e, FD_TOL);
+}
+
+static void test_op_gradients(void) {
+    op_ctx c;
+    memset(&c, 0, sizeof c);
+    {   /* Linear */
+        c.B = 2; c.N = 5; c.C = 7; c.OC = 9;
+        size_t BT = 10;
+        c.inp = rand_buf(BT * c.C, 1); c.w = rand_buf((size_t)c.OC * c.C, 0.5f); c.bias = rand_buf(c.OC, 1);
+        c.out = zeros(BT * c.OC); c.R = rand_buf(BT * c.OC, 1);
+        float *di = rand_buf(BT * c.C, 1), *dw = rand_buf((size_t)c.OC * c.C, 1), *db = rand_buf(c.OC, 1);
+        float *di0 = (float *)malloc(sizeof(float) * BT * c.C); memcpy(di0, di, sizeof(float) * BT * c.C);
+        float *dw0 = (float *)malloc(sizeof(float) * c.OC * c.C); memcpy(dw0, dw, sizeof(float) * c.OC * c.C);
+        float *db0 = (float *)malloc(sizeof(float) * c.OC); memcpy(db0, db, sizeof(float) * c.OC);
+        ltf_matmul_backward(di, dw, db, c.R, c.inp, c.w, (int)BT, c.C, c.OC);
+        /* backward ADDS: subtract the random starting values to get the gradient itself */
+        for (size_t i = 0; i < BT * c.C; i++) di[i] -= di0[i];
+        for (int i = 0; i < c.OC * c.C; i++) dw[i] -= dw0[i];
+        for (int i = 0; i < c.OC; i++) db[i] -= db0[i];
+        double e = fd_check(c.inp, BT * c.C, di, loss_matmul, &c, 1e-2f);
+        double e2 = fd_check(c.w, (size_t)c.OC * c.C, dw, loss_matmul, &c, 1e-2f);
+        double e3 = fd_check(c.bias, c.OC, db, loss_matmul, &c, 1e-2f);
+        report("matmul d/dinp", e); report("matmul d/dweight", e2); report("matmul d/dbias", e3);
+        free(c.inp); free(c.w); free(c.bias); free(c.out); free(c.R); free(di); free(dw); free(db); free(di0); free(dw0); free(db0);
+    }
+    {   /* LayerNorm */
+        c.B = 3; c.N = 4; c.C = 16;
+        size_t n = 12 * 16;
+        c.inp = rand_buf(n, 2); c.w = rand_buf(c.C, 1); c.bias = rand_buf(c.C, 1);
+        c.out = zeros(n); c.R = rand_buf(n, 1); c.mean = zeros(12); c.rstd = zeros(12);
+        float *di = zeros(n), *dw = zeros(c.C), *db = zeros(c.C);
+        loss_layernorm(&c);
+        ltf_layernorm_backward(di, dw, db, c.R, c.inp, c.w, c.mean, c.rstd, 12, c.C);
+        report("layernorm d/dinp", fd_check(c.inp, n, di, loss_layernorm, &c, 1e-2f));
+        report("layernorm d/dweight", fd_check(c.w, c.C, dw, loss_layernorm, &c, 1e-2f));
+        report("layernorm d/dbias", fd_check(c.bias, c.C, db, loss_layernorm, &c, 1e-2f));
+        free(c.inp); free(c.w); free(c.bias); free(c.out); free(c.R); free(c.mean); free(c.rstd); free(di); free(dw); free(db);
+    }
+    {   /* causal attention */
+        c.B = 2; c.N = 6; c.C = 12; c.H = 3;
+        size_t nq = (size_t)c.B * c.N * 3 * c.C, no = (size_t)c.B * c.N * c.C, na = (size_t)c.B * c.H * c.N * c.N;
+        c.inp = rand_buf(nq, 1); c.out = zeros(no); c.R = rand_buf(no, 1); c.att = zeros(na);
+        float *dq = zeros(nq), *datt = zeros(na);
+        loss_attention(&c);
+        ltf_attention_backward(dq, datt, c.R, c.inp, c.att, c.B, c.N, c.C, c.H);
+        report("attention d/dqkv", fd_check(c.inp, nq, dq, loss_attention, &c, 1e-2f));
+        /* causality: output at token t must not depend on tokens > t */
+        float *o1 = zeros(no);
+        memcpy(o1, c.out, no * sizeof(float));
+        for (int i = 0; i < 3 * c.C; i++) c.inp[(size_t)(c.N - 1) * 3 * c.C + i] += 1.0f;   /* last token of batch 0 */
+        loss_attention(&c);
+        double diff = 0;
+        for (size_t i = 0; i < (size_t)(c.N - 1) * c.C; i++) diff += fabs(c.out[i] - o1[i]);
+        CHECK(diff == 0.0, "attention is not causal: earlier outputs moved by %g", diff);
+        free(c.inp); free(c.out); free(c.R); free(c.att); free(dq); free(datt); free(o1);
+    }
+    {   /* GELU */
+        c.N = 200;
+        c.inp = rand_buf(200, 2); c.out = zeros(200); c.R = rand_buf(200, 1);
+        float *di = zeros(200);
+        ltf_gelu_backward(di, c.inp, c.R, 200);
+        report("gelu d/dinp", fd_check(c.inp, 200, di, loss_gelu, &c, 1e-2f));
+        /* the tanh form, not erf: gelu(1) = 0.841192 (erf form gives 0.841345) */
+        float one = 1.0f, g1;
+        ltf_gelu_forward(&g1, &one, 1);
+        CHECK(fabs(g1 - 0.8411920f) < 1e-6, "gelu(1) = %.7f, tanh form wants 0.8411920", g1);
+        free(c.inp); free(c.out); free(c.R); free(di);
+    }
+    {   /* residual and positions */
+        c.N = 50;
+        c.inp = rand_buf(50, 1); c.w = rand_buf(50, 1); c.out = zeros(50); c.R = rand_buf(50, 1);
+        float *da = zeros(50), *db = zeros(50);
+        ltf_residual_backward(da, db, c.R, 50);
+        report("residual d/da", fd_check(c.inp, 50, da, loss_residual, &c, 1e-2f));
+        report("residual d/db", fd_check(c.w, 50, db, loss_residual, &c, 1e-2f));
+        free(c.inp); free(c.w); free(c.out); free(c.R); free(da); free(db);
+        c.B = 3; c.N = 4; c.C = 5;
+        c.inp = rand_buf(60, 1); c.w = rand_buf(9 * 5, 1); c.out = zeros(60); c.R = rand_buf(60, 1);
+        float *di = zeros(60), *dwpe = zeros(45);
+        ltf_position_backward(di, dwpe, c.R, 3, 4, 5);
+        report("position d/dinp", fd_check(c.inp, 60, di, loss_position, &c, 1e-2f));
+        report("position d/dwpe", fd_check(c.w, 45, dwpe, loss_position, &c, 1e-2f));
+        double unused = 0;
+        for (int i = 20; i < 45; i++) unused += fabs(dwpe[i]);
+        CHECK(unused == 0.0, "rows of wpe past the sequence got gradient %g", unused);
+        free(c.inp); free(c.w); free(c.out); free(c.R); free(di); free(dwpe);
+    }
+}
+
+/* ------------------------------------------------------------------ whole-model gradient checks */
+
+/* The loss whose gradient training computes: the window iterations started from Y_s, which
+ * SPEC 4 holds constant. Y_s is computed once at the unperturbed weights and frozen, so the
+ * differences see exactly the truncated loss (with b = T, Y_s = Y_0 = 0 and this is the loss). */
+typedef struct { ltf_model *m; const float *xs, *ys, *Ys; int B, n; } model_ctx;
+
+static double loss_model(void *v) {
+    model_ctx *c = (model_ctx *)v;
+    float loss;
+    if (ltf_forward_loss_from(c->m, c->xs, c->ys, c->B, c->n, c->Ys, &loss) != 0) return NAN;
+    return c->m->loss;   /* the double sum: float rounding of the loss would dominate small h */
+}
+
+/* random, non-trivial weights: LayerNorm weights away from 1, biases away from 0 */
+static void randomize_model(ltf_model *m, float scale) {
+    for (ptrdiff_t k = 0; k < shlen(m->tensors); k++) {
+        ltf_tensor *t = &m->tensors[k];
+        int is_ln_w = strstr(t->key, "ln_") && strstr(t->key, ".weight");
+        for (size_t i = 0; i < t->size; i++)
+            m->params[t->offset + i] = is_ln_w ? 1.0f + (float)(0.3 * (2 * ltf_rng_uniform(&g_rng) - 1))
+                                                : (float)(scale * (2 * ltf_rng_uniform(&g_rng) - 1));
+    }
+}
+
+static void model_gradcheck(const char *label, ltf_config cfg, int B, int n) {
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    if (ltf_model_create(&m, &cfg, 7, err) != 0) { CHECK(0, "%s: %s", label, err); return; }
+    randomize_model(&m, 0.5f);
+    float *xs = rand_buf((size_t)B * n * cfg.n_dims, 1), *ys = rand_buf((size_t)B * n, 1), loss;
+    int rc = ltf_forward_backward(&m, xs, ys, B, n, &loss);
+    CHECK(rc == 0, "%s: forward_backward failed: %s", label, m.err);
+    float *g = (float *)malloc(sizeof(float) * m.n_params);
+    memcpy(g, m.grads, sizeof(float) * m.n_params);
+    float *Ys = zeros((size_t)B * 2 * n * cfg.n_embd);
+    CHECK(ltf_window_start_state(&m, xs, ys, B, n, Ys) == 0, "%s: window state: %s", label, m.err);
+    float l2;
+    ltf_forward_loss_from(&m, xs, ys, B, n, Ys, &l2);
+    CHECK(l2 == loss, "%s: loss from the frozen Y_s %.9g differs from the training loss %.9g", label, l2, loss);
+    model_ctx ctx = {&m, xs, ys, Ys, B, n};
+    double worst = 0;
+    const char *worst_name = "";
+    for (ptrdiff_t k = 0; k < shlen(m.tensors); k++) {
+        ltf_tensor *t = &m.tensors[k];
+        double e = fd_check(m.params + t->offset, t->size, g + t->offset, loss_model, &ctx, 3e-3f);
+        if (e > worst) { worst = e; worst_name = t->key; }
+        CHECK(e < FD_TOL, "%s: %s rel err %.2e", label, t->key, e);
+    }
+    printf("  %-34s worst rel err %.2e (%s)\n", label, worst, worst_name);
+    free(g); free(xs); free(ys); free(Ys);
+    ltf_model_free(&m);
+}
+
+static ltf_config small_config(int kind, int L, int b, int T) {
+    ltf_config c;
+    ltf_config_default(&c);
+    c.n_dims = 3; c.n_positions = 6; c.n_embd = 8; c.n_head = 2; c.n_layer = L;
+    c.kind = kind; c.n_loops = b; c.loop_window = T;
+    return c;
+}
+
+static void test_model_gradients(void) {
+    model_gradcheck("standard L=2", small_config(LTF_STANDARD, 2, 1, 1), 2, 4);
+    model_gradcheck("looped L=1 b=4 T=4", small_config(LTF_LOOPED, 1, 4, 4), 2, 4);
+    model_gradcheck("looped L=2 b=5 T=2 (truncated)", small_config(LTF_LOOPED, 2, 5, 2), 2, 4);
+    ltf_config c = small_config(LTF_LOOPED, 1, 5, 3);
+    c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2; c.mask_when = LTF_AT_BOTH;
+    model_gradcheck("looped keep-last-2, mask at train", c, 2, 4);
+    c.mask_mode = LTF_MASK_KEEP_FIRST; c.mask_pairs = 1; c.mask_when = LTF_AT_TRAIN;
+    model_gradcheck("looped keep-first-1, mask at train", c, 2, 4);
+    c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 1; c.mask_when = LTF_AT_EVAL;
+    model_gradcheck("looped keep-last-1, mask at eval", c, 2, 4);
+}
+
+/* ------------------------------------------------------------------ PyTorch fixtures */
+
+typedef struct { char *key; double *value; size_t count; } fx_entry;
+typedef struct { ltf_config cfg; int B, n; fx_entry *t; } fixture;
+
+static int fixture_load(const char *path, fixture *f) {
+    FILE *fp = fopen(path, "r");
+    char line[512], kind[32] = "", mask[32] = "", when[32] = "";
+    memset(f, 0, sizeof *f);
+    if (!fp) return -1;
+    if (!fgets(line, sizeof line, fp) || strncmp(line, "looped-tf-fixture 1", 19) != 0) { fclose(fp); return -1; }
+    ltf_config *c = &f->cfg;
+    ltf_config_default(c);
+    if (fscanf(fp, " config d=%d n_points=%d n_positions=%d C=%d H=%d L=%d kind=%31s b=%d T=%d B=%d mask=%31s mask_n=%d mask_when=%31s",
+               &c->n_dims, &f->n, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, kind, &c->n_loops,
+               &c->loop_window, &f->B, mask, &c->mask_pairs, when) != 13) { fclose(fp); return -1; }
+    c->kind = strcmp(kind, "looped") == 0 ? LTF_LOOPED : LTF_STANDARD;
+    c->mask_mode = strcmp(mask, "last") == 0 ? LTF_MASK_KEEP_LAST : strcmp(mask, "first") == 0 ? LTF_MASK_KEEP_FIRST : LTF_MASK_NONE;
+    c->mask_when = strcmp(when, "train") == 0 ? LTF_AT_TRAIN : strcmp(when, "eval") == 0 ? LTF_AT_EVAL : LTF_AT_BOTH;
+    sh_new_strdup(f->t);
+    char name[200];
+    size_t count;
+    while (fscanf(fp, " tensor %199s %zu", name, &count) == 2) {
+        fx_entry e;
+        e.count = count;
+        e.value = (double *)malloc(sizeof(double) * (count + 1));
+        for (size_t i = 0; i < count; i++)
+            if (fscanf(fp, "%lf", &e.value[i]) != 1) { fclose(fp); return -1; }
+        e.key = name;
+        shputs(f->t, e);
+    }
+    fclose(fp);
+    return 0;
+}
+
+static void fixture_free(fixture *f) {
+    for (ptrdiff_t i = 0; i < shlen(f->t); i++) free(f->t[i].value);
+    shfree(f->t);
+}
+
+static float *to_float(const fx_entry *e) {
+    float *p = (float *)malloc(sizeof(float) * (e->count + 1));
+    for (size_t i = 0; i < e->count; i++) p[i] = (float)e->value[i];
+    return p;
+}
+
+static void test_fixture(const char *file) {
+    char path[256];
+    fixture f;
+    snprintf(path, sizeof path, "tests/fixtures/%s", file);
+    if (fixture_load(path, &f) != 0) { CHECK(0, "cannot read fixture %s (run from the repository root)", path); return; }
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    if (ltf_model_create(&m, &f.cfg, 1, err) != 0) { CHECK(0, "%s: %s", file, err); fixture_free(&f); return; }
+    int loaded = 0;
+    for (ptrdiff_t k = 0; k < shlen(m.tensors); k++) {
+        ltf_tensor *t = &m.tensors[k];
+        ptrdiff_t i = shgeti(f.t, t->key);
+        CHECK(i >= 0 && f.t[i].count == t->size, "%s: tensor %s missing or misshapen in fixture", file, t->key);
+        if (i < 0 || f.t[i].count != t->size) continue;
+        for (size_t j = 0; j < t->size; j++) m.params[t->offset + j] = (float)f.t[i].value[j];
+        loaded++;
+    }
+    CHECK(loaded == (int)shlen(m.tensors), "%s: loaded %d of %d tensors", file, loaded, (int)shlen(m.tensors));
+    float *xs = to_float(shgetp(f.t, "xs")), *ys = to_float(shgetp(f.t, "ys")), loss;
+    int rc = ltf_forward_backward(&m, xs, ys, f.B, f.n, &loss);
+    CHECK(rc == 0, "%s: %s", file, m.err);
+    double want = shgetp(f.t, "loss")->value[0];
+    double le = fabs(loss - want) / fabs(want), worst = le;
+    const char *worst_name = "loss";
+    CHECK(le < 1e-4, "%s: loss %.9g, PyTorch %.9g (rel err %.2e)", file, loss, want, le);
+    for (ptrdiff_t k = 0; k < shlen(m.tensors); k++) {
+        ltf_tensor *t = &m.tensors[k];
+        char gname[200];
+        snprintf(gname, sizeof gname, "grad.%s", t->key);
+        ptrdiff_t i = shgeti(f.t, gname);
+        if (i < 0) { CHECK(0, "%s: no %s", file, gname); continue; }
+        double e = rel_err_d(m.grads + t->offset, f.t[i].value, t->size);
+        if (e > worst) { worst = e; worst_name = t->key; }
+        CHECK(e < 1e-4, "%s: %s rel err %.2e", file, gname, e);
+    }
+    /* predictions of every loop iteration, evaluation rule */
+    fx_entry *ep = shgetp(f.t, "eval_pred");
+    int loops = f.cfg.kind == LTF_LOOPED ? f.cfg.n_loops : 1;
+    float *it = zeros(ep->count), *last = zeros((size_t)f.B * f.n);
+    rc = ltf_predict(&m, xs, ys, f.B, f.n, loops, last, it);
+    CHECK(rc == 0 && ep->count == (size_t)loops * f.B * f.n, "%s: predict failed or eval_pred size %zu", file, ep->count);
+    double pe = rel_err_d(it, ep->value, ep->count);
+    if (pe > worst) { worst = pe; worst_name = "eval_pred"; }
+    CHECK(pe < 1e-4, "%s: predictions of every iteration rel err %.2e", file, pe);
+    printf("  %-34s worst rel err %.2e (%s)\n", file, worst, worst_name);
+    free(xs); free(ys); free(it); free(last);
+    ltf_model_free(&m);
+    fixture_free(&f);
+}
+
+static void test_pytorch_fixtures(void) {
+    test_fixture("standard.txt");
+    test_fixture("looped.txt");
+    test_fixture("looped_L2.txt");
+    test_fixture("looped_last2.txt");
+    test_fixture("looped_first2.txt");
+}
+
+/* ------------------------------------------------------------------ structure */
+
+static void test_names_and_init(void) {
+    ltf_config c;
+    ltf_config_default(&c);
+    c.n_dims = 20; c.n_positions = 41; c.n_embd = 256; c.n_head = 8; c.n_layer = 1;
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    CHECK(ltf_model_create(&m, &c, 42, err) == 0, "create: %s", err);
+    /* SPEC 6: the block stack without wpe, read_in, read_out has 0.79M params for L=1 */
+    size_t stack = m.n_params;
+    const char *outside[] = {"_read_in.weight", "_read_in.bias", "_backbone.transformer.wpe.weight",
+                             "_read_out.weight", "_read_out.bias"};
+    for (int i = 0; i < 5; i++) stack -= ltf_model_find(&m, outside[i])->size;
+    CHECK(stack == 790272, "block stack has %zu params, SPEC 6 says 0.79M (790272)", stack);
+    ltf_tensor *t = ltf_model_find(&m, "_backbone.transformer.h.0.attn.c_attn.weight");
+    CHECK(t && t->ndim == 2 && t->shape[0] == 768 && t->shape[1] == 256, "c_attn.weight shape [768, 256]");
+    t = ltf_model_find(&m, "_backbone.transformer.wpe.weight");
+    CHECK(t && t->shape[0] == 83 && t->shape[1] == 256, "wpe has 2*41+1 = 83 rows");
+    CHECK(ltf_model_find(&m, "_backbone.transformer.h.1.ln_1.weight") == NULL, "no layer 1 in an L=1 model");
+    /* tensors tile the buffer in order, no gaps */
+    size_t off = 0;
+    for (ptrdiff_t k = 0; k < shlen(m.tensors); k++) { CHECK(m.tensors[k].offset == off, "gap before %s", m.tensors[k].key); off += m.tensors[k].size; }
+    CHECK(off == m.n_params, "tensors cover %zu of %zu floats", off, m.n_params);
+    /* init statistics (SPEC 5) */
+    #define STAT(name, want_mean, want_std, tol) do { \
+        ltf_tensor *tt = ltf_model_find(&m, name); double s = 0, s2 = 0; \
+        for (size_t i = 0; i < tt->size; i++) { double v = m.params[tt->offset + i]; s += v; s2 += v * v; } \
+        double mu = s / tt->size, sd = sqrt(s2 / tt->size - mu * mu); \
+        CHECK(fabs(mu - (want_mean)) < (tol) && fabs(sd - (want_std)) < (tol), "%s: mean %.4f std %.4f, want %.4f %.4f", name, mu, sd, (double)(want_mean), (double)(want_std)); \
+    } while (0)
+    STAT("_backbone.transformer.h.0.attn.c_attn.weight", 0, 0.02, 1e-3);
+    STAT("_backbone.transformer.h.0.mlp.c_fc.weight", 0, 0.02, 1e-3);
+    STAT("_backbone.transformer.h.0.attn.c_proj.weight", 0, 0.02 / sqrt(2.0), 1e-3);
+    STAT("_backbone.transformer.h.0.mlp.c_proj.weight", 0, 0.02 / sqrt(2.0), 1e-3);
+    STAT("_backbone.transformer.wpe.weight", 0, 0.02, 1e-3);
+    STAT("_backbone.transformer.h.0.ln_1.weight", 1, 0, 1e-9);
+    STAT("_backbone.transformer.h.0.attn.c_attn.bias", 0, 0, 1e-9);
+    STAT("_read_in.weight", 0, 1.0 / sqrt(20.0) / sqrt(3.0), 0.01);   /* U(-a, a): std a/sqrt(3) */
+    STAT("_read_out.weight", 0, 1.0 / 16.0 / sqrt(3.0), 0.01);
+    ltf_model_free(&m);
+}
+
+static void expect_config_error(ltf_config c, const char *needle) {
+    char err[LTF_ERR_LEN] = "";
+    int rc = ltf_config_check(&c, err);
+    CHECK(rc == -1 && strstr(err, needle), "config should fail with '%s', got rc=%d '%s'", needle, rc, err);
+    ltf_model m;
+    CHECK(ltf_model_create(&m, &c, 1, err) == -1, "model_create accepted a bad config (%s)", needle);
+}
+
+static void test_config_validation(void) {
+    ltf_config c;
+    ltf_config_default(&c);
+    char err[LTF_ERR_LEN];
+    CHECK(ltf_config_check(&c, err) == 0, "default config rejected: %s", err);
+    ltf_config b;
+    b = c; b.n_embd = 10; b.n_head = 4; expect_config_error(b, "n_embd (C) = 10 is not divisible by n_head (H) = 4");
+    b = c; b.loop_window = 11; expect_config_error(b, "loop_window (T) = 11 is larger than n_loops (b) = 10");
+    b = c; b.n_dims = 0; expect_config_error(b, "n_dims (d) = 0");
+    b = c; b.n_dims = -3; expect_config_error(b, "n_dims (d) = -3");
+    b = c; b.n_embd = -64; expect_config_error(b, "n_embd (C) = -64");
+    b = c; b.n_layer = 0; expect_config_error(b, "n_layer (L) = 0");
+    b = c; b.n_loops = 0; expect_config_error(b, "n_loops (b) = 0");
+    b = c; b.loop_window = 0; expect_config_error(b, "loop_window (T) = 0");
+    b = c; b.n_head = 0; expect_config_error(b, "n_head (H) = 0");
+    b = c; b.kind = 7; expect_config_error(b, "kind = 7");
+    b = c; b.mask_mode = LTF_MASK_KEEP_LAST; b.mask_pairs = 12; expect_config_error(b, "mask_pairs (N) = 12");
+    b = c; b.mask_mode = LTF_MASK_KEEP_LAST; b.mask_pairs = 2; b.mask_when = 0; expect_config_error(b, "mask_when = 0");
+    b = c; b.kind = LTF_STANDARD; b.mask_mode = LTF_MASK_KEEP_FIRST; b.mask_pairs = 2; expect_config_error(b, "standard model");
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    CHECK(ltf_train_config_check(&t, &c, err) == 0, "default train config rejected: %s", err);
+    t.n_points = 12;
+    CHECK(ltf_train_config_check(&t, &c, err) == -1 && strstr(err, "n_points = 12"), "more points than positions: '%s'", err);
+    ltf_train_config_default(&t); t.lr = NAN;
+    CHECK(ltf_train_config_check(&t, &c, err) == -1 && strstr(err, "lr = nan"), "lr NaN: '%s'", err);
+    ltf_train_config_default(&t); t.batch_size = 0;
+    CHECK(ltf_train_config_check(&t, &c, err) == -1 && strstr(err, "batch_size = 0"), "batch 0: '%s'", err);
+    /* a model refuses a prompt longer than its positions, with a message, no crash */
+    ltf_model m;
+    ltf_model_create(&m, &c, 1, err);
+    float xs[12 * 5] = {0}, ys[12] = {0}, loss;
+    CHECK(ltf_forward_backward(&m, xs, ys, 1, 12, &loss) == -1 && strstr(m.err, "n = 12 points"), "n > positions: '%s'", m.err);
+    ltf_model_free(&m);
+}
+
+/* ------------------------------------------------------------------ training machinery */
+
+static void test_adam(void) {
+    ltf_config c = small_config(LTF_STANDARD, 1, 1, 1);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 1, err);
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    t.lr = 1e-2f;
+    memset(m.grads, 0, sizeof(float) * m.n_params);
+    m.params[0] = 0.5f; m.grads[0] = 0.3f;
+    float p1 = m.params[1];
+    CHECK(ltf_adam_step(&m, &t) == 0, "adam: %s", m.err);
+    /* step 1: m = 0.03, v = 9e-5, mhat = 0.3, vhat = 0.09: p = 0.5 - 0.01 * 0.3 / (0.3 + 1e-8) */
+    CHECK(fabs(m.params[0] - 0.4900000003) < 1e-7, "Adam step 1: %.10f, want 0.4900000003", m.params[0]);
+    CHECK(m.params[1] == p1, "zero gradient moved a parameter");
+    m.grads[0] = -0.2f;
+    ltf_adam_step(&m, &t);
+    /* step 2 (by hand): m = 0.007, v = 1.3091e-4, mhat = 0.007/0.19, vhat = 1.3091e-4/0.001999 */
+    CHECK(fabs(m.params[0] - 0.4885547951) < 2e-7, "Adam step 2: %.10f, want 0.4885547951", m.params[0]);
+    /* decoupled weight decay: p *= 1 - lr*wd, then the Adam update (zero here: g = 0 from start) */
+    ltf_model_free(&m);
+    ltf_model_create(&m, &c, 1, err);
+    memset(m.grads, 0, sizeof(float) * m.n_params);
+    m.params[0] = 2.0f;
+    t.weight_decay = 0.5f;
+    ltf_adam_step(&m, &t);
+    CHECK(fabs(m.params[0] - 2.0f * (1 - 0.01f * 0.5f)) < 1e-6, "AdamW decay: %.7f, want 1.99", m.params[0]);
+    ltf_model_free(&m);
+}
+
+static void run_steps(ltf_model *m, const ltf_train_config *t, uint64_t seed, int steps, float *losses) {
+    ltf_rng r;
+    ltf_task task = ltf_task_linear_regression(m->cfg.n_dims, m->cfg.n_dims);
+    ltf_rng_seed(&r, seed);
+    size_t B = (size_t)t->batch_size, n = (size_t)t->n_points;
+    float *xs = (float *)malloc(sizeof(float) * B * n * m->cfg.n_dims), *ys = (float *)malloc(sizeof(float) * B * n);
+    for (int s = 0; s < steps; s++) {
+        ltf_task_sample(&task, &r, (int)B, (int)n, xs, ys);
+        if (ltf_train_step(m, t, xs, ys, (int)B, (int)n, &losses[s]) != 0) { printf("  step failed: %s\n", m->err); break; }
+    }
+    free(xs); free(ys);
+}
+
+static void test_determinism(void) {
+    ltf_rng a, b;
+    ltf_rng_seed(&a, 123); ltf_rng_seed(&b, 123);
+    int same = 1;
+    for (int i = 0; i < 1000; i++) same &= ltf_rng_u32(&a) == ltf_rng_u32(&b);
+    CHECK(same, "same seed, different RNG stream");
+    ltf_rng_seed(&a, 42);
+    uint32_t first = ltf_rng_u32(&a);
+    ltf_rng_seed(&b, 43);
+    CHECK(first != ltf_rng_u32(&b), "seeds 42 and 43 give the same first draw");
+    /* same seed, same bits: two models trained 5 steps */
+    ltf_config c;
+    ltf_config_default(&c);
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    t.batch_size = 8;
+    ltf_model m1, m2;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m1, &c, 42, err); ltf_model_create(&m2, &c, 42, err);
+    float l1[5], l2[5];
+    run_steps(&m1, &t, 9, 5, l1); run_steps(&m2, &t, 9, 5, l2);
+    CHECK(memcmp(m1.params, m2.params, sizeof(float) * m1.n_params) == 0, "same seed, different parameters after 5 steps");
+    CHECK(memcmp(l1, l2, sizeof l1) == 0, "same seed, different losses");
+    ltf_model_free(&m2);
+    ltf_model_create(&m2, &c, 43, err);
+    CHECK(memcmp(m1.params, m2.params, sizeof(float) * m1.n_params) != 0, "seed 43 gives seed 42's weights");
+    ltf_model_free(&m1); ltf_model_free(&m2);
+}
+
+static void test_training_learns(void) {
+    /* Adam on one fixed batch of 16 prompts: the model must fit it, so the loss falls far.
+     * (Fresh batches of linear regression sit on a plateau for the first ~1000 steps.) */
+    ltf_config c = small_config(LTF_LOOPED, 1, 4, 2);
+    c.n_embd = 32;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 42, err);
+    int B = 16, n = 6;
+    float *xs = rand_buf((size_t)B * n * 3, 1), *ys = rand_buf((size_t)B * n, 1), loss = 0, first = 0;
+    for (int s = 0; s < 300; s++) {
+        if (ltf_train_step(&m, &t, xs, ys, B, n, &loss) != 0) { CHECK(0, "step %d: %s", s, m.err); break; }
+        if (s == 0) first = loss;
+    }
+    printf("  300 Adam steps on one batch: loss %.4f -> %.4f\n", first, loss);
+    CHECK(loss < 0.3f * first, "loss did not fall: %.4f -> %.4f", first, loss);
+    free(xs); free(ys);
+    ltf_model_free(&m);
+}
+
+static void test_nan_loses_nothing(void) {
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 3, err);
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    float *xs = rand_buf(2 * 4 * 3, 1), *ys = rand_buf(8, 1), loss;
+    float *before = (float *)malloc(sizeof(float) * m.n_params);
+    memcpy(before, m.params, sizeof(float) * m.n_params);
+    ys[3] = NAN;
+    int rc = ltf_train_step(&m, &t, xs, ys, 2, 4, &loss);
+    CHECK(rc == -1 && strstr(m.err, "NaN"), "NaN target: rc %d, '%s'", rc, m.err);
+    CHECK(memcmp(before, m.params, sizeof(float) * m.n_params) == 0 && m.adam_t == 0, "a NaN step changed the parameters");
+    ys[3] = 0; xs[0] = INFINITY;
+    rc = ltf_train_step(&m, &t, xs, ys, 2, 4, &loss);
+    CHECK(rc == -1 && memcmp(before, m.params, sizeof(float) * m.n_params) == 0, "Inf input: rc %d, '%s'", rc, m.err);
+    free(xs); free(ys); free(before);
+    ltf_model_free(&m);
+}
+
+/* Peak resident memory of one training step, measured in a fresh process: this binary re-run
+ * as "test --peak-child b T" (fork + exec, so the child starts with a clean OpenMP runtime;
+ * a forked child of a process that already used OpenMP can deadlock in libgomp). */
+static int peak_child_main(int b, int T) {
+    ltf_config c;
+    ltf_config_default(&c);
+    c.n_loops = b; c.loop_window = T;
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    if (ltf_model_create(&m, &c, 1, err) != 0) return 2;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    float *xs = (float *)malloc(sizeof(float) * 64 * 11 * 5), *ys = (float *)malloc(sizeof(float) * 64 * 11), loss;
+    ltf_rng r;
+    ltf_rng_seed(&r, 1);
+    ltf_task task = ltf_task_linear_regression(5, 5);
+    ltf_task_sample(&task, &r, 64, 11, xs, ys);
+    return ltf_train_step(&m, &t, xs, ys, 64, 11, &loss) == 0 ? 0 : 3;
+}
+
+static long child_peak_kb(int b, int T) {
+    char bs[16], ts[16];
+    snprintf(bs, sizeof bs, "%d", b);
+    snprintf(ts, sizeof ts, "%d", T);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "test", "--peak-child", bs, ts, (char *)NULL);
+        _exit(4);
+    }
+    int status;
+    struct rusage ru;
+    if (pid < 0 || wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+    return ru.ru_maxrss;
+}
+
+static void test_memory_independent_of_b(void) {
+    long p20 = child_peak_kb(20, 15), p200 = child_peak_kb(200, 15);
+    double ratio = (double)p200 / (double)p20;
+    printf("  peak RSS of a training step (default model, B=64, T=15): b=20 %ld KB, b=200 %ld KB (ratio %.3f)\n", p20, p200, ratio);
+    CHECK(p20 > 0 && p200 > 0 && fabs(ratio - 1.0) < 0.10, "peak memory b=200 vs b=20 differs by %.1f%%", 100 * (ratio - 1));
+}
+
+/* ------------------------------------------------------------------ baselines and evaluation */
+
+static void test_baselines(void) {
+    /* least squares recovers w exactly from k >= d points; with k < d it is the minimum-norm
+     * solution: for one point x1 it predicts y1 (x1 . x) / |x1|^2 */
+    int d = 4;
+    float w[4] = {0.5f, -1.0f, 2.0f, 0.25f}, xs[8 * 4], ys[8];
+    for (int i = 0; i < 8; i++) {
+        ys[i] = 0;
+        for (int j = 0; j < d; j++) { xs[i * d + j] = (float)ltf_rng_normal(&g_rng); ys[i] += w[j] * xs[i * d + j]; }
+    }
+    double want = 0;
+    for (int j = 0; j < d; j++) want += w[j] * xs[7 * d + j];
+    double p = ltf_baseline_predict(LTF_BASE_LSQ, 4, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - want) < 1e-4, "lstsq k=d: %.6f want %.6f", p, want);
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 7, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - want) < 1e-4, "lstsq k>d: %.6f want %.6f", p, want);
+    double n1 = 0, dx = 0;
+    for (int j = 0; j < d; j++) { n1 += xs[j] * xs[j]; dx += xs[j] * xs[7 * d + j]; }
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 1, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4, "lstsq min-norm k=1: %.6f want %.6f", p, ys[0] * dx / n1);
+    /* rank-deficient: two identical points, k=2 < d: min-norm of a duplicate is the same as one */
+    float dup[8];
+    memcpy(dup, xs, 4 * sizeof(float)); memcpy(dup + 4, xs, 4 * sizeof(float));
+    float ydup[2] = {ys[0], ys[0]};
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 2, d, dup, ydup, xs + 7 * d);
+    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4 && isfinite(p), "lstsq duplicate points: %.6f want %.6f", p, ys[0] * dx / n1);
+    CHECK(ltf_baseline_predict(LTF_BASE_LSQ, 0, d, xs, ys, xs) == 0.0, "k=0 predicts 0");
+    /* averaging: w = mean y_j x_j */
+    float ax[2 * 2] = {1, 0, 0, 2}, ay[2] = {3, 4}, q[2] = {1, 1};
+    p = ltf_baseline_predict(LTF_BASE_AVERAGING, 2, 2, ax, ay, q);
+    CHECK(fabs(p - 5.5) < 1e-9, "averaging: %.6f want 5.5 (w = (1.5, 4))", p);
+    /* 3-NN: the 3 closest of 4 points on a line */
+    float kx[4] = {0, 1, 5, 2}, ky[4] = {1, 2, 100, 3}, kq[1] = {0.4f};
+    p = ltf_baseline_predict(LTF_BASE_KNN3, 4, 1, kx, ky, kq);
+    CHECK(fabs(p - 2.0) < 1e-9, "3nn: %.6f want 2", p);
+    p = ltf_baseline_predict(LTF_BASE_KNN3, 2, 1, kx, ky, kq);
+    CHECK(fabs(p - 1.5) < 1e-9, "3nn with k=2 averages both: %.6f want 1.5", p);
+    /* normalized error on linear regression: zero predictor ~1, least squares ~0 past k = d */
+    ltf_task task = ltf_task_linear_regression(5, 5);
+    double e[11];
+    ltf_rng r;
+    ltf_rng_seed(&r, 3);
+    ltf_baseline_evaluate(LTF_BASE_ZERO, &task, &r, 2000, 11, e);
+    CHECK(fabs(e[5] - 1.0) < 0.1, "zero predictor normalized error %.3f, want ~1", e[5]);
+    ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 200, 11, e);
+    CHECK(e[6] < 1e-8 && e[2] > 0.3, "least squares error at k=6 %.2e (want ~0), k=2 %.3f", e[6], e[2]);
+}
+
+static void test_eval_loops(void) {
+    /* evaluation runs any number of iterations on one scratch set; the prediction after iteration
+     * b equals the last training-window prediction's forward; standard ignores n_loops */
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 3, err);
+    randomize_model(&m, 0.3f);
+    float *xs = rand_buf(2 * 4 * 3, 1), *ys = rand_buf(8, 1), last[8], *it = zeros(50 * 8);
+    CHECK(ltf_predict(&m, xs, ys, 2, 4, 50, last, it) == 0, "predict 50 loops: %s", m.err);
+    CHECK(memcmp(last, it + 49 * 8, sizeof last) == 0, "last prediction differs from iteration 50");
+    float l3[8];
+    ltf_predict(&m, xs, ys, 2, 4, 3, l3, NULL);
+    CHECK(memcmp(l3, it + 2 * 8, sizeof l3) == 0, "3 loops differ from the 3rd of 50");
+    CHECK(ltf_predict(&m, xs, ys, 2, 4, 0, last, NULL) == -1, "0 loops accepted");
+    ltf_task task = ltf_task_linear_regression(3, 3);
+    double ek[4], ei[7];
+    ltf_rng r;
+    ltf_rng_seed(&r, 1);
+    CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei) == 0, "evaluate: %s", m.err);
+    CHECK(isfinite(ek[3]) && isfinite(ei[6]) && ei[6] > 0, "evaluate gives finite errors");
+    ltf_task wrong = ltf_task_linear_regression(4, 4);
+    CHECK(ltf_evaluate(&m, &wrong, &r, 100, 4, 7, ek, NULL) == -1 && strstr(m.err, "d = 4"), "task/model d mismatch: %s", m.err);
+    free(xs); free(ys); free(it);
+    ltf_model_free(&m);
+}
+
+/* ------------------------------------------------------------------ runner */
+
+typedef struct { const char *name; void (*fn)(void); } test_case;
+
+int main(int argc, char **argv) {
+    test_case tests[] = {
+        {"gemm", test_gemm},
+        {"op_gradients", test_op_gradients},
+        {"model_gradients", test_model_gradients},
+        {"pytorch_fixtures", test_pytorch_fixtures},
+        {"names_and_init", test_names_and_init},
+        {"config_validation", test_config_validation},
+        {"adam", test_adam},
+        {"determinism", test_determinism},
+        {"nan_loses_nothing", test_nan_loses_nothing},
+        {"baselines", test_baselines},
+        {"eval_loops", test_eval_loops},
+        {"training_learns", test_training_learns},
+        {"memory_independent_of_b", test_memory_independent_of_b},
+    };
+    if (argc == 4 && strcmp(argv[1], "--peak-child") == 0) return peak_child_main(atoi(argv[2]), atoi(argv[3]));
+    g_filter = argc > 1 ? argv[1] : NULL;
+    ltf_rng_seed(&g_rng, 2024);
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (g_filter && !strstr(tests[i].name, g_filter)) continue;
+        int before = g_fail;
+        printf("[%s]\n", tests[i].name);
+        fflush(stdout);
+        tests[i].fn();
+        printf("  -> %s\n", g_fail == before ? "ok" : "FAILED");
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
