@@ -13,7 +13,7 @@
  * with a wide margin; measured by editing the header: LayerNorm backward without its mean
  * term gives 0.24, softmax backward without its sum term 0.98, GELU backward without the
  * tanh-derivative term 0.21, a state mask whose gradient leaks into masked tokens 0.3 to 5.
- */ */
+ */
 #define _DEFAULT_SOURCE   /* wait4 */
 #define LOOPED_TF_IMPLEMENTATION
 #include "looped_tf.h"
