@@ -101,7 +101,7 @@ static int parse_args(int argc, char **argv, options *o) {
     ltf_config_default(&o->cfg);
     ltf_train_config_default(&o->tc);
     o->steps = 3000; o->seed = 42; o->eval_prompts = 1280; o->out = "out";
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {   /* every flag but --help takes one value */
         const char *f = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
         if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(stdout); exit(0); }
@@ -127,7 +127,6 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(f, "--out") == 0) { if (a && *a) o->out = a; else rc = -1, fprintf(stderr, "demo: --out needs a folder name\n"); }
         else { fprintf(stderr, "demo: unknown flag '%s' (see demo --help)\n", f); return -1; }
         if (rc != 0) return -1;
-        i++;   /* every flag but --help takes one value */
     }
     if (o->cfg.mask_when == 0) o->cfg.mask_when = LTF_AT_BOTH;
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
