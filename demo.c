@@ -60,8 +60,15 @@ static void usage(FILE *f) {
         "Threads: OMP_NUM_THREADS (all cores by default).\n");
 }
 
+static int missing(const char *flag, const char *s) {
+    if (s) return 0;
+    fprintf(stderr, "demo: %s needs a value (see demo --help)\n", flag);
+    return 1;
+}
+
 static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
     char *end;
+    if (missing(flag, s)) return -1;
     errno = 0;
     long v = s ? strtol(s, &end, 10) : 0;
     if (!s || *s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
@@ -74,6 +81,7 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
 
 static int parse_float(const char *flag, const char *s, double lo, double hi, float *out) {
     char *end;
+    if (missing(flag, s)) return -1;
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
     if (!s || *s == '\0' || *end != '\0' || errno || !(v >= lo && v <= hi)) {
@@ -85,6 +93,7 @@ static int parse_float(const char *flag, const char *s, double lo, double hi, fl
 }
 
 static int parse_choice(const char *flag, const char *s, const char *const *names, int count, int *out) {
+    if (missing(flag, s)) return -1;
     for (int i = 0; s && i < count; i++)
         if (strcmp(s, names[i]) == 0) { *out = i; return 0; }
     fprintf(stderr, "demo: %s '%s' is not allowed: choose one of", flag, s ? s : "");
