@@ -76,6 +76,7 @@ extern "C" {
 
 #define LTF_ERR_LEN 256
 #define LTF_MAX_LAYERS 64
+#define LTF_MAX_DIMS 4096   /* largest task dimension d */
 
 /* ============================== [1] config ============================== */
 
@@ -323,8 +324,8 @@ void ltf_config_default(ltf_config *c) {
 }
 
 int ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]) {
-    if (c->n_dims < 1 || c->n_dims > 4096)
-        return ltf__fail(err, "n_dims (d) = %d: must be in 1..4096", c->n_dims);
+    if (c->n_dims < 1 || c->n_dims > LTF_MAX_DIMS)
+        return ltf__fail(err, "n_dims (d) = %d: must be in 1..%d", c->n_dims, LTF_MAX_DIMS);
     if (c->n_positions < 1 || c->n_positions > 100000)
         return ltf__fail(err, "n_positions = %d: must be in 1..100000", c->n_positions);
     if (c->n_embd < 1 || c->n_embd > 65536)
@@ -1261,7 +1262,7 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
 
 static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
     int d = t->n_dims, da = t->n_dims_active;
-    double w[4096];
+    double w[LTF_MAX_DIMS];   /* d <= LTF_MAX_DIMS: ltf_task_linear_regression clamps it */
     for (int b = 0; b < B; b++) {
         for (int j = 0; j < d; j++) w[j] = j < da ? ltf_rng_normal(rng) : 0.0;
         for (int i = 0; i < n; i++) {
@@ -1279,8 +1280,9 @@ static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, fl
 ltf_task ltf_task_linear_regression(int d, int d_active) {
     ltf_task t;
     t.name = "linear_regression";
-    t.n_dims = d;
-    t.n_dims_active = d_active < 1 || d_active > d ? d : d_active;
+    t.n_dims = d < 1 ? 1 : d > LTF_MAX_DIMS ? LTF_MAX_DIMS : d;   /* a model can't have other d:
+                                                 ltf_evaluate then reports the mismatch */
+    t.n_dims_active = d_active < 1 || d_active > t.n_dims ? t.n_dims : d_active;
     t.error_scale = (float)d;
     t.sample = ltf__sample_linear;
     return t;
