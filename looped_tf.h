@@ -235,18 +235,30 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
 
 /* ============================== [9] tasks ============================== */
 
+/* Task kinds of SPEC 7. */
+enum { LTF_TASK_LINEAR = 0, LTF_TASK_NOISY_LINEAR, LTF_TASK_SPARSE_LINEAR, LTF_TASK_DECISION_TREE,
+       LTF_TASK_RELU_2NN, LTF_TASK_COUNT };
+
 typedef struct ltf_task ltf_task;
 struct ltf_task {
-    const char *name;
-    int n_dims;         /* d                                                       */
-    int n_dims_active;  /* dims curriculum: coordinates >= this are zero (SPEC 7)  */
-    float error_scale;  /* normalized error = squared error / error_scale (SPEC 8) */
+    const char *name;   /* "linear_regression", ... (the paper's names)                */
+    int kind;           /* LTF_TASK_*                                                  */
+    int n_dims;         /* d                                                           */
+    int n_dims_active;  /* dims curriculum: coordinates >= this are zero (SPEC 7)      */
+    float error_scale;  /* normalized error = squared error / error_scale (SPEC 8)     */
+    float noise_std;    /* noisy_linear_regression: std of the noise on y (0.1)        */
+    int sparsity;       /* sparse_linear_regression: nonzero coordinates of w (3)      */
+    int depth;          /* decision_tree: depth (4: 15 inner nodes, 16 leaves)         */
+    int hidden;         /* relu_2nn_regression: hidden units (100)                     */
     /* draws B prompts of n points: xs [B, n, d], ys [B, n] */
     void (*sample)(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
 };
 
-ltf_task ltf_task_linear_regression(int d, int d_active);
-void     ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
+ltf_task    ltf_task_make(int kind, int d, int d_active);   /* kind LTF_TASK_*; d clamped to 1..LTF_MAX_DIMS */
+ltf_task    ltf_task_linear_regression(int d, int d_active);
+int         ltf_task_kind_from_name(const char *name);     /* LTF_TASK_* or -1                  */
+const char *ltf_task_kind_name(int kind);                  /* "linear_regression", ... or "?"  */
+void        ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
 
 /* ============================== [10] evaluation ============================== */
 
@@ -266,6 +278,35 @@ int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double 
 
 double ltf_flops_per_step(const ltf_config *c, int B, int n);
 
+/* ============================== [13] curriculum ============================== */
+
+typedef struct { int start, end, inc, interval; } ltf_schedule;  /* SPEC 6: value at step i =
+                                                  min(start + floor(i / interval) * inc, end) */
+typedef struct {
+    ltf_schedule dims;    /* active dims of the task (d_active)                         */
+    ltf_schedule points;  /* points per prompt n                                        */
+    ltf_schedule loops;   /* loop iterations b of the looped model (window stays T)     */
+} ltf_curriculum;
+
+typedef struct {          /* everything besides the model that a bit-identical resume needs */
+    long step;            /* training steps done                                          */
+    ltf_rng data_rng;     /* the RNG that draws the training prompts, after `step` steps  */
+    int task_kind;        /* LTF_TASK_*                                                    */
+    ltf_train_config train;
+    ltf_curriculum curriculum;
+} ltf_train_state;
+
+int  ltf_schedule_value(const ltf_schedule *s, long step);
+
+/* ============================== [14] files and checkpoints ============================== */
+
+/* Writes len bytes to path atomically: path.tmp, flushed (and fsync'd where POSIX is on),
+ * closed, then renamed over path. On failure path is untouched and err says why. */
+int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LTF_ERR_LEN]);
+
+/* ============================== [15] plots ============================== */
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -283,6 +324,10 @@ double ltf_flops_per_step(const ltf_config *c, int B, int n);
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
+#include <errno.h>
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L
+#include <unistd.h>   /* fsync */
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -1257,36 +1302,113 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
 }
 
 /* ============================== [9] tasks ==============================
- * SPEC 7. linear_regression: x ~ N(0, I_d), w ~ N(0, I_d), y = w . x; coordinates >= d_active
- * of x (and w) are zero (the dims curriculum). One fresh w per prompt. */
+ * SPEC 7. One fresh function per prompt; x ~ N(0, I_d). The dims curriculum sets coordinates
+ * >= d_active of x (and w) to zero, except for decision_tree, where the paper's code ignores it.
+ *   linear_regression         y = w . x,               w ~ N(0, I_d)
+ *   noisy_linear_regression   y = w . x + N(0, 0.1^2)
+ *   sparse_linear_regression  w as above, then only a random 3-subset of ALL d coordinates kept
+ *   decision_tree             depth 4: inner node i tests x[c_i] > 0 (c_i ~ U{0..d-1}) and goes
+ *                             to 2i+1 (no) or 2i+2 (yes); the 16 leaves hold values ~ N(0, 1)
+ *   relu_2nn_regression       y = sqrt(2/100) relu(x W1) W2, W1 [d,100], W2 [100] ~ N(0, 1)
+ * Normalized error divides by d (sparse: by 3, tree: by 1), so that predicting 0 scores ~1. */
 
+static void ltf__sample_x(const ltf_task *t, ltf_rng *rng, int da, float *x) {
+    for (int j = 0; j < t->n_dims; j++) x[j] = j < da ? (float)ltf_rng_normal(rng) : 0.0f;
+}
+
+/* linear, noisy and sparse regression: w, then the n points of the prompt */
 static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
     int d = t->n_dims, da = t->n_dims_active;
-    double w[LTF_MAX_DIMS];   /* d <= LTF_MAX_DIMS: ltf_task_linear_regression clamps it */
+    double w[LTF_MAX_DIMS];   /* d <= LTF_MAX_DIMS: ltf_task_make clamps it */
     for (int b = 0; b < B; b++) {
         for (int j = 0; j < d; j++) w[j] = j < da ? ltf_rng_normal(rng) : 0.0;
+        if (t->kind == LTF_TASK_SPARSE_LINEAR) {   /* keep a uniform random k-subset of 0..d-1 */
+            int keep = t->sparsity < d ? t->sparsity : d, left = keep;
+            for (int j = 0; j < d; j++) {          /* selection sampling: P(keep j) = left / (d - j) */
+                if ((double)left > ltf_rng_uniform(rng) * (double)(d - j)) left--;
+                else w[j] = 0.0;
+            }
+        }
         for (int i = 0; i < n; i++) {
             float *x = xs + ((size_t)b * n + i) * d;
+            ltf__sample_x(t, rng, da, x);
             double y = 0.0;
-            for (int j = 0; j < d; j++) {
-                x[j] = j < da ? (float)ltf_rng_normal(rng) : 0.0f;
-                y += w[j] * x[j];
-            }
+            for (int j = 0; j < d; j++) y += w[j] * x[j];
+            if (t->kind == LTF_TASK_NOISY_LINEAR) y += t->noise_std * ltf_rng_normal(rng);
             ys[(size_t)b * n + i] = (float)y;
         }
     }
 }
 
-ltf_task ltf_task_linear_regression(int d, int d_active) {
+static void ltf__sample_tree(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
+    int d = t->n_dims, inner = (1 << t->depth) - 1;
+    int coord[(1 << 10) - 1];
+    double leaf[1 << 10];
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < inner; i++) coord[i] = (int)(ltf_rng_uniform(rng) * d);
+        for (int i = 0; i <= inner; i++) leaf[i] = ltf_rng_normal(rng);
+        for (int i = 0; i < n; i++) {
+            float *x = xs + ((size_t)b * n + i) * d;
+            ltf__sample_x(t, rng, d, x);          /* not truncated: the paper's code */
+            int node = 0;
+            while (node < inner) node = 2 * node + 1 + (x[coord[node]] > 0.0f);
+            ys[(size_t)b * n + i] = (float)leaf[node - inner];
+        }
+    }
+}
+
+/* relu net: the n points first, then one hidden unit at a time (column of W1, entry of W2), so
+ * W1 never needs d x 100 floats of storage. */
+static void ltf__sample_relu(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
+    int d = t->n_dims, da = t->n_dims_active;
+    double w1[LTF_MAX_DIMS], scale = sqrt(2.0 / t->hidden);
+    for (int b = 0; b < B; b++) {
+        float *x0 = xs + (size_t)b * n * d, *y0 = ys + (size_t)b * n;
+        for (int i = 0; i < n; i++) { ltf__sample_x(t, rng, da, x0 + (size_t)i * d); y0[i] = 0.0f; }
+        for (int h = 0; h < t->hidden; h++) {
+            for (int j = 0; j < d; j++) w1[j] = ltf_rng_normal(rng);   /* W1 is not truncated */
+            double w2 = ltf_rng_normal(rng);
+            for (int i = 0; i < n; i++) {
+                double z = 0.0;
+                for (int j = 0; j < d; j++) z += w1[j] * x0[(size_t)i * d + j];
+                if (z > 0.0) y0[i] += (float)(scale * z * w2);
+            }
+        }
+    }
+}
+
+static const char *const ltf__task_names[LTF_TASK_COUNT] = {
+    "linear_regression", "noisy_linear_regression", "sparse_linear_regression", "decision_tree",
+    "relu_2nn_regression"};
+
+const char *ltf_task_kind_name(int kind) {
+    return kind >= 0 && kind < LTF_TASK_COUNT ? ltf__task_names[kind] : "?";
+}
+
+int ltf_task_kind_from_name(const char *name) {
+    for (int k = 0; name && k < LTF_TASK_COUNT; k++)
+        if (strcmp(name, ltf__task_names[k]) == 0) return k;
+    return -1;
+}
+
+ltf_task ltf_task_make(int kind, int d, int d_active) {
     ltf_task t;
-    t.name = "linear_regression";
+    memset(&t, 0, sizeof t);
+    t.kind = kind >= 0 && kind < LTF_TASK_COUNT ? kind : LTF_TASK_LINEAR;
+    t.name = ltf__task_names[t.kind];
     t.n_dims = d < 1 ? 1 : d > LTF_MAX_DIMS ? LTF_MAX_DIMS : d;   /* a model can't have other d:
                                                  ltf_evaluate then reports the mismatch */
     t.n_dims_active = d_active < 1 || d_active > t.n_dims ? t.n_dims : d_active;
-    t.error_scale = (float)d;
+    t.error_scale = (float)t.n_dims;
+    t.noise_std = 0.1f; t.sparsity = 3; t.depth = 4; t.hidden = 100;
     t.sample = ltf__sample_linear;
+    if (t.kind == LTF_TASK_SPARSE_LINEAR) t.error_scale = (float)t.sparsity;
+    if (t.kind == LTF_TASK_DECISION_TREE) { t.error_scale = 1.0f; t.sample = ltf__sample_tree; }
+    if (t.kind == LTF_TASK_RELU_2NN) t.sample = ltf__sample_relu;
     return t;
 }
+
+ltf_task ltf_task_linear_regression(int d, int d_active) { return ltf_task_make(LTF_TASK_LINEAR, d, d_active); }
 
 void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
     t->sample(t, rng, B, n, xs, ys);
@@ -1483,6 +1605,48 @@ double ltf_flops_per_step(const ltf_config *c, int B, int n) {
     int b = ltf__train_loops(c), K = ltf__window(c);
     return b * pass + 2.0 * K * pass + 3.0 * 2.0 * BT * c->n_dims * C;
 }
+
+/* ============================== [13] curriculum ==============================
+ * SPEC 6: each curriculum variable follows value(i) = min(start + floor(i/interval)*inc, end). */
+int ltf_schedule_value(const ltf_schedule *s, long step) {
+    if (s->interval <= 0 || s->inc == 0 || step < 0) return s->start < s->end ? s->start : s->end;
+    long v = (long)s->start + (step / s->interval) * (long)s->inc;
+    return v < s->end ? (int)v : s->end;
+}
+
+/* ============================== [14] files and checkpoints ============================== */
+
+int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LTF_ERR_LEN]) {
+    size_t pl = strlen(path);
+    char *tmp = (char *)LTF_MALLOC(pl + 5);
+    if (!tmp) return ltf__fail(err, "out of memory writing %s", path);
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        ltf__fail(err, "cannot write %s: %s", tmp, strerror(errno));
+        LTF_FREE(tmp);
+        return -1;
+    }
+    int ok = len == 0 || fwrite(data, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L
+    ok = fsync(fileno(f)) == 0 && ok;   /* on disk before the rename makes it visible */
+#endif
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) saved = errno;
+        ltf__fail(err, "cannot write %s: %s", path, strerror(saved ? saved : EIO));
+        remove(tmp);
+        LTF_FREE(tmp);
+        return -1;
+    }
+    LTF_FREE(tmp);
+    return 0;
+}
+
+/* ============================== [15] plots ============================== */
 
 #ifdef __cplusplus
 }
