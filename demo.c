@@ -273,14 +273,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i <= LTF_BASE_COUNT; i++) err_k[i] = (double *)malloc(sizeof(double) * n);
     ltf_rng eval_rng;
     ltf_rng_seed(&eval_rng, o.seed + 2);
-    if (ltf_evaluate(&m, &task, &eval_rng, o.eval_prompts, n, o.eval_loops, err_k[0], NULL) != 0) {
+    if (ltf_evaluate(&m, &task, &eval_rng, o.eval_prompts, n, o.eval_loops, err_k[0], NULL, NULL) != 0) {
         fprintf(stderr, "demo: evaluation: %s\n", m.err);
         return 1;
     }
     const int order[] = {LTF_BASE_LSQ, LTF_BASE_AVERAGING, LTF_BASE_KNN3, LTF_BASE_ZERO};
     for (int i = 0; i < LTF_BASE_COUNT; i++) {
         ltf_rng_seed(&eval_rng, o.seed + 2);
-        ltf_baseline_evaluate(order[i], &task, &eval_rng, o.eval_prompts, n, err_k[1 + i]);
+        ltf_baseline_evaluate(order[i], &task, &eval_rng, o.eval_prompts, n, err_k[1 + i], NULL);
     }
 
     char *csv = NULL, *loss_csv = NULL;

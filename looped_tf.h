@@ -263,15 +263,19 @@ void        ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float
 /* ============================== [10] evaluation ============================== */
 
 int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
-                 int n_loops, double *err_by_k, double *err_by_iter);
+                 int n_loops, double *err_by_k, double *err_by_iter, float *err_by_prompt);
+/* 90% (level) bootstrap band of the mean over prompts: resample the prompts with replacement
+ * n_boot times; lo/hi [n] get the (1-level)/2 and (1+level)/2 quantiles of the resampled means. */
+int ltf_bootstrap_band(const float *err_by_prompt, int n_prompts, int n, int n_boot, double level,
+                       uint64_t seed, double *lo, double *hi);
 
 /* ============================== [11] baselines ============================== */
 
 enum { LTF_BASE_ZERO = 0, LTF_BASE_LSQ, LTF_BASE_AVERAGING, LTF_BASE_KNN3, LTF_BASE_COUNT };
 const char *ltf_baseline_name(int kind);
 double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float *ys, const float *x);
-void   ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
-                             double *err_by_k);
+int    ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
+                             double *err_by_k, float *err_by_prompt);
 int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w);
 
 /* ============================== [12] FLOPs ============================== */
@@ -297,6 +301,17 @@ typedef struct {          /* everything besides the model that a bit-identical r
 } ltf_train_state;
 
 int  ltf_schedule_value(const ltf_schedule *s, long step);
+/* the paper's curriculum for a task (SPEC 6), ending at the model's d and b and at n points */
+void ltf_curriculum_default(ltf_curriculum *cur, int task_kind, const ltf_config *c, int n_points);
+void ltf_curriculum_off(ltf_curriculum *cur, const ltf_config *c, int n_points);  /* constant */
+int  ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char err[LTF_ERR_LEN]);
+/* sets st for step 0: the paper's curriculum, data RNG seeded, task kind, train config */
+void ltf_train_state_init(ltf_train_state *st, int task_kind, const ltf_train_config *t,
+                          const ltf_curriculum *cur, uint64_t data_seed);
+/* one training step at st->step of the curriculum: draws a batch (xs [B, n_end, d] and ys
+ * [B, n_end] are caller buffers), trains with b_cur loops, advances st. -1 + m->err on failure,
+ * parameters unchanged. *n_used (optional) gets the number of points drawn this step. */
+int  ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, float *loss, int *n_used);
 
 /* ============================== [14] files and checkpoints ============================== */
 
@@ -1418,9 +1433,10 @@ void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, f
  * SPEC 8: error at in-context index k = squared error of the prediction for point k (which has
  * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
  * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
- * each loop iteration. Prompts go through in batches of 64 to bound memory. */
+ * each loop iteration; err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
+ * error, for bootstrap bands. Prompts go through in batches of 64 to bound memory. */
 int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
-                 int n_loops, double *err_by_k, double *err_by_iter) {
+                 int n_loops, double *err_by_k, double *err_by_iter, float *err_by_prompt) {
     if (task->n_dims != m->cfg.n_dims)
         return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
     if (n_prompts < 1) return ltf__fail(m->err, "n_prompts = %d: must be at least 1", n_prompts);
@@ -1446,6 +1462,7 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
             for (int k = 0; k < n; k++) {
                 double e = (double)pred[b * n + k] - ys[b * n + k];
                 err_by_k[k] += e * e;
+                if (err_by_prompt) err_by_prompt[(size_t)(p0 + b) * n + k] = (float)(e * e / task->error_scale);
             }
         if (err_by_iter)
             for (int t = 0; t < loops; t++)
@@ -1459,6 +1476,43 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
 done:
     LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(pred); LTF_FREE(iters);
     return rc;
+}
+
+/* Bootstrap band (as the paper's plots): draw n_prompts prompts with replacement, average their
+ * errors per k; repeat n_boot times; lo/hi are the (1-level)/2 and (1+level)/2 quantiles of
+ * those means (nearest rank). Deterministic for a given seed. */
+static int ltf__cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int ltf_bootstrap_band(const float *err_by_prompt, int n_prompts, int n, int n_boot, double level,
+                       uint64_t seed, double *lo, double *hi) {
+    if (n_prompts < 1 || n < 1 || n_boot < 1 || !(level > 0.0 && level < 1.0)) return -1;
+    double *means = (double *)LTF_MALLOC(sizeof(double) * (size_t)n_boot * n);
+    if (!means) return -1;
+    ltf_rng r;
+    ltf_rng_seed(&r, seed);
+    for (int t = 0; t < n_boot; t++) {
+        double *mt = means + (size_t)t * n;
+        for (int k = 0; k < n; k++) mt[k] = 0.0;
+        for (int p = 0; p < n_prompts; p++) {
+            const float *e = err_by_prompt + (size_t)((uint64_t)ltf_rng_u32(&r) % (uint32_t)n_prompts) * n;
+            for (int k = 0; k < n; k++) mt[k] += e[k];
+        }
+        for (int k = 0; k < n; k++) mt[k] /= n_prompts;
+    }
+    double *col = (double *)LTF_MALLOC(sizeof(double) * (size_t)n_boot);
+    if (!col) { LTF_FREE(means); return -1; }
+    int ilo = (int)floor((1.0 - level) / 2.0 * (n_boot - 1) + 0.5);
+    int ihi = (int)floor((1.0 + level) / 2.0 * (n_boot - 1) + 0.5);
+    for (int k = 0; k < n; k++) {
+        for (int t = 0; t < n_boot; t++) col[t] = means[(size_t)t * n + k];
+        qsort(col, (size_t)n_boot, sizeof(double), ltf__cmp_double);
+        lo[k] = col[ilo]; hi[k] = col[ihi];
+    }
+    LTF_FREE(col); LTF_FREE(means);
+    return 0;
 }
 
 /* ============================== [11] baselines ==============================
@@ -1571,24 +1625,27 @@ double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float
     return NAN;
 }
 
-void ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n, double *err_by_k) {
+int ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
+                          double *err_by_k, float *err_by_prompt) {
     int d = task->n_dims;
     float *xs = (float *)LTF_MALLOC(sizeof(float) * (size_t)n * d), *ys = (float *)LTF_MALLOC(sizeof(float) * (size_t)n);
     for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
     if (!xs || !ys) {
         for (int k = 0; k < n; k++) err_by_k[k] = NAN;
         LTF_FREE(xs); LTF_FREE(ys);
-        return;
+        return -1;
     }
     for (int p = 0; p < n_prompts; p++) {
         ltf_task_sample(task, rng, 1, n, xs, ys);
         for (int k = 0; k < n; k++) {
             double e = ltf_baseline_predict(kind, k, d, xs, ys, xs + (size_t)k * d) - ys[k];
             err_by_k[k] += e * e;
+            if (err_by_prompt) err_by_prompt[(size_t)p * n + k] = (float)(e * e / task->error_scale);
         }
     }
     for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
     LTF_FREE(xs); LTF_FREE(ys);
+    return 0;
 }
 
 /* ============================== [12] FLOP count ==============================
@@ -1612,6 +1669,73 @@ int ltf_schedule_value(const ltf_schedule *s, long step) {
     if (s->interval <= 0 || s->inc == 0 || step < 0) return s->start < s->end ? s->start : s->end;
     long v = (long)s->start + (step / s->interval) * (long)s->inc;
     return v < s->end ? (int)v : s->end;
+}
+
+static ltf_schedule ltf__schedule(int start, int end, int inc, int interval) {
+    ltf_schedule s;
+    s.start = start < end ? start : end; s.end = end; s.inc = inc; s.interval = interval;
+    return s;
+}
+
+/* SPEC 6: dims 5 -> d (+1 / 5000 steps); points 11 -> n (+2 / 5000) for the regressions,
+ * 26 -> n (+5 / 5000) for tree and ReLU net; loops T -> b (+2 / 500), window T throughout. */
+void ltf_curriculum_default(ltf_curriculum *cur, int task_kind, const ltf_config *c, int n_points) {
+    int wide = task_kind == LTF_TASK_DECISION_TREE || task_kind == LTF_TASK_RELU_2NN;
+    cur->dims = ltf__schedule(5, c->n_dims, 1, 5000);
+    cur->points = ltf__schedule(wide ? 26 : 11, n_points, wide ? 5 : 2, 5000);
+    cur->loops = c->kind == LTF_LOOPED ? ltf__schedule(c->loop_window, c->n_loops, 2, 500) : ltf__schedule(1, 1, 0, 1);
+}
+
+void ltf_curriculum_off(ltf_curriculum *cur, const ltf_config *c, int n_points) {
+    cur->dims = ltf__schedule(c->n_dims, c->n_dims, 0, 1);
+    cur->points = ltf__schedule(n_points, n_points, 0, 1);
+    cur->loops = c->kind == LTF_LOOPED ? ltf__schedule(c->n_loops, c->n_loops, 0, 1) : ltf__schedule(1, 1, 0, 1);
+}
+
+static int ltf__schedule_check(const ltf_schedule *s, const char *what, int lo, int hi, char *err) {
+    if (s->start < lo || s->start > hi || s->end < lo || s->end > hi)
+        return ltf__fail(err, "curriculum %s: start %d and end %d must be in %d..%d", what, s->start, s->end, lo, hi);
+    if (s->inc < 0 || s->interval < 1)
+        return ltf__fail(err, "curriculum %s: inc = %d must be >= 0 and interval = %d >= 1", what, s->inc, s->interval);
+    return 0;
+}
+
+int ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char err[LTF_ERR_LEN]) {
+    int looped = c->kind == LTF_LOOPED;
+    if (ltf__schedule_check(&cur->dims, "dims", 1, c->n_dims, err) != 0) return -1;
+    if (ltf__schedule_check(&cur->points, "points", 1, c->n_positions, err) != 0) return -1;
+    if (ltf__schedule_check(&cur->loops, "loops", looped ? c->loop_window : 1, looped ? c->n_loops : 1, err) != 0)
+        return -1;
+    return 0;
+}
+
+void ltf_train_state_init(ltf_train_state *st, int task_kind, const ltf_train_config *t,
+                          const ltf_curriculum *cur, uint64_t data_seed) {
+    memset(st, 0, sizeof *st);
+    st->task_kind = task_kind;
+    st->train = *t;
+    st->curriculum = *cur;
+    ltf_rng_seed(&st->data_rng, data_seed);
+}
+
+int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, float *loss, int *n_used) {
+    const ltf_curriculum *cur = &st->curriculum;
+    if (ltf_curriculum_check(cur, &m->cfg, m->err) != 0) return -1;
+    int d_active = ltf_schedule_value(&cur->dims, st->step);
+    int n = ltf_schedule_value(&cur->points, st->step);
+    int loops = ltf_schedule_value(&cur->loops, st->step);
+    ltf_task task = ltf_task_make(st->task_kind, m->cfg.n_dims, d_active);
+    ltf_train_config t = st->train;
+    t.n_points = n;
+    ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
+    int b_end = m->cfg.n_loops;
+    if (m->cfg.kind == LTF_LOOPED) m->cfg.n_loops = loops;   /* b grows, the window T stays */
+    int rc = ltf_train_step(m, &t, xs, ys, t.batch_size, n, loss);
+    m->cfg.n_loops = b_end;
+    if (rc != 0) return -1;
+    st->step++;
+    if (n_used) *n_used = n;
+    return 0;
 }
 
 /* ============================== [14] files and checkpoints ============================== */

@@ -707,9 +707,9 @@ static void test_baselines(void) {
     double e[11];
     ltf_rng r;
     ltf_rng_seed(&r, 3);
-    ltf_baseline_evaluate(LTF_BASE_ZERO, &task, &r, 2000, 11, e);
+    ltf_baseline_evaluate(LTF_BASE_ZERO, &task, &r, 2000, 11, e, NULL);
     CHECK(fabs(e[5] - 1.0) < 0.1, "zero predictor normalized error %.3f, want ~1", e[5]);
-    ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 200, 11, e);
+    ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 200, 11, e, NULL);
     CHECK(e[6] < 1e-8 && e[2] > 0.3, "least squares error at k=6 %.2e (want ~0), k=2 %.3f", e[6], e[2]);
 }
 
@@ -732,12 +732,140 @@ static void test_eval_loops(void) {
     double ek[4], ei[7];
     ltf_rng r;
     ltf_rng_seed(&r, 1);
-    CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei) == 0, "evaluate: %s", m.err);
+    CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei, NULL) == 0, "evaluate: %s", m.err);
     CHECK(isfinite(ek[3]) && isfinite(ei[6]) && ei[6] > 0, "evaluate gives finite errors");
     ltf_task wrong = ltf_task_linear_regression(4, 4);
-    CHECK(ltf_evaluate(&m, &wrong, &r, 100, 4, 7, ek, NULL) == -1 && strstr(m.err, "d = 4"), "task/model d mismatch: %s", m.err);
+    CHECK(ltf_evaluate(&m, &wrong, &r, 100, 4, 7, ek, NULL, NULL) == -1 && strstr(m.err, "d = 4"), "task/model d mismatch: %s", m.err);
     free(xs); free(ys); free(it);
     ltf_model_free(&m);
+}
+
+/* ------------------------------------------------------------------ tasks, curriculum, bootstrap */
+
+static void test_tasks(void) {
+    int d = 8, n = 40, P = 2000;   /* P prompts: E[y^2] estimates within ~2% (1 sd) */
+    float *xs = (float *)malloc(sizeof(float) * (size_t)P * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)P * n);
+    for (int kind = 0; kind < LTF_TASK_COUNT; kind++) {
+        ltf_task t = ltf_task_make(kind, d, d);
+        CHECK(ltf_task_kind_from_name(ltf_task_kind_name(kind)) == kind, "name round trip %s", t.name);
+        /* normalization: the zero predictor scores ~1 on every task (SPEC 8) */
+        double e[40];
+        ltf_rng r;
+        ltf_rng_seed(&r, 7 + kind);
+        ltf_baseline_evaluate(LTF_BASE_ZERO, &t, &r, 3000, n, e, NULL);
+        double mean = 0;
+        for (int k = 0; k < n; k++) mean += e[k] / n;
+        CHECK(fabs(mean - 1.0) < 0.08, "%s: zero predictor error %.3f, want ~1", t.name, mean);
+    }
+    CHECK(ltf_task_kind_from_name("quadratic") == -1, "unknown task name gives -1");
+    /* the dims curriculum: coordinates >= d_active are zero, except for the tree (paper's code) */
+    for (int kind = 0; kind < LTF_TASK_COUNT; kind++) {
+        ltf_task t = ltf_task_make(kind, d, 3);
+        ltf_task_sample(&t, &g_rng, P, n, xs, ys);
+        double tail = 0, y2 = 0;
+        for (size_t i = 0; i < (size_t)P * n; i++) {
+            for (int j = 3; j < d; j++) tail += fabs(xs[i * d + j]);
+            y2 += (double)ys[i] * ys[i] / ((double)P * n);
+        }
+        if (kind == LTF_TASK_DECISION_TREE) CHECK(tail > 0, "tree ignores the dims curriculum (x not truncated)");
+        else CHECK(tail == 0, "%s: x truncated to d_active (tail %g)", t.name, tail);
+        double want = 3.0;                                          /* 3 active coordinates      */
+        if (kind == LTF_TASK_DECISION_TREE) want = 1.0;                 /* leaf values ~ N(0, 1)     */
+        if (kind == LTF_TASK_SPARSE_LINEAR) want = 3.0 * 3.0 / d;       /* 3 of d kept, 3 active     */
+        if (kind == LTF_TASK_NOISY_LINEAR) want = 3.0 + 0.01;           /* plus the noise variance   */
+        CHECK(fabs(y2 - want) < 0.1 * want, "%s at d_active=3: E[y^2] = %.3f, want %.3f", t.name, y2, want);
+    }
+    /* sparse: w has exactly 3 nonzeros (d_active = d), recovered by least squares from n > d points */
+    ltf_task sp = ltf_task_make(LTF_TASK_SPARSE_LINEAR, d, d);
+    ltf_task_sample(&sp, &g_rng, 1, n, xs, ys);
+    double X[40 * 8], y[40], w[8];
+    for (int i = 0; i < n * d; i++) X[i] = xs[i];
+    for (int i = 0; i < n; i++) y[i] = ys[i];
+    ltf_lstsq_minnorm(n, d, X, y, w);
+    int nz = 0;
+    for (int j = 0; j < d; j++) nz += fabs(w[j]) > 1e-4;
+    CHECK(nz == 3, "sparse task: w has %d nonzeros, want 3", nz);
+    /* noisy: the residual of a least-squares fit has variance ~0.1^2 */
+    ltf_task no = ltf_task_make(LTF_TASK_NOISY_LINEAR, d, d);
+    double rss = 0;
+    for (int p = 0; p < 50; p++) {
+        ltf_task_sample(&no, &g_rng, 1, n, xs, ys);
+        for (int i = 0; i < n * d; i++) X[i] = xs[i];
+        for (int i = 0; i < n; i++) y[i] = ys[i];
+        ltf_lstsq_minnorm(n, d, X, y, w);
+        for (int i = 0; i < n; i++) { double r = y[i]; for (int j = 0; j < d; j++) r -= w[j] * X[i * d + j]; rss += r * r; }
+    }
+    double sigma2 = rss / (50.0 * (n - d));
+    CHECK(fabs(sigma2 - 0.01) < 0.002, "noisy task: residual variance %.4f, want 0.01", sigma2);
+    /* tree: one prompt takes at most 16 distinct values */
+    ltf_task tr = ltf_task_make(LTF_TASK_DECISION_TREE, d, d);
+    ltf_task_sample(&tr, &g_rng, 1, n, xs, ys);
+    int distinct = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++) seen |= ys[j] == ys[i];
+        distinct += !seen;
+    }
+    CHECK(distinct >= 2 && distinct <= 16, "tree prompt has %d distinct y values, want 2..16", distinct);
+    free(xs); free(ys);
+}
+
+static void test_curriculum(void) {
+    ltf_schedule s = {11, 41, 2, 5000};
+    CHECK(ltf_schedule_value(&s, 0) == 11 && ltf_schedule_value(&s, 4999) == 11 && ltf_schedule_value(&s, 5000) == 13 &&
+          ltf_schedule_value(&s, 74999) == 39 && ltf_schedule_value(&s, 75000) == 41 && ltf_schedule_value(&s, 10000000) == 41,
+          "min(start + floor(i/interval)*inc, end)");
+    ltf_config c = small_config(LTF_LOOPED, 1, 20, 15);
+    c.n_dims = 20; c.n_positions = 101;
+    ltf_curriculum cur;
+    char err[LTF_ERR_LEN];
+    ltf_curriculum_default(&cur, LTF_TASK_LINEAR, &c, 41);
+    CHECK(cur.dims.start == 5 && cur.dims.end == 20 && cur.points.start == 11 && cur.points.end == 41 &&
+          cur.loops.start == 15 && cur.loops.end == 20 && cur.loops.interval == 500, "paper curriculum (SPEC 6)");
+    CHECK(ltf_schedule_value(&cur.loops, 1499) == 19 && ltf_schedule_value(&cur.loops, 1500) == 20, "loops 15 -> 20, +2 / 500");
+    ltf_curriculum_default(&cur, LTF_TASK_RELU_2NN, &c, 101);
+    CHECK(cur.points.start == 26 && cur.points.inc == 5, "ReLU/tree points 26 -> 101, +5");
+    CHECK(ltf_curriculum_check(&cur, &c, err) == 0, "valid curriculum: %s", err);
+    cur.loops.start = 3;
+    CHECK(ltf_curriculum_check(&cur, &c, err) == -1 && strstr(err, "loops"), "loops below T rejected: %s", err);
+    /* ltf_train_next follows the curriculum and restores b */
+    ltf_config t = small_config(LTF_LOOPED, 1, 6, 2);
+    t.n_positions = 8;
+    ltf_model m;
+    ltf_model_create(&m, &t, 3, err);
+    ltf_train_config tc;
+    ltf_train_config_default(&tc);
+    tc.batch_size = 4;
+    cur.dims = (ltf_schedule){1, t.n_dims, 1, 2};
+    cur.points = (ltf_schedule){3, 8, 2, 2};
+    cur.loops = (ltf_schedule){2, 6, 2, 1};
+    ltf_train_state st;
+    ltf_train_state_init(&st, LTF_TASK_LINEAR, &tc, &cur, 5);
+    float *xs = (float *)malloc(sizeof(float) * 4 * 8 * t.n_dims), *ys = (float *)malloc(sizeof(float) * 4 * 8), loss;
+    int ns[6], ok = 1;
+    for (int i = 0; i < 6; i++) ok &= ltf_train_next(&m, &st, xs, ys, &loss, &ns[i]) == 0;
+    CHECK(ok && st.step == 6 && m.cfg.n_loops == 6, "6 steps taken, b restored (%ld, %d)", st.step, m.cfg.n_loops);
+    CHECK(ns[0] == 3 && ns[2] == 5 && ns[4] == 7 && ns[5] == 7, "points follow the curriculum: %d %d %d", ns[0], ns[2], ns[4]);
+    free(xs); free(ys);
+    ltf_model_free(&m);
+}
+
+static void test_bootstrap(void) {
+    int P = 500, n = 3;
+    float *e = (float *)malloc(sizeof(float) * P * n);
+    double lo[3], hi[3], mean = 0, sd = 0;
+    for (int p = 0; p < P; p++) { e[p * n] = 0.5f; e[p * n + 1] = (float)ltf_rng_uniform(&g_rng); e[p * n + 2] = p == 0 ? 100.0f : 0.0f; }
+    for (int p = 0; p < P; p++) mean += e[p * n + 1] / P;
+    for (int p = 0; p < P; p++) sd += (e[p * n + 1] - mean) * (e[p * n + 1] - mean) / (P - 1);
+    sd = sqrt(sd / P);   /* standard error of the mean */
+    CHECK(ltf_bootstrap_band(e, P, n, 1000, 0.9, 1, lo, hi) == 0, "bootstrap runs");
+    CHECK(lo[0] == 0.5 && hi[0] == 0.5, "constant errors give a zero-width band");
+    CHECK(lo[1] < mean && mean < hi[1] && fabs((hi[1] - lo[1]) / (2 * 1.645 * sd) - 1) < 0.15,
+          "band [%g, %g] around %g has the normal width %g", lo[1], hi[1], mean, 2 * 1.645 * sd);
+    CHECK(lo[2] == 0.0 && hi[2] > 0.0, "one outlier prompt: lower end 0, upper end above");
+    CHECK(ltf_bootstrap_band(e, 0, n, 10, 0.9, 1, lo, hi) == -1 && ltf_bootstrap_band(e, P, n, 10, 1.5, 1, lo, hi) == -1,
+          "bad arguments rejected");
+    free(e);
 }
 
 /* ------------------------------------------------------------------ runner */
@@ -757,6 +885,9 @@ int main(int argc, char **argv) {
         {"nan_loses_nothing", test_nan_loses_nothing},
         {"baselines", test_baselines},
         {"eval_loops", test_eval_loops},
+        {"tasks", test_tasks},
+        {"curriculum", test_curriculum},
+        {"bootstrap", test_bootstrap},
         {"training_learns", test_training_learns},
         {"memory_independent_of_b", test_memory_independent_of_b},
     };
