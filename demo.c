@@ -1,11 +1,12 @@
-/* demo.c - train a looped transformer on in-context linear regression and evaluate it.
+/* demo.c - the looped-tf workbench: train, evaluate and run the paper's and the report's
+ * experiments from the command line.
  *
- *   ./demo                 train the default small looped model on the CPU, print the table
- *   ./demo --help          every flag
+ *   ./demo                          train the default small looped model (train command)
+ *   ./demo COMMAND [flags]          train | eval | mask-sweep | compare
+ *   ./demo --help                   every command and flag
  *
- * Prints one live progress line on stderr while training, then a table of normalized error by
- * number of in-context examples (model, least squares, averaging, 3-NN, zero) on stdout, and
- * writes the same table to OUT/eval.csv and the loss history to OUT/train_loss.csv.
+ * Every command prints a table on stdout and writes CSV + SVG figures (and checkpoints) into
+ * the --out folder; progress goes to stderr.
  */
 #define _POSIX_C_SOURCE 200809L
 #define LOOPED_TF_IMPLEMENTATION
@@ -18,22 +19,44 @@
 
 /* ------------------------------------------------------------------ options */
 
+enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_COUNT };
+static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare"};
+
 typedef struct {
+    int command;
     ltf_config cfg;
     ltf_train_config tc;
+    int task;                 /* LTF_TASK_*                                                */
     long steps;
     uint64_t seed;
-    int eval_prompts, eval_loops;
-    const char *out;
+    int curriculum;           /* 1: the paper's curriculum (SPEC 6), 0: fixed d, n, b       */
+    long cur_interval;        /* >0: dims/points step every this many steps, loops every /10 */
+    int eval_prompts, eval_loops, fixed_point, baseline_prompts;
+    long ckpt_every;
+    const char *out, *ckpt, *resume;
+    int sweep_mode;           /* mask-sweep: LTF_MASK_KEEP_LAST or KEEP_FIRST               */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: demo [flags]\n"
-        "Trains a looped (or standard) transformer on in-context linear regression, then prints\n"
-        "its normalized error by number of in-context examples next to the classic baselines.\n"
-        "\n"
-        "model\n"
+        "usage: demo [COMMAND] [flags]\n"
+        "commands\n"
+        "  train        (default) train a model, evaluate it, write figures and a checkpoint\n"
+        "  eval         evaluate a checkpoint (--ckpt): error by examples k with 90%% bootstrap\n"
+        "               bands and the task's baselines, error by loop iteration up to --fixed-point\n"
+        "  mask-sweep   evaluate a checkpoint keeping only the last/first N token pairs of the\n"
+        "               loop state (--mask last|first), N = 1..n: how error grows as N shrinks\n"
+        "  compare      the report's experiment: looped L=1 with b = 5, 10, 20, 25 against\n"
+        "               standard L=12, same data; training loss, error by k, error by iteration\n"
+        "presets (applied first; later flags override them)\n"
+        "  --preset small           looped, linear regression d=5 n=11 C=64 H=4 b=10 T=5, 3000 steps\n"
+        "  --preset linear|sparse|tree|relu   the paper's four tasks at its settings (SPEC 6):\n"
+        "                           d=20 C=256 H=8 L=1, lr 1e-4, 500k steps; n=41 b=20 T=15 (linear),\n"
+        "                           n=41 b=20 T=10 (sparse), n=101 b=70 T=15 (tree), n=101 b=12 T=5 (relu)\n"
+        "  --preset report          the report's setting: d=10 n=31 C=256 H=4 L=1 b=20 T=15, lr 1e-4\n"
+        "task and model\n"
+        "  --task NAME              linear_regression noisy_linear_regression sparse_linear_regression\n"
+        "                           decision_tree relu_2nn_regression           (linear_regression)\n"
         "  --model looped|standard  kind of model                              (looped)\n"
         "  --d N                    task dimension n_dims                      (5)\n"
         "  --n N                    points per prompt                          (11)\n"
@@ -43,7 +66,7 @@ static void usage(FILE *f) {
         "  --L N                    layers in the loop body / the stack        (1)\n"
         "  --b N                    loop iterations in training                (10)\n"
         "  --T N                    loss window: last T iterations             (5)\n"
-        "  --mask none|last|first   keep only the last/first N pairs of the state (none)\n"
+        "  --mask none|last|first   keep only the last/first N pairs of the state (none; mask-sweep: last)\n"
         "  --mask-n N               N for --mask                               (0)\n"
         "  --mask-when train|eval|both  where the mask applies                 (both)\n"
         "training\n"
@@ -52,10 +75,19 @@ static void usage(FILE *f) {
         "  --lr X                   Adam learning rate                         (1e-3)\n"
         "  --wd X                   decoupled weight decay                     (0)\n"
         "  --seed N                 seed of weights and data                   (42)\n"
+        "  --curriculum on|off      the paper's curriculum of dims, points and loops (on)\n"
+        "  --cur-interval N         curriculum: dims/points grow every N steps, loops every N/10\n"
+        "                           (the paper: 5000; default: steps/4, so a short run sees it all)\n"
+        "  --ckpt-every N           also write the checkpoint every N steps    (1000)\n"
+        "  --resume FILE            continue training from a checkpoint, bit-identical to no stop\n"
         "evaluation and output\n"
+        "  --ckpt FILE              checkpoint to evaluate (eval, mask-sweep)\n"
         "  --eval-prompts N         test prompts                               (1280)\n"
-        "  --eval-loops N           loop iterations at evaluation              (= --b)\n"
-        "  --out DIR                output folder for the CSV files            (out)\n"
+        "  --eval-loops N           loop iterations for the error-by-k table   (= --b)\n"
+        "  --fixed-point N          error by loop iteration up to N (0: off)   (500)\n"
+        "  --baseline-prompts N     prompts for the baselines (the ReLU-net and tree baselines\n"
+        "                           fit a model per prompt and k: fewer is faster) (= --eval-prompts)\n"
+        "  --out DIR                output folder                              (out)\n"
         "  --help                   this text\n"
         "Threads: OMP_NUM_THREADS (all cores by default).\n");
 }
@@ -70,12 +102,19 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
     char *end;
     if (missing(flag, s)) return -1;
     errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
-        fprintf(stderr, "demo: %s '%s' is not allowed: need an integer in %ld..%ld\n", flag, s ? s : "", lo, hi);
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno || v < lo || v > hi) {
+        fprintf(stderr, "demo: %s '%s' is not allowed: need an integer in %ld..%ld\n", flag, s, lo, hi);
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
+    long v;
+    if (parse_long(flag, s, lo, hi, &v) != 0) return -1;
+    *out = (int)v;
     return 0;
 }
 
@@ -83,9 +122,9 @@ static int parse_float(const char *flag, const char *s, double lo, double hi, fl
     char *end;
     if (missing(flag, s)) return -1;
     errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || *s == '\0' || *end != '\0' || errno || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "demo: %s '%s' is not allowed: need a number in [%g, %g]\n", flag, s ? s : "", lo, hi);
+    double v = strtod(s, &end);
+    if (*s == '\0' || *end != '\0' || errno || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "demo: %s '%s' is not allowed: need a number in [%g, %g]\n", flag, s, lo, hi);
         return -1;
     }
     *out = (float)v;
@@ -94,52 +133,116 @@ static int parse_float(const char *flag, const char *s, double lo, double hi, fl
 
 static int parse_choice(const char *flag, const char *s, const char *const *names, int count, int *out) {
     if (missing(flag, s)) return -1;
-    for (int i = 0; s && i < count; i++)
-        if (strcmp(s, names[i]) == 0) { *out = i; return 0; }
-    fprintf(stderr, "demo: %s '%s' is not allowed: choose one of", flag, s ? s : "");
-    for (int i = 0; i < count; i++) fprintf(stderr, " %s", names[i]);
+    for (int i = 0; i < count; i++)
+        if (names[i][0] && strcmp(s, names[i]) == 0) { *out = i; return 0; }
+    fprintf(stderr, "demo: %s '%s' is not allowed: choose one of", flag, s);
+    for (int i = 0; i < count; i++) if (names[i][0]) fprintf(stderr, " %s", names[i]);
     fprintf(stderr, "\n");
     return -1;
 }
 
-static int parse_args(int argc, char **argv, options *o) {
+static void set_model(options *o, int d, int n, int C, int H, int b, int T) {
+    o->cfg.n_dims = d; o->tc.n_points = n; o->cfg.n_embd = C; o->cfg.n_head = H;
+    o->cfg.n_loops = b; o->cfg.loop_window = T;
+}
+
+/* Presets: SPEC 6 for the paper's four tasks, SPEC 10 for the report. */
+static int apply_preset(options *o, const char *name) {
+    static const char *const names[] = {"small", "linear", "sparse", "tree", "relu", "report"};
+    int p;
+    if (parse_choice("--preset", name, names, 6, &p) != 0) return -1;
+    if (p == 0) return 0;                                  /* the defaults are the small preset */
+    o->tc.lr = 1e-4f; o->steps = 500000; o->cur_interval = 5000;
+    if (p == 1) { o->task = LTF_TASK_LINEAR;         set_model(o, 20, 41, 256, 8, 20, 15); }
+    if (p == 2) { o->task = LTF_TASK_SPARSE_LINEAR;  set_model(o, 20, 41, 256, 8, 20, 10); }
+    if (p == 3) { o->task = LTF_TASK_DECISION_TREE;  set_model(o, 20, 101, 256, 8, 70, 15); }
+    if (p == 4) { o->task = LTF_TASK_RELU_2NN;       set_model(o, 20, 101, 256, 8, 12, 5); }
+    if (p == 5) { o->task = LTF_TASK_LINEAR;         set_model(o, 10, 31, 256, 4, 20, 15); }
+    return 0;
+}
+
+static void defaults(options *o) {
+    memset(o, 0, sizeof *o);
+    ltf_config_default(&o->cfg);
+    ltf_train_config_default(&o->tc);
+    o->command = CMD_TRAIN; o->task = LTF_TASK_LINEAR;
+    o->steps = 3000; o->seed = 42; o->curriculum = 1; o->cur_interval = -1;
+    o->eval_prompts = 1280; o->eval_loops = -1; o->fixed_point = 500; o->baseline_prompts = -1;
+    o->ckpt_every = 1000; o->out = "out"; o->sweep_mode = LTF_MASK_KEEP_LAST;
+}
+
+static int parse_flag(options *o, const char *f, const char *a, long *positions) {
     static const char *const kinds[] = {"standard", "looped"};
     static const char *const masks[] = {"none", "last", "first"};
     static const char *const whens[] = {"", "train", "eval", "both"};
-    long v, positions = -1, eval_loops = -1;
-    ltf_config_default(&o->cfg);
-    ltf_train_config_default(&o->tc);
-    o->steps = 3000; o->seed = 42; o->eval_prompts = 1280; o->out = "out";
-    for (int i = 1; i < argc; i += 2) {   /* every flag but --help takes one value */
-        const char *f = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(stdout); exit(0); }
-        else if (strcmp(f, "--model") == 0) rc = parse_choice(f, a, kinds, 2, &o->cfg.kind);
-        else if (strcmp(f, "--d") == 0) { rc = parse_long(f, a, 1, 4096, &v); o->cfg.n_dims = (int)v; }
-        else if (strcmp(f, "--n") == 0) { rc = parse_long(f, a, 1, 100000, &v); o->tc.n_points = (int)v; }
-        else if (strcmp(f, "--positions") == 0) rc = parse_long(f, a, 1, 100000, &positions);
-        else if (strcmp(f, "--C") == 0) { rc = parse_long(f, a, 1, 65536, &v); o->cfg.n_embd = (int)v; }
-        else if (strcmp(f, "--H") == 0) { rc = parse_long(f, a, 1, 65536, &v); o->cfg.n_head = (int)v; }
-        else if (strcmp(f, "--L") == 0) { rc = parse_long(f, a, 1, LTF_MAX_LAYERS, &v); o->cfg.n_layer = (int)v; }
-        else if (strcmp(f, "--b") == 0) { rc = parse_long(f, a, 1, 100000, &v); o->cfg.n_loops = (int)v; }
-        else if (strcmp(f, "--T") == 0) { rc = parse_long(f, a, 1, 100000, &v); o->cfg.loop_window = (int)v; }
-        else if (strcmp(f, "--mask") == 0) rc = parse_choice(f, a, masks, 3, &o->cfg.mask_mode);
-        else if (strcmp(f, "--mask-n") == 0) { rc = parse_long(f, a, 0, 100000, &v); o->cfg.mask_pairs = (int)v; }
-        else if (strcmp(f, "--mask-when") == 0) rc = parse_choice(f, a, whens, 4, &o->cfg.mask_when);
-        else if (strcmp(f, "--steps") == 0) rc = parse_long(f, a, 0, 100000000, &o->steps);
-        else if (strcmp(f, "--batch") == 0) { rc = parse_long(f, a, 1, 1000000, &v); o->tc.batch_size = (int)v; }
-        else if (strcmp(f, "--lr") == 0) rc = parse_float(f, a, 1e-12, 10, &o->tc.lr);
-        else if (strcmp(f, "--wd") == 0) rc = parse_float(f, a, 0, 1e3, &o->tc.weight_decay);
-        else if (strcmp(f, "--seed") == 0) { rc = parse_long(f, a, 0, 0x7fffffffL, &v); o->seed = (uint64_t)v; }
-        else if (strcmp(f, "--eval-prompts") == 0) { rc = parse_long(f, a, 1, 10000000, &v); o->eval_prompts = (int)v; }
-        else if (strcmp(f, "--eval-loops") == 0) rc = parse_long(f, a, 1, 1000000, &eval_loops);
-        else if (strcmp(f, "--out") == 0) { if (a && *a) o->out = a; else rc = -1, fprintf(stderr, "demo: --out needs a folder name\n"); }
-        else { fprintf(stderr, "demo: unknown flag '%s' (see demo --help)\n", f); return -1; }
-        if (rc != 0) return -1;
+    static const char *const onoff[] = {"off", "on"};
+    static const char *tasks[LTF_TASK_COUNT];
+    for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
+    ltf_config *c = &o->cfg;
+    if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
+    if (strcmp(f, "--task") == 0) return parse_choice(f, a, tasks, LTF_TASK_COUNT, &o->task);
+    if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 2, &c->kind);
+    if (strcmp(f, "--d") == 0) return parse_int(f, a, 1, LTF_MAX_DIMS, &c->n_dims);
+    if (strcmp(f, "--n") == 0) return parse_int(f, a, 1, 100000, &o->tc.n_points);
+    if (strcmp(f, "--positions") == 0) return parse_long(f, a, 1, 100000, positions);
+    if (strcmp(f, "--C") == 0) return parse_int(f, a, 1, 65536, &c->n_embd);
+    if (strcmp(f, "--H") == 0) return parse_int(f, a, 1, 65536, &c->n_head);
+    if (strcmp(f, "--L") == 0) return parse_int(f, a, 1, LTF_MAX_LAYERS, &c->n_layer);
+    if (strcmp(f, "--b") == 0) return parse_int(f, a, 1, 100000, &c->n_loops);
+    if (strcmp(f, "--T") == 0) return parse_int(f, a, 1, 100000, &c->loop_window);
+    if (strcmp(f, "--mask") == 0) {
+        if (parse_choice(f, a, masks, 3, &c->mask_mode) != 0) return -1;
+        if (c->mask_mode != LTF_MASK_NONE) o->sweep_mode = c->mask_mode;
+        return 0;
     }
+    if (strcmp(f, "--mask-n") == 0) return parse_int(f, a, 0, 100000, &c->mask_pairs);
+    if (strcmp(f, "--mask-when") == 0) return parse_choice(f, a, whens, 4, &c->mask_when);
+    if (strcmp(f, "--steps") == 0) return parse_long(f, a, 0, 100000000, &o->steps);
+    if (strcmp(f, "--batch") == 0) return parse_int(f, a, 1, 1000000, &o->tc.batch_size);
+    if (strcmp(f, "--lr") == 0) return parse_float(f, a, 1e-12, 10, &o->tc.lr);
+    if (strcmp(f, "--wd") == 0) return parse_float(f, a, 0, 1e3, &o->tc.weight_decay);
+    if (strcmp(f, "--seed") == 0) { long v; int rc = parse_long(f, a, 0, 0x7fffffffL, &v); o->seed = (uint64_t)v; return rc; }
+    if (strcmp(f, "--curriculum") == 0) return parse_choice(f, a, onoff, 2, &o->curriculum);
+    if (strcmp(f, "--cur-interval") == 0) return parse_long(f, a, 1, 100000000, &o->cur_interval);
+    if (strcmp(f, "--ckpt-every") == 0) return parse_long(f, a, 1, 100000000, &o->ckpt_every);
+    if (strcmp(f, "--eval-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->eval_prompts);
+    if (strcmp(f, "--eval-loops") == 0) return parse_int(f, a, 1, 1000000, &o->eval_loops);
+    if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
+    if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
+    const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
+                      : strcmp(f, "--resume") == 0 ? &o->resume : NULL;
+    if (path) {
+        if (missing(f, a)) return -1;
+        if (!*a) { fprintf(stderr, "demo: %s needs a file or folder name, got ''\n", f); return -1; }
+        *path = a;
+        return 0;
+    }
+    fprintf(stderr, "demo: unknown flag '%s' (see demo --help)\n", f);
+    return -1;
+}
+
+static int parse_args(int argc, char **argv, options *o) {
+    long positions = -1;
+    int first = 1;
+    defaults(o);
+    if (argc > 1 && strncmp(argv[1], "-", 1) != 0) {
+        if (parse_choice("command", argv[1], cmd_names, CMD_COUNT, &o->command) != 0) return -1;
+        first = 2;
+    }
+    for (int i = first; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(stdout); exit(0); }
+    for (int i = first; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0 && apply_preset(o, argv[i + 1]) != 0) return -1;
+    for (int i = first; i < argc; i += 2)   /* every flag takes one value */
+        if (parse_flag(o, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &positions) != 0) return -1;
     if (o->cfg.mask_when == 0) o->cfg.mask_when = LTF_AT_BOTH;
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
-    o->eval_loops = eval_loops > 0 ? (int)eval_loops : o->cfg.n_loops;
+    if (o->baseline_prompts < 0) o->baseline_prompts = o->eval_prompts;
+    if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
+    if ((o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP) && !o->ckpt) {
+        fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[o->command]);
+        return -1;
+    }
     char err[LTF_ERR_LEN];
     if (ltf_config_check(&o->cfg, err) != 0 || ltf_train_config_check(&o->tc, &o->cfg, err) != 0) {
         fprintf(stderr, "demo: %s\n", err);
@@ -148,7 +251,7 @@ static int parse_args(int argc, char **argv, options *o) {
     return 0;
 }
 
-/* ------------------------------------------------------------------ output */
+/* ------------------------------------------------------------------ output helpers */
 
 static double now_s(void) {
     struct timespec t;
@@ -164,38 +267,20 @@ static void fmt_time(char *buf, size_t n, double s) {
 }
 
 /* A progress line: redrawn in place on a terminal, a plain line every 5 s otherwise. */
-typedef struct { int tty; double start, last_draw; } progress;
+typedef struct { int tty; double start, last_draw; const char *label; } progress;
 
-static void progress_draw(progress *p, long step, long steps, double loss, int final) {
+static void progress_draw(progress *p, long step, long steps, long first, double loss, int final) {
     double t = now_s(), el = t - p->start;
     if (!final && t - p->last_draw < (p->tty ? 0.2 : 5.0)) return;
     p->last_draw = t;
-    double rate = el > 0 ? step / el : 0;
+    double rate = el > 0 ? (step - first) / el : 0;
     char eta[32], elapsed[32];
     fmt_time(eta, sizeof eta, rate > 0 ? (steps - step) / rate : 0);
     fmt_time(elapsed, sizeof elapsed, el);
-    fprintf(stderr, "%sstep %ld/%ld  loss %.4f  %.1f steps/s  elapsed %s  ETA %s%s",
-            p->tty ? "\r" : "", step, steps, loss, rate, elapsed, eta, p->tty ? "\033[K" : "\n");
+    fprintf(stderr, "%s%sstep %ld/%ld  loss %.4f  %.1f steps/s  elapsed %s  ETA %s%s", p->tty ? "\r" : "",
+            p->label ? p->label : "", step, steps, loss, rate, elapsed, eta, p->tty ? "\033[K" : "\n");
     if (final && p->tty) fprintf(stderr, "\n");
     fflush(stderr);
-}
-
-/* Writes path atomically: to path.tmp, flushed and closed, then renamed over path. */
-static int write_atomic(const char *path, const char *text) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) { fprintf(stderr, "demo: cannot write %s: %s\n", tmp, strerror(errno)); return -1; }
-    int ok = fputs(text, f) >= 0;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "demo: cannot write %s: %s\n", path, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 static void sb_printf(char **sb, const char *fmt, ...) {   /* append to a stb_ds char array */
@@ -222,96 +307,499 @@ static int make_dir(const char *path) {
     return -1;
 }
 
+static const char *out_path(const options *o, const char *name) {   /* OUT/name; static buffer */
+    static char buf[8][4096];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", o->out, name);
+    return p;
+}
+
+static int write_text(const char *path, char *text) {   /* text: stb_ds char array or NULL */
+    char err[LTF_ERR_LEN];
+    if (ltf_write_atomic(path, text ? text : "", text ? strlen(text) : 0, err) != 0) {
+        fprintf(stderr, "demo: %s\n", err);
+        return -1;
+    }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+static int write_plot(const char *path, const ltf_plot *p) {
+    char err[LTF_ERR_LEN];
+    if (ltf_plot_svg(p, path, err) != 0) { fprintf(stderr, "demo: plot %s: %s\n", path, err); return -1; }
+    printf("wrote %s\n", path);
+    return 0;
+}
+
+static double *iota(int n, int from) {   /* stb_ds array from, from+1, ... */
+    double *x = NULL;
+    for (int i = 0; i < n; i++) arrput(x, (double)(from + i));
+    return x;
+}
+
+/* ------------------------------------------------------------------ training */
+
+static void describe(const ltf_model *m, const options *o, const char *what) {
+    const ltf_config *c = &m->cfg;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    fprintf(stderr, "demo: %s %s model on %s, d=%d n=%d C=%d H=%d L=%d", what, c->kind == LTF_LOOPED ? "looped" : "standard",
+            ltf_task_kind_name(o->task), c->n_dims, o->tc.n_points, c->n_embd, c->n_head, c->n_layer);
+    if (c->kind == LTF_LOOPED) fprintf(stderr, " b=%d T=%d", c->n_loops, c->loop_window);
+    fprintf(stderr, ", %zu params, batch %d, lr %g, %d thread%s, %.2f GFLOP/step at full size\n", ltf_model_num_params(m),
+            o->tc.batch_size, (double)o->tc.lr, threads, threads == 1 ? "" : "s", ltf_flops_per_step(c, o->tc.batch_size, o->tc.n_points) / 1e9);
+}
+
+static void make_curriculum(const options *o, const ltf_config *c, ltf_curriculum *cur) {
+    if (!o->curriculum) { ltf_curriculum_off(cur, c, o->tc.n_points); return; }
+    ltf_curriculum_default(cur, o->task, c, o->tc.n_points);
+    long iv = o->cur_interval;
+    cur->dims.interval = cur->points.interval = (int)iv;
+    cur->loops.interval = (int)(iv / 10 > 0 ? iv / 10 : 1);
+}
+
+/* Trains m from st->step to o->steps; checkpoints to ckpt every o->ckpt_every steps and at the
+ * end. losses (stb_ds array) gets the loss of each step taken. 0 or -1 with a message. */
+static int train(const options *o, ltf_model *m, ltf_train_state *st, const char *ckpt, const char *label, float **losses) {
+    int B = o->tc.batch_size, n = o->tc.n_points, d = m->cfg.n_dims;
+    float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
+    char err[LTF_ERR_LEN];
+    int rc = 0;
+    if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch of %d x %d points\n", B, n); rc = -1; }
+    progress p = {isatty(2), now_s(), 0, label};
+    long first = st->step;
+    double shown = 0;
+    while (rc == 0 && st->step < o->steps) {
+        float loss;
+        if (ltf_train_next(m, st, xs, ys, &loss, NULL) != 0) {
+            fprintf(stderr, "\ndemo: step %ld: %s\n", st->step, m->err);
+            rc = -1;
+            break;
+        }
+        arrput(*losses, loss);
+        shown = st->step == first + 1 ? loss : 0.98 * shown + 0.02 * loss;   /* smoothed for reading */
+        progress_draw(&p, st->step, o->steps, first, shown, st->step == o->steps);
+        if (ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps) && ltf_checkpoint_save(m, st, ckpt, err) != 0) {
+            fprintf(stderr, "\ndemo: checkpoint at step %ld: %s\n", st->step, err);
+            rc = -1;
+        }
+    }
+    free(xs); free(ys);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ evaluation */
+
+/* SPEC 8 and the paper's plots: which baselines each task is compared with. */
+static int task_baselines(int task, int *kinds) {
+    int n = 0;
+    if (task != LTF_TASK_DECISION_TREE) kinds[n++] = LTF_BASE_LSQ;
+    if (task == LTF_TASK_SPARSE_LINEAR) kinds[n++] = LTF_BASE_LASSO;
+    if (task == LTF_TASK_DECISION_TREE) kinds[n++] = LTF_BASE_TREE;
+    if (task == LTF_TASK_RELU_2NN || task == LTF_TASK_DECISION_TREE) kinds[n++] = LTF_BASE_RELU_NET;
+    if (task != LTF_TASK_RELU_2NN) kinds[n++] = LTF_BASE_AVERAGING;
+    kinds[n++] = LTF_BASE_KNN3;
+    kinds[n++] = LTF_BASE_ZERO;
+    return n;
+}
+
+typedef struct {          /* normalized error by k of one predictor, with its 90% band */
+    const char *name;
+    double *err, *lo, *hi;   /* [n] each                                               */
+} curve;
+
+static void curve_free(curve *c) { free(c->err); free(c->lo); free(c->hi); }
+
+static int curve_alloc(curve *c, const char *name, int n) {
+    c->name = name;
+    c->err = (double *)malloc(sizeof(double) * n); c->lo = (double *)malloc(sizeof(double) * n);
+    c->hi = (double *)malloc(sizeof(double) * n);
+    return c->err && c->lo && c->hi ? 0 : -1;
+}
+
+static int band(curve *c, const float *per_prompt, int P, int n, uint64_t seed) {
+    if (ltf_bootstrap_band(per_prompt, P, n, 1000, 0.9, seed, c->lo, c->hi) != 0) {
+        fprintf(stderr, "demo: out of memory for the bootstrap band\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The model (at eval_loops iterations) on P test prompts: error by k with its band, and the
+ * error by loop iteration up to `iters` (looped models, iters > 0) into *by_iter. */
+static int eval_model(const options *o, ltf_model *m, const ltf_task *task, int eval_loops, int iters,
+                      curve *out, double **by_iter) {
+    int n = o->tc.n_points, P = o->eval_prompts;
+    float *pp = (float *)malloc(sizeof(float) * (size_t)P * n);
+    if (!pp || curve_alloc(out, "model", n) != 0) { fprintf(stderr, "demo: out of memory for evaluation\n"); free(pp); return -1; }
+    ltf_rng r;
+    ltf_rng_seed(&r, o->seed + 2);                   /* the same test prompts for every predictor */
+    int rc = ltf_evaluate(m, task, &r, P, n, eval_loops, out->err, NULL, pp);
+    if (rc == 0) rc = band(out, pp, P, n, o->seed + 3);
+    free(pp);
+    if (rc == 0 && by_iter && iters > 0 && m->cfg.kind == LTF_LOOPED) {
+        double *ek = (double *)malloc(sizeof(double) * n);
+        *by_iter = (double *)malloc(sizeof(double) * iters);
+        ltf_rng_seed(&r, o->seed + 2);
+        int P2 = P < 256 ? P : 256;                  /* 256 prompts: 500 iterations stay cheap */
+        rc = ek && *by_iter ? ltf_evaluate(m, task, &r, P2, n, iters, ek, *by_iter, NULL) : -1;
+        free(ek);
+    }
+    if (rc != 0) fprintf(stderr, "demo: evaluation: %s\n", m->err);
+    return rc;
+}
+
+static int eval_baselines(const options *o, const ltf_task *task, curve *cs, int *count) {
+    int kinds[8], nb = task_baselines(task->kind, kinds), n = o->tc.n_points;
+    int P = o->baseline_prompts;
+    float *pp = (float *)malloc(sizeof(float) * (size_t)P * n);
+    if (!pp) { fprintf(stderr, "demo: out of memory for the baselines\n"); return -1; }
+    for (int i = 0; i < nb; i++) {
+        ltf_rng r;
+        ltf_rng_seed(&r, o->seed + 2);
+        double t0 = now_s();
+        if (curve_alloc(&cs[i], ltf_baseline_name(kinds[i]), n) != 0 ||
+            ltf_baseline_evaluate(kinds[i], task, &r, P, n, cs[i].err, pp) != 0 || band(&cs[i], pp, P, n, o->seed + 3) != 0) {
+            fprintf(stderr, "demo: out of memory for baseline %s\n", ltf_baseline_name(kinds[i]));
+            free(pp);
+            *count = i + 1;
+            return -1;
+        }
+        if (now_s() - t0 > 5) fprintf(stderr, "demo: baseline %s took %.0f s\n", cs[i].name, now_s() - t0);
+    }
+    *count = nb;
+    free(pp);
+    return 0;
+}
+
+/* Table on stdout, OUT/<stem>.csv and OUT/<stem>.svg: error by k for every curve. */
+static int report_by_k(const options *o, const char *stem, const char *title, curve *cs, int nc, int d) {
+    int n = o->tc.n_points, rc = 0;
+    char *csv = NULL, name[256];
+    printf("%4s", "k");
+    for (int i = 0; i < nc; i++) printf(" %14s", cs[i].name);
+    printf("\n");
+    sb_printf(&csv, "k");
+    for (int i = 0; i < nc; i++) sb_printf(&csv, ",%s,%s_lo90,%s_hi90", cs[i].name, cs[i].name, cs[i].name);
+    sb_printf(&csv, "\n");
+    for (int k = 0; k < n; k++) {
+        printf("%4d", k);
+        for (int i = 0; i < nc; i++) printf(" %14.4f", cs[i].err[k]);
+        printf("%s\n", k == 2 * d ? "   <- k = 2d" : "");
+        sb_printf(&csv, "%d", k);
+        for (int i = 0; i < nc; i++) sb_printf(&csv, ",%.6g,%.6g,%.6g", cs[i].err[k], cs[i].lo[k], cs[i].hi[k]);
+        sb_printf(&csv, "\n");
+    }
+    snprintf(name, sizeof name, "%s.csv", stem);
+    rc |= write_text(out_path(o, name), csv);
+    arrfree(csv);
+    double *x = iota(n, 0);
+    ltf_series *ser = NULL;
+    for (int i = 0; i < nc; i++) {
+        ltf_series s = {cs[i].name, x, cs[i].err, n, cs[i].lo, cs[i].hi, i > 0 && strcmp(cs[i].name, "zero") == 0};
+        if (strcmp(cs[i].name, "zero") == 0) continue;   /* drawn as the reference line */
+        arrput(ser, s);
+    }
+    ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser), 1.0, "zero estimator"};
+    snprintf(name, sizeof name, "%s.svg", stem);
+    rc |= write_plot(out_path(o, name), &p);
+    arrfree(ser); arrfree(x);
+    return rc;
+}
+
+static int report_by_iter(const options *o, const char *stem, const char *title, const char **names, double **by_iter,
+                          int count, int iters) {
+    char *csv = NULL, name[256];
+    int rc = 0;
+    sb_printf(&csv, "iteration");
+    for (int i = 0; i < count; i++) sb_printf(&csv, ",%s", names[i]);
+    sb_printf(&csv, "\n");
+    for (int t = 0; t < iters; t++) {
+        sb_printf(&csv, "%d", t + 1);
+        for (int i = 0; i < count; i++) sb_printf(&csv, ",%.6g", by_iter[i][t]);
+        sb_printf(&csv, "\n");
+    }
+    snprintf(name, sizeof name, "%s.csv", stem);
+    rc |= write_text(out_path(o, name), csv);
+    arrfree(csv);
+    double *x = iota(iters, 1);
+    ltf_series *ser = NULL;
+    for (int i = 0; i < count; i++) {
+        ltf_series s = {names[i], x, by_iter[i], iters, NULL, NULL, 0};
+        arrput(ser, s);
+    }
+    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, NAN, NULL};
+    snprintf(name, sizeof name, "%s.svg", stem);
+    rc |= write_plot(out_path(o, name), &p);
+    arrfree(ser); arrfree(x);
+    return rc;
+}
+
+static int report_loss(const options *o, const char *stem, const char *title, const char **names, float **losses,
+                       int count, long first_step, double scale) {
+    char *csv = NULL, name[256];
+    int rc = 0;
+    long len = 0;
+    for (int i = 0; i < count; i++) if ((long)arrlen(losses[i]) > len) len = (long)arrlen(losses[i]);
+    sb_printf(&csv, "step");
+    for (int i = 0; i < count; i++) sb_printf(&csv, ",%s", names[i]);
+    sb_printf(&csv, "\n");
+    double **y = (double **)calloc((size_t)count, sizeof(double *)), *x = NULL;
+    for (long s = 0; s < len; s++) {
+        sb_printf(&csv, "%ld", first_step + s + 1);
+        arrput(x, (double)(first_step + s + 1));
+        for (int i = 0; i < count; i++) {
+            double v = s < (long)arrlen(losses[i]) ? losses[i][s] / scale : NAN;
+            sb_printf(&csv, ",%.6g", v);
+            arrput(y[i], v);
+        }
+        sb_printf(&csv, "\n");
+    }
+    snprintf(name, sizeof name, "%s.csv", stem);
+    rc |= write_text(out_path(o, name), csv);
+    arrfree(csv);
+    ltf_series *ser = NULL;
+    for (int i = 0; i < count; i++) {
+        ltf_series s = {names[i], x, y[i], (int)len, NULL, NULL, 0};
+        arrput(ser, s);
+    }
+    ltf_plot p = {title, "training step", scale == 1.0 ? "training loss (MSE)" : "training loss / d", 0, 1, ser, count, NAN, NULL};
+    snprintf(name, sizeof name, "%s.svg", stem);
+    rc |= write_plot(out_path(o, name), &p);
+    for (int i = 0; i < count; i++) arrfree(y[i]);
+    free(y); arrfree(ser); arrfree(x);
+    return rc;
+}
+
+/* Evaluate a model and its task's baselines: table, eval.csv/svg, loop_error.csv/svg. */
+static int evaluate_all(const options *o, ltf_model *m) {
+    int n = o->tc.n_points, nb = 0, rc;
+    ltf_task task = ltf_task_make(o->task, m->cfg.n_dims, m->cfg.n_dims);
+    curve cs[9];
+    double *by_iter = NULL;
+    memset(cs, 0, sizeof cs);
+    rc = eval_model(o, m, &task, o->eval_loops, o->fixed_point, &cs[0], &by_iter);
+    if (rc == 0) rc = eval_baselines(o, &task, cs + 1, &nb);
+    if (rc == 0) {
+        printf("normalized error by in-context examples k (%s; squared error / %g), %d test prompts",
+               task.name, (double)task.error_scale, o->eval_prompts);
+        if (o->baseline_prompts != o->eval_prompts) printf(", %d for the baselines", o->baseline_prompts);
+        if (m->cfg.kind == LTF_LOOPED) printf(", model at %d loop iterations", o->eval_loops);
+        printf("\n");
+        char title[256];
+        snprintf(title, sizeof title, "%s, d=%d: %s model vs baselines (90%% bootstrap bands)", task.name, m->cfg.n_dims,
+                 m->cfg.kind == LTF_LOOPED ? "looped" : "standard");
+        rc = report_by_k(o, "eval", title, cs, 1 + nb, m->cfg.n_dims);
+    }
+    if (rc == 0 && by_iter) {
+        const char *names[1] = {"model"};
+        printf("error by loop iteration (all k): 1: %.4f  b=%d: %.4f  %d: %.4f\n", by_iter[0], m->cfg.n_loops,
+               by_iter[(m->cfg.n_loops < o->fixed_point ? m->cfg.n_loops : o->fixed_point) - 1], o->fixed_point,
+               by_iter[o->fixed_point - 1]);
+        char title[256];
+        snprintf(title, sizeof title, "%s: error by loop iteration (trained with b=%d, T=%d)", task.name, m->cfg.n_loops,
+                 m->cfg.loop_window);
+        rc = report_by_iter(o, "loop_error", title, names, &by_iter, 1, o->fixed_point);
+    }
+    for (int i = 0; i <= nb; i++) curve_free(&cs[i]);
+    free(by_iter);
+    (void)n;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ commands */
+
+static int cmd_train(options *o) {
+    ltf_model m;
+    ltf_train_state st;
+    char err[LTF_ERR_LEN];
+    const char *ckpt = out_path(o, "checkpoint.safetensors");
+    if (o->resume) {
+        if (ltf_checkpoint_load(&m, &st, o->resume, NULL, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
+        o->cfg = m.cfg;                    /* the checkpoint decides the model, task and schedule */
+        o->task = st.task_kind;
+        long steps = o->steps;
+        o->tc = st.train;
+        o->tc.n_points = st.curriculum.points.end;
+        o->steps = steps;
+        fprintf(stderr, "demo: resuming %s at step %ld\n", o->resume, st.step);
+    } else {
+        ltf_curriculum cur;
+        make_curriculum(o, &o->cfg, &cur);
+        if (ltf_curriculum_check(&cur, &o->cfg, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 2; }
+        if (ltf_model_create(&m, &o->cfg, o->seed, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
+        ltf_train_state_init(&st, o->task, &o->tc, &cur, o->seed + 1);
+    }
+    if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;
+    describe(&m, o, "training");
+    float *losses = NULL;
+    long first = st.step;
+    double t0 = now_s();
+    int rc = train(o, &m, &st, ckpt, NULL, &losses);
+    double train_s = now_s() - t0;
+    if (rc == 0) {
+        printf("trained %ld steps in %.1f s (%.1f ms/step); checkpoint %s\n", st.step - first, train_s,
+               1e3 * train_s / (st.step > first ? st.step - first : 1), ckpt);
+        const char *names[1] = {"loss"};
+        char title[256];
+        snprintf(title, sizeof title, "%s: training loss", ltf_task_kind_name(o->task));
+        rc = report_loss(o, "train_loss", title, names, &losses, 1, first, 1.0);
+        rc |= evaluate_all(o, &m);
+    }
+    arrfree(losses);
+    ltf_model_free(&m);
+    return rc ? 1 : 0;
+}
+
+static int load_for_eval(options *o, ltf_model *m) {
+    char err[LTF_ERR_LEN];
+    ltf_train_state st;
+    if (ltf_checkpoint_load(m, &st, o->ckpt, NULL, err) == 0) {
+        o->task = st.task_kind;
+        o->tc.n_points = st.curriculum.points.end;
+    } else if (ltf_checkpoint_load(m, NULL, o->ckpt, NULL, err) != 0) {   /* weights only: --task, --n */
+        fprintf(stderr, "demo: %s\n", err);
+        return -1;
+    }
+    if (o->tc.n_points > m->cfg.n_positions) o->tc.n_points = m->cfg.n_positions;
+    return 0;
+}
+
+static int cmd_eval(options *o) {
+    ltf_model m;
+    if (load_for_eval(o, &m) != 0) return 1;
+    if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;   /* default: the b it was trained with */
+    describe(&m, o, "evaluating");
+    int rc = evaluate_all(o, &m);
+    ltf_model_free(&m);
+    return rc ? 1 : 0;
+}
+
+/* The report's mask experiment: keep only the last (or first) N token pairs of the loop state
+ * at evaluation, N = n down to 1; error at the last k and averaged over all k. */
+static int cmd_mask_sweep(options *o) {
+    ltf_model m;
+    if (load_for_eval(o, &m) != 0) return 1;
+    if (m.cfg.kind != LTF_LOOPED) { fprintf(stderr, "demo: mask-sweep needs a looped model; this checkpoint is standard\n"); ltf_model_free(&m); return 2; }
+    int n = o->tc.n_points, rc = 0;
+    o->eval_loops = m.cfg.n_loops;
+    describe(&m, o, "mask sweep of");
+    ltf_task task = ltf_task_make(o->task, m.cfg.n_dims, m.cfg.n_dims);
+    double *last = NULL, *mean = NULL, *xs = NULL, *ek = (double *)malloc(sizeof(double) * n);
+    char *csv = NULL;
+    sb_printf(&csv, "kept_pairs,error_last_k,error_mean_k\n");
+    printf("keep the %s N pairs of the loop state at evaluation (%d iterations)\n%6s %14s %14s\n",
+           o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first", m.cfg.n_loops, "N", "error k=n-1", "mean over k");
+    ltf_config orig = m.cfg;
+    for (int N = n; N >= 1 && rc == 0; N--) {
+        m.cfg.mask_mode = N == n ? LTF_MASK_NONE : o->sweep_mode;   /* N = n keeps everything */
+        m.cfg.mask_pairs = N; m.cfg.mask_when = LTF_AT_EVAL;
+        ltf_rng r;
+        ltf_rng_seed(&r, o->seed + 2);
+        if ((rc = ltf_evaluate(&m, &task, &r, o->eval_prompts, n, m.cfg.n_loops, ek, NULL, NULL)) != 0) break;
+        double s = 0;
+        for (int k = 0; k < n; k++) s += ek[k] / n;
+        arrput(xs, N); arrput(last, ek[n - 1]); arrput(mean, s);
+        printf("%6d %14.4f %14.4f\n", N, ek[n - 1], s);
+        sb_printf(&csv, "%d,%.6g,%.6g\n", N, ek[n - 1], s);
+    }
+    m.cfg = orig;
+    if (rc != 0) fprintf(stderr, "demo: %s\n", m.err);
+    else {
+        rc |= write_text(out_path(o, "mask_sweep.csv"), csv);
+        ltf_series ser[2] = {{"error at the last k", xs, last, (int)arrlen(xs), NULL, NULL, 0},
+                             {"error averaged over k", xs, mean, (int)arrlen(xs), NULL, NULL, 1}};
+        char title[256];
+        snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
+                 o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
+        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 1.0, "zero estimator"};
+        rc |= write_plot(out_path(o, "mask_sweep.svg"), &p);
+    }
+    arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);
+    ltf_model_free(&m);
+    return rc ? 1 : 0;
+}
+
+/* The report's experiment (SPEC 10): looped L=1 with b in {5, 10, 20, 25} against standard L=12,
+ * same data seed and settings otherwise; T = min(b, --T). */
+static int cmd_compare(options *o) {
+    enum { NM = 5 };
+    static const int bs[NM] = {0, 5, 10, 20, 25};   /* 0: the standard model */
+    static const char *names[NM] = {"standard L=12", "looped b=5", "looped b=10", "looped b=20", "looped b=25"};
+    float *losses[NM] = {0};
+    double *by_iter[NM - 1] = {0};
+    curve cs[NM];
+    int rc = 0, n = o->tc.n_points;
+    memset(cs, 0, sizeof cs);
+    ltf_task task = ltf_task_make(o->task, o->cfg.n_dims, o->cfg.n_dims);
+    char path[512];
+    snprintf(path, sizeof path, "%s/compare", o->out);
+    if (make_dir(path) != 0) return 1;
+    for (int i = 0; i < NM && rc == 0; i++) {
+        options oi = *o;
+        ltf_config *c = &oi.cfg;
+        c->kind = bs[i] ? LTF_LOOPED : LTF_STANDARD;
+        c->n_layer = bs[i] ? 1 : 12;
+        c->n_loops = bs[i] ? bs[i] : 1;
+        c->loop_window = bs[i] ? (o->cfg.loop_window < bs[i] ? o->cfg.loop_window : bs[i]) : 1;
+        oi.eval_loops = c->n_loops;
+        char err[LTF_ERR_LEN], label[64], ckpt[600];
+        ltf_curriculum cur;
+        make_curriculum(&oi, c, &cur);
+        ltf_model m;
+        if (ltf_config_check(c, err) != 0 || ltf_model_create(&m, c, o->seed, err) != 0) {
+            fprintf(stderr, "demo: %s: %s\n", names[i], err);
+            rc = -1;
+            break;
+        }
+        ltf_train_state st;
+        ltf_train_state_init(&st, o->task, &oi.tc, &cur, o->seed + 1);
+        describe(&m, &oi, "training");
+        snprintf(label, sizeof label, "[%s] ", names[i]);
+        snprintf(ckpt, sizeof ckpt, "%s/compare/b%d.safetensors", o->out, bs[i]);
+        double t0 = now_s();
+        rc = train(&oi, &m, &st, ckpt, label, &losses[i]);
+        if (rc == 0) {
+            printf("%-14s trained %ld steps in %.1f s, %zu params\n", names[i], o->steps, now_s() - t0, ltf_model_num_params(&m));
+            rc = eval_model(&oi, &m, &task, c->n_loops, bs[i] ? o->fixed_point : 0, &cs[i], bs[i] ? &by_iter[i - 1] : NULL);
+            cs[i].name = names[i];
+        }
+        ltf_model_free(&m);
+    }
+    if (rc == 0) {
+        char title[256];
+        snprintf(title, sizeof title, "%s, d=%d n=%d: looped L=1 vs standard L=12", task.name, o->cfg.n_dims, n);
+        printf("normalized error by in-context examples k, %d test prompts\n", o->eval_prompts);
+        rc |= report_by_k(o, "compare/eval", title, cs, NM, o->cfg.n_dims);
+        snprintf(title, sizeof title, "%s, d=%d: training loss / d", task.name, o->cfg.n_dims);
+        rc |= report_loss(o, "compare/train_loss", title, names, losses, NM, 0, o->cfg.n_dims);
+        if (o->fixed_point > 0) {
+            snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = 5, 10, 20, 25", task.name);
+            rc |= report_by_iter(o, "compare/loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point);
+            printf("error by loop iteration (all k):");
+            for (int i = 0; i < NM - 1; i++)
+                printf("  %s: %.4f at b, %.4f at %d", names[i + 1], by_iter[i][bs[i + 1] - 1], by_iter[i][o->fixed_point - 1], o->fixed_point);
+            printf("\n");
+        }
+    }
+    for (int i = 0; i < NM; i++) { arrfree(losses[i]); curve_free(&cs[i]); }
+    for (int i = 0; i < NM - 1; i++) free(by_iter[i]);
+    return rc ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0) return 2;
     if (make_dir(o.out) != 0) return 1;
-    ltf_config *c = &o.cfg;
-    int B = o.tc.batch_size, n = o.tc.n_points, d = c->n_dims;
-    ltf_model m;
-    char err[LTF_ERR_LEN];
-    if (ltf_model_create(&m, c, o.seed, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
-    ltf_task task = ltf_task_linear_regression(d, d);
-    ltf_rng data;
-    ltf_rng_seed(&data, o.seed + 1);
-    float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
-    if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch of %d x %d points\n", B, n); return 1; }
-
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    fprintf(stderr, "demo: %s model, d=%d n=%d C=%d H=%d L=%d", c->kind == LTF_LOOPED ? "looped" : "standard",
-            d, n, c->n_embd, c->n_head, c->n_layer);
-    if (c->kind == LTF_LOOPED) fprintf(stderr, " b=%d T=%d", c->n_loops, c->loop_window);
-    fprintf(stderr, ", %zu params, batch %d, lr %g, %ld steps, %d thread%s, %.2f GFLOP/step\n",
-            ltf_model_num_params(&m), B, (double)o.tc.lr, o.steps, threads, threads == 1 ? "" : "s",
-            ltf_flops_per_step(c, B, n) / 1e9);
-
-    /* training */
-    float *history = NULL;   /* stb_ds array: loss of every step */
-    progress p;
-    p.tty = isatty(2); p.start = now_s(); p.last_draw = 0;
-    double shown = 0;
-    for (long s = 0; s < o.steps; s++) {
-        float loss;
-        ltf_task_sample(&task, &data, B, n, xs, ys);
-        if (ltf_train_step(&m, &o.tc, xs, ys, B, n, &loss) != 0) {
-            fprintf(stderr, "\ndemo: step %ld: %s\n", s, m.err);
-            return 1;
-        }
-        arrput(history, loss);
-        shown = s == 0 ? loss : 0.98 * shown + 0.02 * loss;     /* smoothed for reading */
-        progress_draw(&p, s + 1, o.steps, shown, s + 1 == o.steps);
+    switch (o.command) {
+    case CMD_EVAL: return cmd_eval(&o);
+    case CMD_MASK_SWEEP: return cmd_mask_sweep(&o);
+    case CMD_COMPARE: return cmd_compare(&o);
+    default: return cmd_train(&o);
     }
-    double train_s = now_s() - p.start;
-
-    /* evaluation: the model and each baseline on the same test prompts (same seed) */
-    double *err_k[1 + LTF_BASE_COUNT];
-    for (int i = 0; i <= LTF_BASE_COUNT; i++) err_k[i] = (double *)malloc(sizeof(double) * n);
-    ltf_rng eval_rng;
-    ltf_rng_seed(&eval_rng, o.seed + 2);
-    if (ltf_evaluate(&m, &task, &eval_rng, o.eval_prompts, n, o.eval_loops, err_k[0], NULL, NULL) != 0) {
-        fprintf(stderr, "demo: evaluation: %s\n", m.err);
-        return 1;
-    }
-    const int order[] = {LTF_BASE_LSQ, LTF_BASE_AVERAGING, LTF_BASE_KNN3, LTF_BASE_ZERO};
-    for (int i = 0; i < LTF_BASE_COUNT; i++) {
-        ltf_rng_seed(&eval_rng, o.seed + 2);
-        ltf_baseline_evaluate(order[i], &task, &eval_rng, o.eval_prompts, n, err_k[1 + i], NULL);
-    }
-
-    char *csv = NULL, *loss_csv = NULL;
-    printf("normalized error (squared error / d) by in-context examples k, %d test prompts, trained %ld steps in %.1f s\n",
-           o.eval_prompts, o.steps, train_s);
-    if (c->kind == LTF_LOOPED) printf("model evaluated at %d loop iterations\n", o.eval_loops);
-    printf("%4s %12s %14s %12s %12s %12s\n", "k", "model", "least_squares", "averaging", "3nn", "zero");
-    sb_printf(&csv, "k,model");
-    for (int i = 0; i < LTF_BASE_COUNT; i++) sb_printf(&csv, ",%s", ltf_baseline_name(order[i]));
-    sb_printf(&csv, "\n");
-    for (int k = 0; k < n; k++) {
-        printf("%4d %12.4f %14.4f %12.4f %12.4f %12.4f%s\n", k, err_k[0][k], err_k[1][k], err_k[2][k], err_k[3][k],
-               err_k[4][k], k == 2 * d ? "   <- k = 2d" : "");
-        sb_printf(&csv, "%d", k);
-        for (int i = 0; i <= LTF_BASE_COUNT; i++) sb_printf(&csv, ",%.6g", err_k[i][k]);
-        sb_printf(&csv, "\n");
-    }
-    sb_printf(&loss_csv, "step,loss\n");
-    for (long s = 0; s < (long)arrlen(history); s++) sb_printf(&loss_csv, "%ld,%.6g\n", s, (double)history[s]);
-    char path[4096];
-    int rc = 0;
-    snprintf(path, sizeof path, "%s/eval.csv", o.out);
-    rc |= write_atomic(path, csv);
-    printf("wrote %s", path);
-    snprintf(path, sizeof path, "%s/train_loss.csv", o.out);
-    rc |= write_atomic(path, loss_csv);
-    printf(" and %s\n", path);
-
-    arrfree(csv); arrfree(loss_csv); arrfree(history);
-    for (int i = 0; i <= LTF_BASE_COUNT; i++) free(err_k[i]);
-    free(xs); free(ys);
-    ltf_model_free(&m);
-    return rc ? 1 : 0;
 }

@@ -43,12 +43,21 @@
  *   ltf_adam_step(&m, &tc)                         one Adam(W) update from m.grads
  *   ltf_train_step(&m, &tc, xs, ys, B, n, &loss)   forward_backward + NaN check + Adam
  *   ltf_predict(&m, xs, ys, B, n, loops, last, it) eval-mode predictions (last iteration, each iteration)
- *   ltf_task_linear_regression(d, d_active)        the linear regression task (SPEC 7)
+ *   ltf_task_make(kind, d, d_active)               a task of SPEC 7 (LTF_TASK_LINEAR, ...)
+ *   ltf_task_linear_regression(d, d_active)        the linear regression task
+ *   ltf_task_kind_name(kind) / ltf_task_kind_from_name(name)  "linear_regression" <-> kind
  *   ltf_task_sample(&task, &rng, B, n, xs, ys)     one batch of prompts
- *   ltf_evaluate(&m, &task, &rng, P, n, loops, err_k, err_it)  normalized error by index / iteration
+ *   ltf_evaluate(&m, &task, &rng, P, n, loops, err_k, err_it, err_p)  normalized error by index /
+ *                                                  iteration / prompt
+ *   ltf_bootstrap_band(err_p, P, n, n_boot, level, seed, lo, hi)  bootstrap band of the mean
  *   ltf_baseline_name(kind) / ltf_baseline_predict(kind, k, d, xs, ys, x)  classic predictors
- *   ltf_baseline_evaluate(kind, &task, &rng, P, n, err_k)           their normalized error by index
+ *   ltf_baseline_evaluate(kind, &task, &rng, P, n, err_k, err_p)   their normalized error by index
  *   ltf_flops_per_step(&cfg, B, n)                 FLOPs of one training step (formula below)
+ *   ltf_schedule_value(&sched, step)               a curriculum variable at a step (SPEC 6)
+ *   ltf_curriculum_default / _off / _check         the paper's curriculum, none, validation
+ *   ltf_train_state_init(&st, task, &tc, &cur, seed)  step 0 of a training run
+ *   ltf_train_next(&m, &st, xs, ys, &loss, &n)     one curriculum step: sample, train, advance
+ *   ltf_write_atomic(path, data, len, err)         write a file via path.tmp + rename
  *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
  *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
  *   ltf_residual_forward/backward, ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain.
@@ -58,6 +67,7 @@
  *   [4] matrix multiply [5] ops: forward and backward pairs
  *   [6] the backbone f  [7] the loop, the loss, the training step   [8] Adam
  *   [9] tasks           [10] evaluation    [11] baselines            [12] FLOP count
+ *   [13] curriculum and training runs    [14] files and checkpoints     [15] plots
  *
  * NOTATION (as SPEC.md): B batch, n points, d = n_dims, N = 2n tokens, C = n_embd, H heads,
  * hs = C/H, L layers, b loop iterations, T loss window, BT = B*N token rows.
@@ -1625,26 +1635,41 @@ double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float
     return NAN;
 }
 
+/* Prompts are drawn in order from rng (so the test prompts equal the model's for the same
+ * seed), in chunks of 256; the fits of a chunk run in parallel, one prompt per thread. */
 int ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
                           double *err_by_k, float *err_by_prompt) {
-    int d = task->n_dims;
-    float *xs = (float *)LTF_MALLOC(sizeof(float) * (size_t)n * d), *ys = (float *)LTF_MALLOC(sizeof(float) * (size_t)n);
+    if (n_prompts < 1 || n < 1) return -1;
+    int d = task->n_dims, chunk = n_prompts < 256 ? n_prompts : 256;
+    float *xs = (float *)LTF_MALLOC(sizeof(float) * (size_t)chunk * n * d);
+    float *ys = (float *)LTF_MALLOC(sizeof(float) * (size_t)chunk * n);
+    double *sq = (double *)LTF_MALLOC(sizeof(double) * (size_t)chunk * n);
     for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
-    if (!xs || !ys) {
+    if (!xs || !ys || !sq) {
         for (int k = 0; k < n; k++) err_by_k[k] = NAN;
-        LTF_FREE(xs); LTF_FREE(ys);
+        LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(sq);
         return -1;
     }
-    for (int p = 0; p < n_prompts; p++) {
-        ltf_task_sample(task, rng, 1, n, xs, ys);
-        for (int k = 0; k < n; k++) {
-            double e = ltf_baseline_predict(kind, k, d, xs, ys, xs + (size_t)k * d) - ys[k];
-            err_by_k[k] += e * e;
-            if (err_by_prompt) err_by_prompt[(size_t)p * n + k] = (float)(e * e / task->error_scale);
+    for (int p0 = 0; p0 < n_prompts; p0 += chunk) {
+        int B = n_prompts - p0 < chunk ? n_prompts - p0 : chunk;
+        ltf_task_sample(task, rng, B, n, xs, ys);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int b = 0; b < B; b++) {
+            const float *x = xs + (size_t)b * n * d, *y = ys + (size_t)b * n;
+            for (int k = 0; k < n; k++) {
+                double e = ltf_baseline_predict(kind, k, d, x, y, x + (size_t)k * d) - y[k];
+                sq[(size_t)b * n + k] = e * e;
+            }
         }
+        for (int b = 0; b < B; b++)        /* summed in prompt order: same bits for any threads */
+            for (int k = 0; k < n; k++) {
+                double e2 = sq[(size_t)b * n + k];
+                err_by_k[k] += e2;
+                if (err_by_prompt) err_by_prompt[(size_t)(p0 + b) * n + k] = (float)(e2 / task->error_scale);
+            }
     }
     for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
-    LTF_FREE(xs); LTF_FREE(ys);
+    LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(sq);
     return 0;
 }
 
