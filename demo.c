@@ -503,7 +503,16 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
         if (strcmp(cs[i].name, "zero") == 0) continue;   /* drawn as the reference line */
         arrput(ser, s);
     }
-    ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser), 1.0, "zero estimator"};
+    double top = 1.0, bottom = 1.0;   /* y range: the data, but least squares' 1e-15 floors at 1e-4 */
+    for (int i = 0; i < (int)arrlen(ser); i++)
+        for (int k = 0; k < n; k++) {
+            double v = ser[i].hi[k], e = ser[i].y[k];
+            if (isfinite(v) && v > top) top = v;
+            if (isfinite(e) && e > 0 && e < bottom) bottom = e;
+        }
+    bottom = bottom / 1.5 > 1e-4 ? bottom / 1.5 : 1e-4;
+    ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser),
+                  bottom, top * 1.2, 1.0, "zero estimator"};
     snprintf(name, sizeof name, "%s.svg", stem);
     rc |= write_plot(out_path(o, name), &p);
     arrfree(ser); arrfree(x);
@@ -531,7 +540,7 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
         ltf_series s = {names[i], x, by_iter[i], iters, NULL, NULL, 0};
         arrput(ser, s);
     }
-    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, NAN, NULL};
+    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL};
     snprintf(name, sizeof name, "%s.svg", stem);
     rc |= write_plot(out_path(o, name), &p);
     arrfree(ser); arrfree(x);
@@ -566,7 +575,7 @@ static int report_loss(const options *o, const char *stem, const char *title, co
         ltf_series s = {names[i], x, y[i], (int)len, NULL, NULL, 0};
         arrput(ser, s);
     }
-    ltf_plot p = {title, "training step", scale == 1.0 ? "training loss (MSE)" : "training loss / d", 0, 1, ser, count, NAN, NULL};
+    ltf_plot p = {title, "training step", scale == 1.0 ? "training loss (MSE)" : "training loss / d", 0, 1, ser, count, 0, 0, 0, NULL};
     snprintf(name, sizeof name, "%s.svg", stem);
     rc |= write_plot(out_path(o, name), &p);
     for (int i = 0; i < count; i++) arrfree(y[i]);
@@ -715,7 +724,7 @@ static int cmd_mask_sweep(options *o) {
         char title[256];
         snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
                  o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
-        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 1.0, "zero estimator"};
+        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator"};
         rc |= write_plot(out_path(o, "mask_sweep.svg"), &p);
     }
     arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);

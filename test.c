@@ -866,6 +866,172 @@ static void test_bootstrap(void) {
     CHECK(ltf_bootstrap_band(e, 0, n, 10, 0.9, 1, lo, hi) == -1 && ltf_bootstrap_band(e, P, n, 10, 1.5, 1, lo, hi) == -1,
           "bad arguments rejected");
     free(e);
+/* plots: the SVG must be well-formed enough for a browser, carry every label escaped, break lines
+ * at NaN, keep a spike through decimation, refuse bad input with a message, leave no .tmp. */
+static char *plots_read(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = (char *)malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int plots_count(const char *s, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* The d attribute of the k-th <path class="line">: subpaths (M), vertices (M/L), y extent (px). */
+static int plots_line(const char *svg, int k, int *subpaths, int *vertices, double *min_y, double *max_y) {
+    const char *p = svg;
+    for (int i = 0; i <= k; i++) {
+        p = strstr(p, "class=\"line\"");
+        if (!p) return -1;
+        p++;
+    }
+    p = strstr(p, " d=\"") + 4;
+    *subpaths = *vertices = 0;
+    *min_y = INFINITY;
+    *max_y = -INFINITY;
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (c != 'M' && c != 'L') continue;
+        char *end;
+        strtod(p, &end);
+        double y = strtod(end, &end);
+        p = end;
+        *subpaths += c == 'M';
+        (*vertices)++;
+        if (y < *min_y) *min_y = y;
+        if (y > *max_y) *max_y = y;
+    }
+    return 0;
+}
+
+/* A decade label as the plot writes it: 10 with a raised exponent, or the plain number. */
+static int plots_has_decade(const char *svg, int e) {
+    char sup[96], plain[32];
+    snprintf(sup, sizeof sup, ">10<tspan dy=\"-0.5em\" font-size=\"80%%\">%s%d</tspan>", e < 0 ? "\xe2\x88\x92" : "", abs(e));
+    snprintf(plain, sizeof plain, ">%g<", pow(10.0, e));
+    return strstr(svg, sup) || strstr(svg, plain);
+}
+
+static void test_plots(void) {
+    char path[64], tmp[80], err[LTF_ERR_LEN];
+    snprintf(path, sizeof path, "/tmp/ltf_test_plots_%d.svg", (int)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    remove(path);
+    double k[10], a[10], lo[10], hi[10], b[10], c[10];
+    for (int i = 0; i < 10; i++) {   /* errors from 1 down to 1e-3 */
+        k[i] = i;
+        a[i] = pow(10.0, -i / 3.0);
+        lo[i] = 0.8 * a[i]; hi[i] = 1.2 * a[i];
+        b[i] = 0.5 * a[i];
+        c[i] = 0.9;
+    }
+    b[4] = NAN;                       /* breaks series 1 into two runs */
+    c[7] = INFINITY;                  /* and series 2 */
+    ltf_series s[3] = {{"looped <b=20>", k, a, 10, lo, hi, 0}, {"least \"squares\"", k, b, 10, NULL, NULL, 1},
+                       {"3-NN & avg", k, c, 10, NULL, NULL, 0}};
+    ltf_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = "error vs k: a < b & c > 'd'"; p.xlabel = "in-context examples k"; p.ylabel = "normalized error";
+    p.log_y = 1; p.series = s; p.n_series = 3; p.hline = 1.0; p.hline_label = "zero estimator";
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "plot: %s", err);
+    char *svg = plots_read(path);
+    CHECK(svg != NULL, "no file %s", path);
+    if (!svg) return;
+    size_t len = strlen(svg);
+    CHECK(strncmp(svg, "<svg", 4) == 0, "does not start with <svg");
+    CHECK(len > 7 && strstr(svg + len - 8, "</svg>"), "does not end with </svg>");
+    CHECK(plots_count(svg, "<g ") + plots_count(svg, "<g>") == plots_count(svg, "</g>"), "unbalanced <g>: %d open, %d close",
+          plots_count(svg, "<g ") + plots_count(svg, "<g>"), plots_count(svg, "</g>"));
+    CHECK(plots_count(svg, "<text") == plots_count(svg, "</text>"), "unbalanced <text>");
+    CHECK(strstr(svg, ">error vs k: a &lt; b &amp; c &gt; &apos;d&apos;<") != NULL, "escaped title missing");
+    CHECK(strstr(svg, ">looped &lt;b=20&gt;<") && strstr(svg, ">least &quot;squares&quot;<") &&
+          strstr(svg, ">3-NN &amp; avg<") && strstr(svg, ">zero estimator<") &&
+          strstr(svg, ">in-context examples k<") && strstr(svg, ">normalized error<"), "a label is missing or unescaped");
+    CHECK(plots_count(svg, "class=\"line\"") == 3 && plots_count(svg, "class=\"band\"") == 1 &&
+          plots_count(svg, "class=\"ref\"") == 1, "%d lines (want 3), %d bands (want 1), %d reference lines (want 1)",
+          plots_count(svg, "class=\"line\""), plots_count(svg, "class=\"band\""), plots_count(svg, "class=\"ref\""));
+    for (int e = -3; e <= 0; e++) CHECK(plots_has_decade(svg, e), "log axis 1e-3..1: no tick label for 1e%d", e);
+    int sub = 0, vert = 0;
+    double min_y, max_y;
+    CHECK(plots_line(svg, 1, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
+          "series with a NaN at 4: %d subpaths (want 2), %d points (want 9)", sub, vert);
+    CHECK(plots_line(svg, 2, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
+          "series with an Inf at 7: %d subpaths (want 2), %d points (want 9)", sub, vert);
+    CHECK(plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && sub == 1 && vert == 10, "plain series: %d subpaths, %d points", sub, vert);
+    CHECK(!strstr(svg, "nan") && !strstr(svg, "inf"), "a non-finite number was printed");
+    CHECK(access(tmp, F_OK) != 0, "%s left behind", tmp);
+    free(svg);
+
+    /* 100k points with a spike and a dip: at most 2000 vertices; the spike is the line's top
+     * and the dip its bottom (a plain stride would drop both) */
+    int n = 100000;
+    double *x = (double *)malloc(n * sizeof(double)), *y = (double *)malloc(n * sizeof(double));
+    for (int i = 0; i < n; i++) { x[i] = i; y[i] = 0.5 + 0.4 * sin(i * 0.01); }
+    y[54321] = 10.0;
+    y[76543] = 0.001;
+    ltf_series big = {"loss", x, y, n, NULL, NULL, 0};
+    memset(&p, 0, sizeof p);
+    p.series = &big; p.n_series = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "big plot: %s", err);
+    svg = plots_read(path);
+    double clip_x = 0, clip_y = 0, clip_w = 0, clip_h = 0;   /* the plot area, 1 px wider up and down */
+    const char *clip = svg ? strstr(svg, "<clipPath id=\"ltf-plot-area\"><rect x=\"") : NULL;
+    CHECK(clip && sscanf(clip, "<clipPath id=\"ltf-plot-area\"><rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"",
+                         &clip_x, &clip_y, &clip_w, &clip_h) == 4, "no clip rect");
+    CHECK(svg && plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && vert <= 2000 && vert >= 1000,
+          "100k points drawn with %d vertices: want 1000..2000", vert);
+    CHECK(fabs(min_y - (clip_y + 1)) < 0.2, "the spike was lost: highest vertex at y = %.1f, plot top %.1f", min_y, clip_y + 1);
+    CHECK(fabs(max_y - (clip_y + clip_h - 1)) < 0.2, "the dip was lost: lowest vertex at y = %.1f, plot bottom %.1f",
+          max_y, clip_y + clip_h - 1);
+    free(svg);
+
+    /* no drawable data: axes and a note, not an error */
+    double nan_y[3] = {NAN, NAN, NAN};
+    ltf_series empty = {"pending", k, nan_y, 3, NULL, NULL, 0};
+    p.series = &empty; p.log_y = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "all-NaN plot: %s", err);
+    svg = plots_read(path);
+    CHECK(svg && strstr(svg, ">no data<") && plots_count(svg, "class=\"line\"") == 0, "all-NaN plot has no 'no data' note");
+    free(svg);
+    p.n_series = 0; p.series = NULL;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "empty plot: %s", err);
+
+    /* bad input: -1 and a message naming the problem; the file is not touched */
+    remove(path);
+    memset(&p, 0, sizeof p);
+    ltf_series bad = {"bad", k, a, -1, NULL, NULL, 0};
+    p.series = &bad; p.n_series = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "n = -1"), "n = -1: %s", err);
+    bad.n = 10; bad.x = NULL;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "x is NULL"), "x NULL: %s", err);
+    bad.x = k; bad.lo = lo;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hi is NULL"), "lo without hi: %s", err);
+    bad.lo = NULL;
+    double neg[10];
+    for (int i = 0; i < 10; i++) neg[i] = -1.0 - i;
+    bad.y = neg; p.log_y = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "log y axis"), "log y with no y > 0: %s", err);
+    p.log_y = 0; p.y_min = 2; p.y_max = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "y range 2..1"), "y range 2..1: %s", err);
+    p.y_min = p.y_max = 0; p.hline = NAN; p.hline_label = "ref";
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hline = nan"), "NaN reference line: %s", err);
+    CHECK(ltf_plot_svg(NULL, path, err) == -1 && strstr(err, "plot is NULL"), "NULL plot: %s", err);
+    CHECK(access(path, F_OK) != 0, "a failed call wrote %s", path);
+    /* a write that fails (no such folder) reports it and leaves nothing */
+    memset(&p, 0, sizeof p);
+    CHECK(ltf_plot_svg(&p, "/nonexistent-ltf-dir/x.svg", err) == -1 && strstr(err, "cannot write"), "bad folder: %s", err);
+    remove(path);
+    free(x); free(y);
 }
 
 /* ------------------------------------------------------------------ runner */
@@ -890,6 +1056,7 @@ int main(int argc, char **argv) {
         {"bootstrap", test_bootstrap},
         {"training_learns", test_training_learns},
         {"memory_independent_of_b", test_memory_independent_of_b},
+        {"plots", test_plots},
     };
     if (argc == 4 && strcmp(argv[1], "--peak-child") == 0) return peak_child_main(atoi(argv[2]), atoi(argv[3]));
     g_filter = argc > 1 ? argv[1] : NULL;
