@@ -269,8 +269,9 @@ int main(int argc, char **argv) {
     double train_s = now_s() - p.start;
 
     /* evaluation: the model and each baseline on the same test prompts (same seed) */
-    double *err_k[1 + LTF_BASE_COUNT];
-    for (int i = 0; i <= LTF_BASE_COUNT; i++) err_k[i] = (double *)malloc(sizeof(double) * n);
+    enum { N_SHOWN = 4 };   /* the baselines in order[] below */
+    double *err_k[1 + N_SHOWN];
+    for (int i = 0; i <= N_SHOWN; i++) err_k[i] = (double *)malloc(sizeof(double) * n);
     ltf_rng eval_rng;
     ltf_rng_seed(&eval_rng, o.seed + 2);
     if (ltf_evaluate(&m, &task, &eval_rng, o.eval_prompts, n, o.eval_loops, err_k[0], NULL) != 0) {
@@ -278,7 +279,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int order[] = {LTF_BASE_LSQ, LTF_BASE_AVERAGING, LTF_BASE_KNN3, LTF_BASE_ZERO};
-    for (int i = 0; i < LTF_BASE_COUNT; i++) {
+    for (int i = 0; i < N_SHOWN; i++) {
         ltf_rng_seed(&eval_rng, o.seed + 2);
         ltf_baseline_evaluate(order[i], &task, &eval_rng, o.eval_prompts, n, err_k[1 + i]);
     }
@@ -289,13 +290,13 @@ int main(int argc, char **argv) {
     if (c->kind == LTF_LOOPED) printf("model evaluated at %d loop iterations\n", o.eval_loops);
     printf("%4s %12s %14s %12s %12s %12s\n", "k", "model", "least_squares", "averaging", "3nn", "zero");
     sb_printf(&csv, "k,model");
-    for (int i = 0; i < LTF_BASE_COUNT; i++) sb_printf(&csv, ",%s", ltf_baseline_name(order[i]));
+    for (int i = 0; i < N_SHOWN; i++) sb_printf(&csv, ",%s", ltf_baseline_name(order[i]));
     sb_printf(&csv, "\n");
     for (int k = 0; k < n; k++) {
         printf("%4d %12.4f %14.4f %12.4f %12.4f %12.4f%s\n", k, err_k[0][k], err_k[1][k], err_k[2][k], err_k[3][k],
                err_k[4][k], k == 2 * d ? "   <- k = 2d" : "");
         sb_printf(&csv, "%d", k);
-        for (int i = 0; i <= LTF_BASE_COUNT; i++) sb_printf(&csv, ",%.6g", err_k[i][k]);
+        for (int i = 0; i <= N_SHOWN; i++) sb_printf(&csv, ",%.6g", err_k[i][k]);
         sb_printf(&csv, "\n");
     }
     sb_printf(&loss_csv, "step,loss\n");
@@ -310,7 +311,7 @@ int main(int argc, char **argv) {
     printf(" and %s\n", path);
 
     arrfree(csv); arrfree(loss_csv); arrfree(history);
-    for (int i = 0; i <= LTF_BASE_COUNT; i++) free(err_k[i]);
+    for (int i = 0; i <= N_SHOWN; i++) free(err_k[i]);
     free(xs); free(ys);
     ltf_model_free(&m);
     return rc ? 1 : 0;
