@@ -866,6 +866,8 @@ static void test_bootstrap(void) {
     CHECK(ltf_bootstrap_band(e, 0, n, 10, 0.9, 1, lo, hi) == -1 && ltf_bootstrap_band(e, P, n, 10, 1.5, 1, lo, hi) == -1,
           "bad arguments rejected");
     free(e);
+}
+
 /* plots: the SVG must be well-formed enough for a browser, carry every label escaped, break lines
  * at NaN, keep a spike through decimation, refuse bad input with a message, leave no .tmp. */
 static char *plots_read(const char *path) {
@@ -1034,6 +1036,132 @@ static void test_plots(void) {
     free(x); free(y);
 }
 
+static void test_baselines_extra(void) {
+    /* Lasso. The prediction is w . x, so the query e_j reads w_j off. */
+    float e[10][10];
+    for (int i = 0; i < 10; i++) for (int j = 0; j < 10; j++) e[i][j] = i == j ? 1.0f : 0.0f;
+    /* 1-d: w = S(x.y / k, alpha) / (x.x / k), S the soft threshold */
+    float lx[6] = {0.5f, -1.0f, 2.0f, 0.3f, -0.7f, 1.1f}, ly[6];
+    double xy = 0, xx = 0;
+    for (int i = 0; i < 6; i++) { ly[i] = 0.8f * lx[i] + 0.1f * (i % 2 ? 1 : -1); xy += (double)lx[i] * ly[i]; xx += (double)lx[i] * lx[i]; }
+    double want = (xy / 6 - 0.01) / (xx / 6);
+    double p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, ly, e[0]);
+    CHECK(fabs(p - want) < 1e-9, "lasso 1-d: w = %.9f, soft threshold gives %.9f", p, want);
+    float small_y[6];   /* |x.y / k| < alpha: w = 0 exactly */
+    for (int i = 0; i < 6; i++) small_y[i] = 0.001f * lx[i];
+    p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, small_y, e[0]);
+    CHECK(p == 0.0, "lasso 1-d below the threshold: w = %g, want 0", p);
+    /* orthogonal design, X^T X = k I (rows of a Hadamard matrix): w_j = S(w_true_j, alpha) */
+    float hx[8 * 4], hy[8], wt[4] = {2.0f, 0.0f, -0.5f, 0.005f}, ww[4] = {1.99f, 0.0f, -0.49f, 0.0f};
+    for (int i = 0; i < 8; i++) {
+        hy[i] = 0;
+        for (int j = 0; j < 4; j++) {
+            int bit = j > 0 && ((i >> (j - 1)) & 1);   /* columns: all 1, then the 3 bits of i as +-1 */
+            hx[i * 4 + j] = bit ? -1.0f : 1.0f;
+            hy[i] += wt[j] * hx[i * 4 + j];
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        p = ltf_baseline_predict(LTF_BASE_LASSO, 8, 4, hx, hy, e[j]);
+        CHECK(fabs(p - ww[j]) < 1e-6, "lasso orthogonal design: w_%d = %.7f, want %.7f", j, p, (double)ww[j]);
+    }
+    /* one point: the optimum puts all weight on the largest |x_j|, w_3 = S(x_3 y, alpha) / x_3^2;
+     * coordinate descent first loads x_0 and creeps to x_3 over ~10^4 sweeps */
+    float px[5] = {1.0f, -0.3f, 0.5f, 1.02f, 0.2f}, py = 2.0f;
+    for (int j = 0; j < 5; j++) {
+        double wj = j == 3 ? ((double)px[3] * py - 0.01) / ((double)px[3] * px[3]) : 0.0;
+        p = ltf_baseline_predict(LTF_BASE_LASSO, 1, 5, px, &py, e[j]);
+        CHECK(fabs(p - wj) < 1e-5, "lasso k=1: w_%d = %.7f, want %.7f (all weight on the largest |x_j|)", j, p, wj);
+    }
+    /* k < d: the answer must satisfy the optimality conditions X_j . (y - X w) / k = alpha sign(w_j)
+     * where w_j != 0 and |X_j . (y - X w) / k| <= alpha where w_j = 0 */
+    enum { LK = 6, LD = 10 };
+    float *gx = rand_buf(LK * LD, 1), gy[LK];
+    double w[LD], worst = 0;
+    for (int i = 0; i < LK; i++) gy[i] = 1.5f * gx[i * LD + 2] - 0.8f * gx[i * LD + 7];
+    for (int j = 0; j < LD; j++) w[j] = ltf_baseline_predict(LTF_BASE_LASSO, LK, LD, gx, gy, e[j]);
+    for (int j = 0; j < LD; j++) {
+        double g = 0;
+        for (int i = 0; i < LK; i++) {
+            double r = gy[i];
+            for (int c = 0; c < LD; c++) r -= gx[i * LD + c] * w[c];
+            g += gx[i * LD + j] * r / LK;
+        }
+        double viol = w[j] != 0 ? fabs(g - (w[j] > 0 ? 0.01 : -0.01)) : (fabs(g) > 0.01 ? fabs(g) - 0.01 : 0);
+        if (viol > worst) worst = viol;
+    }
+    CHECK(worst < 1e-5, "lasso k < d: optimality conditions off by %.2e", worst);
+    free(gx);
+    CHECK(ltf_baseline_predict(LTF_BASE_LASSO, 0, 4, hx, hy, e[0]) == 0.0, "lasso k=0 predicts 0");
+
+    /* decision tree. A depth-2 step function of 3 coordinates is recovered exactly: the root splits
+     * on x0 (it separates {0, 1} from {10, 11}), each child on its own coordinate, then pure leaves. */
+    enum { TK = 200 };
+    float tx[TK * 3], ty[TK];
+    for (int i = 0; i < TK * 3; i++) tx[i] = (float)(2.0 * ltf_rng_uniform(&g_rng) - 1.0);
+#define STEP(v) ((v)[0] > 0.3f ? ((v)[2] > -0.2f ? 11.0f : 10.0f) : ((v)[1] > 0.5f ? 1.0f : 0.0f))
+    for (int i = 0; i < TK; i++) ty[i] = STEP(tx + 3 * i);
+    float tq[4][3] = {{0.8f, 0.0f, 0.5f}, {0.8f, 0.9f, -0.7f}, {-0.5f, 0.9f, 0.0f}, {-0.5f, 0.1f, 0.9f}};
+    for (int q = 0; q < 4; q++) {
+        p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, ty, tq[q]);
+        CHECK(p == STEP(tq[q]), "tree on a depth-2 step function: query %d predicts %g, want %g", q, p, (double)STEP(tq[q]));
+    }
+#undef STEP
+    /* y = x on 0..63: every split halves its node, so depth 4 leaves hold 4 points: the query 4.2
+     * lands in {4, 5, 6, 7} and predicts its mean 5.5 (depth 5 would give 4.5) */
+    float sx[64], sy[64], sq1 = 4.2f, sq2 = 63.0f;
+    for (int i = 0; i < 64; i++) sx[i] = sy[i] = (float)i;
+    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq1);
+    CHECK(p == 5.5, "tree depth 4 on y = x: predicts %g at 4.2, want the leaf mean 5.5", p);
+    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq2);
+    CHECK(p == 61.5, "tree depth 4 on y = x: predicts %g at 63, want 61.5", p);
+    float cy[TK];
+    for (int i = 0; i < TK; i++) cy[i] = 0.7f;
+    p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, cy, tq[0]);
+    CHECK(fabs(p - 0.7f) < 1e-6, "tree on constant y = 0.7 predicts %.7f", p);
+    p = ltf_baseline_predict(LTF_BASE_TREE, 1, 3, tx, ty, tq[0]);
+    CHECK(p == ty[0], "tree on one point predicts its y: %g want %g", p, (double)ty[0]);
+    CHECK(ltf_baseline_predict(LTF_BASE_TREE, 0, 3, tx, ty, tq[0]) == 0.0, "tree k=0 predicts 0");
+
+    /* ReLU net, against PyTorch: 13 exact points of y = x0 - x1 / 2 + 2 relu(x2); torch 2.15's
+     * nn.Linear/ReLU + Adam(lr 5e-3) + MSELoss, 100 full-batch steps from the same initial
+     * weights (drawn here, copied into torch), predict -0.631737709 at the 13th point (this code:
+     * -0.631737769; untrained -0.176). Any wrong term of the backward pass or of Adam moves it. */
+    enum { GK = 12, GD = 3 };
+    float gxs[(GK + 1) * GD], gys[GK + 1];
+    for (int i = 0; i <= GK; i++) {
+        for (int j = 0; j < GD; j++) gxs[i * GD + j] = (float)((i * 7 + j * 5) % 13 - 6) / 4.0f;
+        gys[i] = gxs[i * GD] - 0.5f * gxs[i * GD + 1] + 2.0f * (gxs[i * GD + 2] > 0 ? gxs[i * GD + 2] : 0.0f);
+    }
+    p = ltf_baseline_predict(LTF_BASE_RELU_NET, GK, GD, gxs, gys, gxs + GK * GD);
+    CHECK(fabs(p - -0.631737709) < 1e-5, "relu net: %.9f, PyTorch from the same start -0.631737709", p);
+    /* it fits a linear target on its k = 50 training points, and is deterministic */
+    enum { NK = 50, ND = 5 };
+    float *nx = rand_buf((NK + 1) * ND, 1), ny[NK + 1], nw[ND] = {1.0f, -0.5f, 0.3f, 2.0f, -1.2f};
+    double se = 0, var = 0;
+    for (int i = 0; i <= NK; i++) { ny[i] = 0; for (int j = 0; j < ND; j++) ny[i] += nw[j] * nx[i * ND + j]; }
+    for (int i = 0; i < 10; i++) {
+        double q = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + i * ND);
+        se += (q - ny[i]) * (q - ny[i]); var += (double)ny[i] * ny[i];
+    }
+    CHECK(se / var < 0.01, "relu net training error / |y|^2 = %.4f on a linear target, want < 0.01", se / var);
+    double p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
+    double p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
+    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && isfinite(p1), "relu net not repeatable: %.17g then %.17g", p1, p2);
+    /* k > 100 draws minibatches of 100 from the seeded RNG: still repeatable */
+    float *bx = rand_buf(121 * 2, 1), by[121];
+    for (int i = 0; i < 121; i++) by[i] = bx[2 * i] > 0 ? bx[2 * i] : 0.0f;
+    p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
+    p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
+    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && fabs(p1 - by[120]) < 0.1,
+          "relu net k=120 (minibatches): %.6f then %.6f, target %.6f", p1, p2, (double)by[120]);
+    free(bx);
+    CHECK(ltf_baseline_predict(LTF_BASE_RELU_NET, 0, ND, nx, ny, nx) == 0.0, "relu net k=0 predicts 0");
+    free(nx);
+    CHECK(strcmp(ltf_baseline_name(LTF_BASE_LASSO), "lasso") == 0 && strcmp(ltf_baseline_name(LTF_BASE_TREE), "decision_tree") == 0 &&
+          strcmp(ltf_baseline_name(LTF_BASE_RELU_NET), "relu_net") == 0, "baseline names");
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct { const char *name; void (*fn)(void); } test_case;
@@ -1050,6 +1178,7 @@ int main(int argc, char **argv) {
         {"determinism", test_determinism},
         {"nan_loses_nothing", test_nan_loses_nothing},
         {"baselines", test_baselines},
+        {"baselines_extra", test_baselines_extra},
         {"eval_loops", test_eval_loops},
         {"tasks", test_tasks},
         {"curriculum", test_curriculum},
