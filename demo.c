@@ -547,23 +547,30 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
     return rc;
 }
 
+/* Training loss: every step in OUT/<stem>.csv; the figure shows a trailing moving average over
+ * W = len/50 steps (at least 1), which reads better than the raw, noisy per-batch loss. */
 static int report_loss(const options *o, const char *stem, const char *title, const char **names, float **losses,
                        int count, long first_step, double scale) {
-    char *csv = NULL, name[256];
+    char *csv = NULL, name[256], ylabel[128];
     int rc = 0;
     long len = 0;
     for (int i = 0; i < count; i++) if ((long)arrlen(losses[i]) > len) len = (long)arrlen(losses[i]);
+    long W = len / 50 > 1 ? len / 50 : 1;
     sb_printf(&csv, "step");
     for (int i = 0; i < count; i++) sb_printf(&csv, ",%s", names[i]);
     sb_printf(&csv, "\n");
-    double **y = (double **)calloc((size_t)count, sizeof(double *)), *x = NULL;
+    double **y = (double **)calloc((size_t)count, sizeof(double *)), *x = NULL, *sum = (double *)calloc((size_t)count, sizeof(double));
     for (long s = 0; s < len; s++) {
         sb_printf(&csv, "%ld", first_step + s + 1);
         arrput(x, (double)(first_step + s + 1));
         for (int i = 0; i < count; i++) {
-            double v = s < (long)arrlen(losses[i]) ? losses[i][s] / scale : NAN;
+            long li = (long)arrlen(losses[i]);
+            double v = s < li ? losses[i][s] / scale : NAN;
             sb_printf(&csv, ",%.6g", v);
-            arrput(y[i], v);
+            if (s < li) sum[i] += v;
+            if (s - W >= 0 && s - W < li) sum[i] -= losses[i][s - W] / scale;
+            long in = (s < li ? s + 1 : li) - (s - W + 1 > 0 ? s - W + 1 : 0);
+            arrput(y[i], s < li && in > 0 ? sum[i] / in : NAN);
         }
         sb_printf(&csv, "\n");
     }
@@ -575,11 +582,12 @@ static int report_loss(const options *o, const char *stem, const char *title, co
         ltf_series s = {names[i], x, y[i], (int)len, NULL, NULL, 0};
         arrput(ser, s);
     }
-    ltf_plot p = {title, "training step", scale == 1.0 ? "training loss (MSE)" : "training loss / d", 0, 1, ser, count, 0, 0, 0, NULL};
+    snprintf(ylabel, sizeof ylabel, "%s, mean of %ld steps", scale == 1.0 ? "training loss (MSE)" : "training loss / d", W);
+    ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL};
     snprintf(name, sizeof name, "%s.svg", stem);
     rc |= write_plot(out_path(o, name), &p);
     for (int i = 0; i < count; i++) arrfree(y[i]);
-    free(y); arrfree(ser); arrfree(x);
+    free(y); free(sum); arrfree(ser); arrfree(x);
     return rc;
 }
 
