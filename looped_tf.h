@@ -60,6 +60,9 @@
  *   ltf_train_state_init(&st, task, &tc, &cur, seed)  step 0 of a training run
  *   ltf_train_next(&m, &st, xs, ys, &loss, &n)     one curriculum step: sample, train, advance
  *   ltf_write_atomic(path, data, len, err)         write a file via path.tmp + rename
+ *   ltf_checkpoint_save(&m, &st or NULL, path, err) safetensors checkpoint: weights [+ Adam + state]
+ *   ltf_checkpoint_load(&m, &st or NULL, path, &expect or NULL, err)  creates m from a checkpoint
+ *   ltf_checkpoint_load_mem(&m, &st, buf, len, &expect, err)          the same from memory
  *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
  *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
  *   ltf_residual_forward/backward, ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain.
@@ -331,6 +334,19 @@ int  ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, flo
 /* Writes len bytes to path atomically: path.tmp, flushed (and fsync'd where POSIX is on),
  * closed, then renamed over path. On failure path is untouched and err says why. */
 int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LTF_ERR_LEN]);
+
+/* Checkpoints: safetensors files that PyTorch reads (format in the [14] implementation).
+ * save: st == NULL writes the weights only; otherwise also Adam's m, v, adam_t and all of *st.
+ * load: creates *m from the config in the file (m must not hold a model). st == NULL loads the
+ * weights only (Adam state starts fresh); st != NULL needs a file saved with a train state.
+ * expect (or NULL): every config field must equal it. On failure *m is freed and zeroed, *st
+ * untouched, and err says what is wrong (the file loader prefixes the path). */
+int ltf_checkpoint_save(const ltf_model *m, const ltf_train_state *st, const char *path,
+                        char err[LTF_ERR_LEN]);
+int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, const ltf_config *expect,
+                        char err[LTF_ERR_LEN]);
+int ltf_checkpoint_load_mem(ltf_model *m, ltf_train_state *st, const void *buf, size_t len,
+                            const ltf_config *expect, char err[LTF_ERR_LEN]);
 
 /* ============================== [15] plots ============================== */
 
@@ -2042,6 +2058,888 @@ int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LT
     return 0;
 }
 
+/* p (elem-sized items, capacity *cap) moved to a block for at least need items, or p itself
+ * when it holds them; NULL when out of memory (p is then untouched). */
+static void *ltf__grow(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    size_t c = *cap ? *cap : 256;
+    while (c < need) c *= 2;
+    void *q = LTF_MALLOC(c * elem);
+    if (!q) return NULL;
+    if (p) {
+        memcpy(q, p, *cap * elem);
+        LTF_FREE(p);
+    }
+    *cap = c;
+    return q;
+}
+
+/* ------------------------------------------------------------------ checkpoints
+ * A checkpoint is a safetensors file (https://github.com/huggingface/safetensors):
+ *
+ *   bytes 0..7     N, the header length: unsigned 64-bit little-endian
+ *   bytes 8..8+N   JSON header, padded with spaces so the data starts 8-byte aligned:
+ *                  {"__metadata__": {"key": "value", ...},
+ *                   "<tensor name>": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...}
+ *   the rest       the data block: raw float32 little-endian, tensors packed in header order,
+ *                  no gaps; [begin, end) are byte offsets into the data block.
+ *
+ * Tensors: every parameter under its PyTorch name (m->tensors, the paper's state_dict order),
+ * so safetensors.torch.load_file() + load_state_dict(strict=True) loads the weights into the
+ * paper's model. With a train state, then "optim.exp_avg.<name>" (Adam m) for every parameter,
+ * then "optim.exp_avg_sq.<name>" (Adam v): PyTorch's names for Adam's state.
+ *
+ * __metadata__ (all values strings):
+ *   "format": "looped-tf", "format_version": "1"
+ *   every ltf_config field by its C name: "n_dims", "n_positions", "n_embd", "n_head", "n_layer",
+ *     "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when" (decimal ints)
+ *   with a train state only (its presence is what "step" marks):
+ *     "step", "adam_t"; "data_rng_state", "data_rng_inc" (uint64 in decimal); "task" (the
+ *     task's name, e.g. "linear_regression"); "batch_size", "n_points", "lr", "beta1", "beta2",
+ *     "eps", "weight_decay" (floats as %.9g: read back bit-exactly); the curriculum as
+ *     "curriculum_{dims,points,loops}_{start,end,inc,interval}".
+ *   Floats are printed and parsed in the C locale (a program that sets LC_NUMERIC to a locale
+ *   with a decimal comma reads and writes "0,001").
+ *
+ * Loading trusts nothing in the file: a strict JSON parser for exactly this schema (no
+ * recursion, so no depth to blow), every read bounds-checked, every tensor checked against the
+ * model the config in the file describes (name, dtype, shape, offsets, coverage, finite), and
+ * the data size checked before the model is allocated. Tensors may come in any order, so a
+ * file re-saved by safetensors.torch.save_file(tensors, metadata=...) loads too. */
+
+#define LTF__MAX_HEADER 100000000u   /* safetensors' own limit on the JSON header, 100 MB      */
+#define LTF__MAX_ENTRIES 4096        /* tensors in a header (the largest model has 3 x 777)   */
+#define LTF__MAX_META 1024           /* __metadata__ pairs                                     */
+#define LTF__MAX_RANK 8              /* shape entries                                          */
+#define LTF__LONG_MAX ((long long)((unsigned long)-1 >> 1))
+
+static void ltf__put_u64le(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint64_t ltf__get_u64le(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+/* floats go through their IEEE-754 bit pattern, so the file is little-endian on any host */
+static void ltf__put_f32le(unsigned char *p, float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(u >> (8 * i));
+}
+static float ltf__get_f32le(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The metadata fields that are ints, as (name, pointer) pairs, so that writing, reading and
+ * comparing walk one list. */
+typedef struct { const char *name; int *p; } ltf__iref;
+typedef struct { const char *name; float *p; } ltf__fref;
+enum { LTF__CONFIG_INTS = 11, LTF__STATE_INTS = 14, LTF__STATE_FLOATS = 5 };
+
+static void ltf__config_refs(ltf_config *c, ltf__iref r[LTF__CONFIG_INTS]) {
+    static const char *const names[11] = {"n_dims", "n_positions", "n_embd", "n_head", "n_layer",
+        "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when"};
+    int *p[11] = {&c->n_dims, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, &c->kind,
+                  &c->n_loops, &c->loop_window, &c->mask_mode, &c->mask_pairs, &c->mask_when};
+    for (int i = 0; i < 11; i++) { r[i].name = names[i]; r[i].p = p[i]; }
+}
+
+static void ltf__state_int_refs(ltf_train_state *s, ltf__iref r[LTF__STATE_INTS]) {
+    static const char *const names[14] = {"batch_size", "n_points",
+        "curriculum_dims_start", "curriculum_dims_end", "curriculum_dims_inc", "curriculum_dims_interval",
+        "curriculum_points_start", "curriculum_points_end", "curriculum_points_inc", "curriculum_points_interval",
+        "curriculum_loops_start", "curriculum_loops_end", "curriculum_loops_inc", "curriculum_loops_interval"};
+    ltf_schedule *sc[3] = {&s->curriculum.dims, &s->curriculum.points, &s->curriculum.loops};
+    r[0].p = &s->train.batch_size; r[1].p = &s->train.n_points;
+    for (int k = 0; k < 3; k++) {
+        r[2 + 4 * k].p = &sc[k]->start; r[3 + 4 * k].p = &sc[k]->end;
+        r[4 + 4 * k].p = &sc[k]->inc;   r[5 + 4 * k].p = &sc[k]->interval;
+    }
+    for (int i = 0; i < 14; i++) r[i].name = names[i];
+}
+
+static void ltf__state_float_refs(ltf_train_state *s, ltf__fref r[LTF__STATE_FLOATS]) {
+    static const char *const names[5] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+    float *p[5] = {&s->train.lr, &s->train.beta1, &s->train.beta2, &s->train.eps, &s->train.weight_decay};
+    for (int i = 0; i < 5; i++) { r[i].name = names[i]; r[i].p = p[i]; }
+}
+
+/* A growing text buffer for the JSON header; every piece is short (names < 128 chars). */
+typedef struct { char *p; size_t len, cap; int failed; } ltf__text;
+
+static void ltf__text_printf(ltf__text *t, const char *fmt, ...) {
+    char piece[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(piece, sizeof piece, fmt, ap);
+    va_end(ap);
+    if (t->failed) return;
+    if (k < 0 || (size_t)k >= sizeof piece) { t->failed = 1; return; }
+    if (t->len + (size_t)k + 1 > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        while (cap < t->len + (size_t)k + 1) cap *= 2;
+        char *p = (char *)LTF_MALLOC(cap);
+        if (!p) { t->failed = 1; return; }
+        if (t->len) memcpy(p, t->p, t->len);
+        LTF_FREE(t->p);
+        t->p = p; t->cap = cap;
+    }
+    memcpy(t->p + t->len, piece, (size_t)k + 1);
+    t->len += (size_t)k;
+}
+
+static int ltf__all_finite(const float *p, size_t n, size_t *bad) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) { *bad = i; return 0; }
+    return 1;
+}
+
+/* Checks what a saved file must satisfy to load again: a known task, a valid train config,
+ * finite numbers. Refusing to save beats writing a file that will not load. */
+static int ltf__checkpoint_save_check(const ltf_model *m, const ltf_train_state *st, char *err) {
+    const float *bufs[3] = {m->params, m->adam_m, m->adam_v};
+    const char *what[3] = {"", "Adam m of ", "Adam v of "};
+    char e[LTF_ERR_LEN];
+    if (st) {
+        if (st->task_kind < 0 || st->task_kind >= LTF_TASK_COUNT)
+            return ltf__fail(err, "train state task_kind = %d: must be in 0..%d", st->task_kind, LTF_TASK_COUNT - 1);
+        if (st->step < 0 || m->adam_t < 0)
+            return ltf__fail(err, "train state step = %ld, adam_t = %ld: must be >= 0", st->step, m->adam_t);
+        if (ltf_train_config_check(&st->train, &m->cfg, e) != 0)
+            return ltf__fail(err, "train state: %s", e);
+    }
+    for (int b = 0; b < (st ? 3 : 1); b++) {
+        size_t bad;
+        if (!ltf__all_finite(bufs[b], m->n_params, &bad)) {
+            const char *name = "?";
+            for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
+                if (bad >= m->tensors[k].offset && bad < m->tensors[k].offset + m->tensors[k].size)
+                    name = m->tensors[k].key;
+            return ltf__fail(err, "%s%s holds %g: a checkpoint must be finite", what[b], name, (double)bufs[b][bad]);
+        }
+    }
+    return 0;
+}
+
+/* The whole file in one buffer: length, JSON header, data. */
+static int ltf__checkpoint_encode(const ltf_model *m, const ltf_train_state *st,
+                                  unsigned char **out, size_t *out_len, char *err) {
+    static const char *const prefix[3] = {"", "optim.exp_avg.", "optim.exp_avg_sq."};
+    const float *bufs[3] = {m->params, m->adam_m, m->adam_v};
+    int n_bufs = st ? 3 : 1;
+    ltf__iref cr[LTF__CONFIG_INTS], ir[LTF__STATE_INTS];
+    ltf__fref fr[LTF__STATE_FLOATS];
+    ltf_config cfg = m->cfg;
+    ltf__text t;
+    memset(&t, 0, sizeof t);
+    *out = NULL; *out_len = 0;
+    if (ltf__checkpoint_save_check(m, st, err) != 0) return -1;
+    ltf__text_printf(&t, "{\"__metadata__\":{\"format\":\"looped-tf\",\"format_version\":\"1\"");
+    ltf__config_refs(&cfg, cr);
+    for (int i = 0; i < LTF__CONFIG_INTS; i++) ltf__text_printf(&t, ",\"%s\":\"%d\"", cr[i].name, *cr[i].p);
+    if (st) {
+        ltf_train_state s = *st;
+        ltf__text_printf(&t, ",\"step\":\"%ld\",\"adam_t\":\"%ld\"", s.step, m->adam_t);
+        ltf__text_printf(&t, ",\"data_rng_state\":\"%llu\",\"data_rng_inc\":\"%llu\"",
+                         (unsigned long long)s.data_rng.state, (unsigned long long)s.data_rng.inc);
+        ltf__text_printf(&t, ",\"task\":\"%s\"", ltf_task_kind_name(s.task_kind));
+        ltf__state_int_refs(&s, ir);
+        ltf__state_float_refs(&s, fr);
+        for (int i = 0; i < LTF__STATE_INTS; i++) ltf__text_printf(&t, ",\"%s\":\"%d\"", ir[i].name, *ir[i].p);
+        for (int i = 0; i < LTF__STATE_FLOATS; i++)
+            ltf__text_printf(&t, ",\"%s\":\"%.9g\"", fr[i].name, (double)*fr[i].p);
+    }
+    ltf__text_printf(&t, "}");
+    size_t cursor = 0;   /* bytes into the data block */
+    for (int b = 0; b < n_bufs; b++)
+        for (ptrdiff_t k = 0; k < shlen(m->tensors); k++) {
+            const ltf_tensor *tt = &m->tensors[k];
+            size_t bytes = 4 * tt->size;
+            if (tt->ndim == 2)
+                ltf__text_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                                 prefix[b], tt->key, tt->shape[0], tt->shape[1], cursor, cursor + bytes);
+            else
+                ltf__text_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                                 prefix[b], tt->key, tt->shape[0], cursor, cursor + bytes);
+            cursor += bytes;
+        }
+    ltf__text_printf(&t, "}");
+    while (!t.failed && t.len % 8 != 0) ltf__text_printf(&t, " ");   /* 8 + N is 8-byte aligned */
+    size_t len = t.failed ? 0 : 8 + t.len + cursor;
+    unsigned char *f = t.failed ? NULL : (unsigned char *)LTF_MALLOC(len);
+    if (!f) {
+        LTF_FREE(t.p);
+        return ltf__fail(err, "out of memory building a checkpoint of %zu bytes", len);
+    }
+    ltf__put_u64le(f, (uint64_t)t.len);
+    memcpy(f + 8, t.p, t.len);
+    unsigned char *d = f + 8 + t.len;
+    for (int b = 0; b < n_bufs; b++)
+        for (ptrdiff_t k = 0; k < shlen(m->tensors); k++) {
+            const float *src = bufs[b] + m->tensors[k].offset;
+            for (size_t i = 0; i < m->tensors[k].size; i++, d += 4) ltf__put_f32le(d, src[i]);
+        }
+    LTF_FREE(t.p);
+    *out = f; *out_len = len;
+    return 0;
+}
+
+int ltf_checkpoint_save(const ltf_model *m, const ltf_train_state *st, const char *path,
+                        char err[LTF_ERR_LEN]) {
+    unsigned char *buf;
+    size_t len;
+    char e[LTF_ERR_LEN];
+    if (ltf__checkpoint_encode(m, st, &buf, &len, e) != 0) return ltf__fail(err, "not saving %s: %s", path, e);
+    int rc = ltf_write_atomic(path, buf, len, err);
+    LTF_FREE(buf);
+    return rc;
+}
+
+/* ---- reading: the parsed header ---- */
+
+typedef struct { char key[64], value[64]; int key_cut, value_cut; } ltf__meta_kv;
+typedef struct {
+    char name[256], dtype[16];
+    int name_cut, ndim;
+    uint64_t shape[LTF__MAX_RANK], begin, end;
+    int kind;                 /* after matching: 0 parameter, 1 Adam m, 2 Adam v          */
+    const ltf_tensor *t;      /* after matching: the model's tensor                       */
+} ltf__entry;
+typedef struct {
+    ltf__entry *e; int n_e; size_t cap_e;
+    ltf__meta_kv *meta; int n_meta, has_meta; size_t cap_meta;
+} ltf__header;
+
+static void ltf__header_free(ltf__header *h) {
+    LTF_FREE(h->e); LTF_FREE(h->meta);
+    memset(h, 0, sizeof *h);
+}
+
+/* A name from the file, safe to print: non-printable bytes become '?', long ones end in "...". */
+static const char *ltf__show(const char *s, char *out, size_t cap) {
+    size_t i = 0, n = strlen(s);
+    for (; i < n && i + 4 < cap; i++) out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (i < n) { memcpy(out + i, "...", 3); i += 3; }
+    out[i] = 0;
+    return out;
+}
+
+static void ltf__fmt_shape(char *out, size_t cap, const uint64_t *s, int nd) {
+    size_t k = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < nd && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, i ? ", %llu" : "%llu", (unsigned long long)s[i]);
+    if (k < cap) snprintf(out + k, cap - k, "]");
+}
+
+/* Index of the first byte that is not valid UTF-8 (no overlongs, no surrogates), or n. */
+static size_t ltf__utf8_bad(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        unsigned k, cp, lo;
+        if ((c & 0xE0) == 0xC0) { k = 1; cp = c & 0x1F; lo = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { k = 2; cp = c & 0x0F; lo = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { k = 3; cp = c & 0x07; lo = 0x10000; }
+        else return i;
+        if (n - i <= k) return i;
+        for (unsigned j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + j] & 0x3F);
+        }
+        if (cp < lo || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+/* ---- reading: a strict JSON parser for exactly the safetensors header ----
+ * Grammar (RFC 8259 tokens, this schema only): the top level is an object; "__metadata__" maps
+ * to an object of string values; every other key maps to an object with "dtype" (string),
+ * "shape" and "data_offsets" (arrays of non-negative integers). Depth is fixed at 3 by the
+ * schema: the parser has no recursion. Every access checks the cursor against n. */
+typedef struct { const char *s; size_t n, i; char *err; } ltf__json;
+
+static int ltf__json_fail(ltf__json *j, const char *fmt, ...) {
+    char msg[LTF_ERR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ltf__fail(j->err, "invalid JSON header at byte %zu: %s", 8 + j->i, msg);
+}
+
+static int ltf__json_peek(ltf__json *j) {   /* next non-space byte, or -1 at the end */
+    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' || j->s[j->i] == '\r'))
+        j->i++;
+    return j->i < j->n ? (unsigned char)j->s[j->i] : -1;
+}
+
+static int ltf__json_expect(ltf__json *j, char c, const char *where) {
+    int p = ltf__json_peek(j);
+    if (p == c) { j->i++; return 0; }
+    if (p < 0) return ltf__json_fail(j, "the header ends where '%c' (%s) should be", c, where);
+    return ltf__json_fail(j, "expected '%c' (%s), found '%c'", c, where, p >= 0x20 && p < 0x7f ? p : '?');
+}
+
+/* ',' -> 1 (another item follows), close -> 0 (done), else -1 */
+static int ltf__json_next(ltf__json *j, char close, const char *where) {
+    int p = ltf__json_peek(j);
+    if (p == ',') { j->i++; return 1; }
+    if (p == close) { j->i++; return 0; }
+    if (p < 0) return ltf__json_fail(j, "the header ends inside %s", where);
+    return ltf__json_fail(j, "expected ',' or '%c' in %s", close, where);
+}
+
+static int ltf__json_hex4(ltf__json *j, unsigned *v) {
+    *v = 0;
+    if (j->n - j->i < 4) return ltf__json_fail(j, "\\u escape needs 4 hex digits");
+    for (int k = 0; k < 4; k++) {
+        char c = j->s[j->i++];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0') : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                   : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+        if (d == 16) return ltf__json_fail(j, "\\u escape needs 4 hex digits");
+        *v = *v * 16 + d;
+    }
+    return 0;
+}
+
+/* A string at the cursor, unescaped into out (cap bytes with the NUL); *cut when it did not fit
+ * (the string is still read to its end). */
+static int ltf__json_string(ltf__json *j, char *out, size_t cap, int *cut) {
+    size_t k = 0;
+    *cut = 0;
+    if (ltf__json_expect(j, '"', "a string") != 0) return -1;
+    for (;;) {
+        if (j->i >= j->n) return ltf__json_fail(j, "unterminated string");
+        unsigned char c = (unsigned char)j->s[j->i++], u[4];
+        int nu = 1;
+        u[0] = c;
+        if (c == '"') break;
+        if (c < 0x20) { j->i--; return ltf__json_fail(j, "control character 0x%02x in a string", c); }
+        if (c == '\\') {
+            if (j->i >= j->n) return ltf__json_fail(j, "unterminated string");
+            char e = j->s[j->i++];
+            unsigned cp;
+            switch (e) {
+            case '"': case '\\': case '/': u[0] = (unsigned char)e; break;
+            case 'b': u[0] = '\b'; break;
+            case 'f': u[0] = '\f'; break;
+            case 'n': u[0] = '\n'; break;
+            case 'r': u[0] = '\r'; break;
+            case 't': u[0] = '\t'; break;
+            case 'u':
+                if (ltf__json_hex4(j, &cp) != 0) return -1;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) return ltf__json_fail(j, "lone low surrogate \\u%04x", cp);
+                if (cp >= 0xD800 && cp <= 0xDBFF) {   /* a surrogate pair: \uD8xx\uDCxx */
+                    unsigned lo;
+                    if (j->n - j->i < 2 || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u')
+                        return ltf__json_fail(j, "high surrogate \\u%04x without its low half", cp);
+                    j->i += 2;
+                    if (ltf__json_hex4(j, &lo) != 0) return -1;
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return ltf__json_fail(j, "high surrogate \\u%04x followed by \\u%04x", cp, lo);
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp == 0) return ltf__json_fail(j, "\\u0000 in a string");
+                if (cp < 0x80) u[0] = (unsigned char)cp;
+                else if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | cp >> 6); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); nu = 2; }
+                else if (cp < 0x10000) {
+                    u[0] = (unsigned char)(0xE0 | cp >> 12); u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                    u[2] = (unsigned char)(0x80 | (cp & 0x3F)); nu = 3;
+                } else {
+                    u[0] = (unsigned char)(0xF0 | cp >> 18); u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (unsigned char)(0x80 | (cp & 0x3F)); nu = 4;
+                }
+                break;
+            default:
+                j->i--;
+                return ltf__json_fail(j, "invalid escape '\\%c'", e >= 0x20 && e < 0x7f ? e : '?');
+            }
+        }
+        for (int q = 0; q < nu; q++) {
+            if (k + 1 < cap) out[k++] = (char)u[q];
+            else *cut = 1;
+        }
+    }
+    out[k] = 0;
+    return 0;
+}
+
+/* A non-negative integer (JSON number without sign, fraction or exponent) that fits uint64. */
+static int ltf__json_uint(ltf__json *j, uint64_t *v) {
+    int p = ltf__json_peek(j);
+    *v = 0;
+    if (p < '0' || p > '9') return ltf__json_fail(j, "expected a non-negative integer");
+    if (p == '0' && j->i + 1 < j->n && j->s[j->i + 1] >= '0' && j->s[j->i + 1] <= '9')
+        return ltf__json_fail(j, "integer with a leading zero");
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
+        unsigned d = (unsigned)(j->s[j->i] - '0');
+        if (*v > (UINT64_MAX - d) / 10) return ltf__json_fail(j, "integer larger than 2^64 - 1");
+        *v = *v * 10 + d;
+        j->i++;
+    }
+    if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
+        return ltf__json_fail(j, "expected an integer, found a fraction or exponent");
+    return 0;
+}
+
+static int ltf__json_uint_array(ltf__json *j, uint64_t *v, int cap, int *count, const char *what) {
+    *count = 0;
+    if (ltf__json_expect(j, '[', what) != 0) return -1;
+    if (ltf__json_peek(j) == ']') { j->i++; return 0; }
+    for (;;) {
+        if (*count == cap) return ltf__json_fail(j, "%s has more than %d entries", what, cap);
+        if (ltf__json_uint(j, &v[(*count)++]) != 0) return -1;
+        int r = ltf__json_next(j, ']', what);
+        if (r < 0) return -1;
+        if (r == 0) return 0;
+    }
+}
+
+static int ltf__json_metadata(ltf__json *j, ltf__header *h) {
+    if (ltf__json_expect(j, '{', "__metadata__ is an object") != 0) return -1;
+    if (ltf__json_peek(j) == '}') { j->i++; return 0; }
+    for (;;) {
+        ltf__meta_kv kv;
+        char show[72];
+        if (ltf__json_string(j, kv.key, sizeof kv.key, &kv.key_cut) != 0) return -1;
+        if (ltf__json_expect(j, ':', "after a metadata key") != 0) return -1;
+        if (ltf__json_peek(j) != '"')
+            return ltf__json_fail(j, "metadata '%s': the value must be a string", ltf__show(kv.key, show, sizeof show));
+        if (ltf__json_string(j, kv.value, sizeof kv.value, &kv.value_cut) != 0) return -1;
+        for (int q = 0; q < h->n_meta && !kv.key_cut; q++)
+            if (!h->meta[q].key_cut && strcmp(h->meta[q].key, kv.key) == 0)
+                return ltf__json_fail(j, "duplicate metadata key '%s'", ltf__show(kv.key, show, sizeof show));
+        if (h->n_meta == LTF__MAX_META) return ltf__json_fail(j, "more than %d metadata entries", LTF__MAX_META);
+        void *grown = ltf__grow(h->meta, &h->cap_meta, (size_t)h->n_meta + 1, sizeof kv);
+        if (!grown) return ltf__fail(j->err, "out of memory reading the header");
+        h->meta = (ltf__meta_kv *)grown;
+        h->meta[h->n_meta++] = kv;
+        int r = ltf__json_next(j, '}', "__metadata__");
+        if (r <= 0) return r;
+    }
+}
+
+static int ltf__json_tensor(ltf__json *j, ltf__entry *e) {
+    int seen[3] = {0, 0, 0}, cut, count;
+    char key[32], show[72];
+    ltf__show(e->name, show, sizeof show);
+    if (ltf__json_expect(j, '{', "a tensor entry is an object") != 0) return -1;
+    if (ltf__json_peek(j) != '}')
+        for (;;) {
+            if (ltf__json_string(j, key, sizeof key, &cut) != 0) return -1;
+            if (ltf__json_expect(j, ':', "after a key") != 0) return -1;
+            int which = cut ? -1 : strcmp(key, "dtype") == 0 ? 0 : strcmp(key, "shape") == 0 ? 1
+                      : strcmp(key, "data_offsets") == 0 ? 2 : -1;
+            if (which < 0) return ltf__json_fail(j, "tensor '%s': unknown key '%s'", show, key);
+            if (seen[which]++) return ltf__json_fail(j, "tensor '%s': duplicate key '%s'", show, key);
+            if (which == 0) {
+                if (ltf__json_string(j, e->dtype, sizeof e->dtype, &cut) != 0) return -1;
+            } else if (which == 1) {
+                if (ltf__json_uint_array(j, e->shape, LTF__MAX_RANK, &e->ndim, "shape") != 0) return -1;
+            } else {
+                uint64_t off[2];
+                if (ltf__json_uint_array(j, off, 2, &count, "data_offsets") != 0) return -1;
+                if (count != 2) return ltf__json_fail(j, "tensor '%s': data_offsets needs 2 entries, has %d", show, count);
+                e->begin = off[0]; e->end = off[1];
+            }
+            int r = ltf__json_next(j, '}', "a tensor entry");
+            if (r < 0) return -1;
+            if (r == 0) break;
+        }
+    else j->i++;
+    for (int q = 0; q < 3; q++)
+        if (!seen[q]) {
+            static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
+            return ltf__json_fail(j, "tensor '%s' has no \"%s\"", show, keys[q]);
+        }
+    return 0;
+}
+
+static int ltf__json_header(const char *s, size_t n, ltf__header *h, char *err) {
+    ltf__json j;
+    j.s = s; j.n = n; j.i = 0; j.err = err;
+    if (ltf__json_expect(&j, '{', "the header is an object") != 0) return -1;
+    if (ltf__json_peek(&j) == '}') j.i++;
+    else
+        for (;;) {
+            ltf__entry e;
+            memset(&e, 0, sizeof e);
+            if (ltf__json_string(&j, e.name, sizeof e.name, &e.name_cut) != 0) return -1;
+            if (ltf__json_expect(&j, ':', "after a key") != 0) return -1;
+            if (!e.name_cut && strcmp(e.name, "__metadata__") == 0) {
+                if (h->has_meta++) return ltf__json_fail(&j, "duplicate key '__metadata__'");
+                if (ltf__json_metadata(&j, h) != 0) return -1;
+            } else {
+                if (ltf__json_tensor(&j, &e) != 0) return -1;
+                if (h->n_e == LTF__MAX_ENTRIES) return ltf__json_fail(&j, "more than %d tensors", LTF__MAX_ENTRIES);
+                void *grown = ltf__grow(h->e, &h->cap_e, (size_t)h->n_e + 1, sizeof e);
+                if (!grown) return ltf__fail(err, "out of memory reading the header");
+                h->e = (ltf__entry *)grown;
+                h->e[h->n_e++] = e;
+            }
+            int r = ltf__json_next(&j, '}', "the header object");
+            if (r < 0) return -1;
+            if (r == 0) break;
+        }
+    if (ltf__json_peek(&j) >= 0) return ltf__json_fail(&j, "characters after the header object");
+    return 0;
+}
+
+/* ---- reading: metadata values ---- */
+
+static const ltf__meta_kv *ltf__meta_find(const ltf__header *h, const char *key) {
+    for (int q = 0; q < h->n_meta; q++)
+        if (!h->meta[q].key_cut && strcmp(h->meta[q].key, key) == 0) return &h->meta[q];
+    return NULL;
+}
+
+/* The value of a required key, or NULL with the reason in err. */
+static const char *ltf__meta_need(const ltf__header *h, const char *key, char *err) {
+    const ltf__meta_kv *kv = ltf__meta_find(h, key);
+    char show[72];
+    if (!kv) ltf__fail(err, "__metadata__ has no \"%s\"", key);
+    else if (kv->value_cut)
+        ltf__fail(err, "__metadata__ \"%s\" = \"%s\": longer than %d bytes", key,
+                  ltf__show(kv->value, show, sizeof show), (int)sizeof kv->value - 1);
+    return kv && !kv->value_cut ? kv->value : NULL;
+}
+
+/* Decimal integer in lo..hi: optional '-', 1..18 digits, nothing else. */
+static int ltf__parse_int(const char *s, long long lo, long long hi, long long *out) {
+    int neg = *s == '-', nd = 0;
+    long long v = 0;
+    for (s += neg; *s >= '0' && *s <= '9'; s++)
+        if (++nd > 18) return -1;                 /* 18 digits fit a long long */
+        else v = v * 10 + (*s - '0');
+    if (nd == 0 || *s) return -1;
+    v = neg ? -v : v;
+    if (v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int ltf__parse_u64(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A finite float written by %.9g: strtod must take the whole string. */
+static int ltf__parse_float(const char *s, float *out) {
+    char *end;
+    if (!*s || *s == ' ' || *s == '\t' || *s == '\n') return -1;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v) || fabs(v) > 3.4028234663852886e38) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int ltf__meta_int(const ltf__header *h, const char *key, long long lo, long long hi, long long *v, char *err) {
+    char show[72];
+    const char *s = ltf__meta_need(h, key, err);
+    if (!s) return -1;
+    if (ltf__parse_int(s, lo, hi, v) != 0)
+        return ltf__fail(err, "__metadata__ \"%s\" = \"%s\": must be an integer in %lld..%lld",
+                         key, ltf__show(s, show, sizeof show), lo, hi);
+    return 0;
+}
+
+static int ltf__meta_config(const ltf__header *h, ltf_config *c, char *err) {
+    ltf__iref r[LTF__CONFIG_INTS];
+    memset(c, 0, sizeof *c);
+    ltf__config_refs(c, r);
+    for (int i = 0; i < LTF__CONFIG_INTS; i++) {
+        long long v;
+        if (ltf__meta_int(h, r[i].name, -2147483647 - 1, 2147483647, &v, err) != 0) return -1;
+        *r[i].p = (int)v;
+    }
+    return 0;
+}
+
+static int ltf__meta_state(const ltf__header *h, ltf_train_state *s, long *adam_t, char *err) {
+    ltf__iref ir[LTF__STATE_INTS];
+    ltf__fref fr[LTF__STATE_FLOATS];
+    char show[72];
+    long long v;
+    const char *str;
+    memset(s, 0, sizeof *s);
+    if (ltf__meta_int(h, "step", 0, LTF__LONG_MAX, &v, err) != 0) return -1;
+    s->step = (long)v;
+    if (ltf__meta_int(h, "adam_t", 0, LTF__LONG_MAX, &v, err) != 0) return -1;
+    *adam_t = (long)v;
+    static const char *const rng_keys[2] = {"data_rng_state", "data_rng_inc"};
+    uint64_t *rng[2] = {&s->data_rng.state, &s->data_rng.inc};
+    for (int k = 0; k < 2; k++) {
+        if (!(str = ltf__meta_need(h, rng_keys[k], err))) return -1;
+        if (ltf__parse_u64(str, rng[k]) != 0)
+            return ltf__fail(err, "__metadata__ \"%s\" = \"%s\": must be a decimal uint64", rng_keys[k], ltf__show(str, show, sizeof show));
+    }
+    if (!(str = ltf__meta_need(h, "task", err))) return -1;
+    if ((s->task_kind = ltf_task_kind_from_name(str)) < 0)
+        return ltf__fail(err, "__metadata__ \"task\" = \"%s\": not a known task (e.g. %s)", ltf__show(str, show, sizeof show), ltf_task_kind_name(0));
+    ltf__state_int_refs(s, ir);
+    ltf__state_float_refs(s, fr);
+    for (int i = 0; i < LTF__STATE_INTS; i++) {
+        if (ltf__meta_int(h, ir[i].name, -2147483647 - 1, 2147483647, &v, err) != 0) return -1;
+        *ir[i].p = (int)v;
+    }
+    for (int i = 0; i < LTF__STATE_FLOATS; i++) {
+        if (!(str = ltf__meta_need(h, fr[i].name, err))) return -1;
+        if (ltf__parse_float(str, fr[i].p) != 0)
+            return ltf__fail(err, "__metadata__ \"%s\" = \"%s\": must be a finite float", fr[i].name, ltf__show(str, show, sizeof show));
+    }
+    return 0;
+}
+
+/* ---- reading: tensors against the model ---- */
+
+typedef struct { uint64_t begin, end; int idx; } ltf__span;
+static int ltf__span_cmp(const void *a, const void *b) {
+    const ltf__span *x = (const ltf__span *)a, *y = (const ltf__span *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* Matches every entry to a tensor of m (kind 0 parameter, 1 Adam m, 2 Adam v) and checks its
+ * dtype, shape and offsets; then that none is missing and that they tile the data block. */
+static int ltf__match_tensors(ltf_model *m, ltf__header *h, int has_state, size_t data_len, char *err) {
+    static const char *const prefix[3] = {"", "optim.exp_avg.", "optim.exp_avg_sq."};
+    ptrdiff_t nt = shlen(m->tensors);
+    int n_kinds = has_state ? 3 : 1, rc = -1;
+    int *seen = (int *)LTF_MALLOC(sizeof(int) * (size_t)(3 * nt) + 1);
+    ltf__span *sp = (ltf__span *)LTF_MALLOC(sizeof(ltf__span) * (size_t)h->n_e + 1);
+    char show[72], got[96], want[96];
+    uint64_t at = 0;
+    if (!seen || !sp) { ltf__fail(err, "out of memory"); goto done; }
+    for (ptrdiff_t k = 0; k < 3 * nt; k++) seen[k] = -1;
+    for (int q = 0; q < h->n_e; q++) {
+        ltf__entry *e = &h->e[q];
+        ltf__show(e->name, show, sizeof show);
+        ptrdiff_t k = -1;
+        e->kind = 0;
+        for (int kind = n_kinds - 1; kind >= 0 && k < 0 && !e->name_cut; kind--) {
+            size_t pl = strlen(prefix[kind]);
+            if (strncmp(e->name, prefix[kind], pl) == 0 && (k = shgeti(m->tensors, e->name + pl)) >= 0) e->kind = kind;
+        }
+        if (k < 0) {
+            ltf__fail(err, "unknown tensor '%s': not in the model of this config%s", show,
+                      strncmp(e->name, "optim.", 6) == 0 && !has_state ? " (and the file has no train state)" : "");
+            goto done;
+        }
+        e->t = &m->tensors[k];
+        if (seen[e->kind * nt + k] >= 0) { ltf__fail(err, "duplicate tensor '%s'", show); goto done; }
+        seen[e->kind * nt + k] = q;
+        if (strcmp(e->dtype, "F32") != 0) {
+            ltf__fail(err, "tensor '%s' has dtype \"%s\": only F32 is supported", show, ltf__show(e->dtype, got, sizeof got));
+            goto done;
+        }
+        uint64_t ws[2] = {(uint64_t)e->t->shape[0], (uint64_t)e->t->shape[1]};
+        int same = e->ndim == e->t->ndim;
+        for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == ws[d];
+        if (!same) {
+            ltf__fmt_shape(got, sizeof got, e->shape, e->ndim);
+            ltf__fmt_shape(want, sizeof want, ws, e->t->ndim);
+            ltf__fail(err, "tensor '%s' has shape %s, expected %s", show, got, want);
+            goto done;
+        }
+        if (e->begin > e->end) {
+            ltf__fail(err, "tensor '%s': data_offsets [%llu, %llu] end before they begin", show,
+                      (unsigned long long)e->begin, (unsigned long long)e->end);
+            goto done;
+        }
+        if (e->end > data_len) {
+            ltf__fail(err, "tensor '%s': data_offsets [%llu, %llu] run past the end of the data (%zu bytes): "
+                      "data shorter than declared, the file is truncated", show, (unsigned long long)e->begin,
+                      (unsigned long long)e->end, data_len);
+            goto done;
+        }
+        if (e->end - e->begin != 4 * (uint64_t)e->t->size) {
+            ltf__fail(err, "tensor '%s': data_offsets [%llu, %llu] span %llu bytes, shape needs %llu (F32)", show,
+                      (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)(e->end - e->begin),
+                      4ull * (unsigned long long)e->t->size);
+            goto done;
+        }
+        sp[q].begin = e->begin; sp[q].end = e->end; sp[q].idx = q;
+    }
+    for (int kind = 0; kind < n_kinds; kind++)
+        for (ptrdiff_t k = 0; k < nt; k++)
+            if (seen[kind * nt + k] < 0) {
+                ltf__fail(err, "missing tensor '%s%s'", prefix[kind], m->tensors[k].key);
+                goto done;
+            }
+    /* every name matched once and none is missing, so n_e = n_kinds * nt; now the spans */
+    qsort(sp, (size_t)h->n_e, sizeof *sp, ltf__span_cmp);
+    for (int q = 0; q < h->n_e; q++) {
+        if (sp[q].begin < at) {
+            ltf__fail(err, "tensors '%s' and '%s' overlap: data_offsets [%llu, %llu] and [%llu, %llu]",
+                      ltf__show(h->e[sp[q - 1].idx].name, got, 48), ltf__show(h->e[sp[q].idx].name, want, 48),
+                      (unsigned long long)sp[q - 1].begin, (unsigned long long)sp[q - 1].end,
+                      (unsigned long long)sp[q].begin, (unsigned long long)sp[q].end);
+            goto done;
+        }
+        if (sp[q].begin > at) {
+            ltf__fail(err, "gap in the data block: bytes %llu..%llu belong to no tensor (before '%s')",
+                      (unsigned long long)at, (unsigned long long)sp[q].begin, ltf__show(h->e[sp[q].idx].name, show, sizeof show));
+            goto done;
+        }
+        at = sp[q].end;
+    }
+    if (at != data_len) {
+        ltf__fail(err, "%llu bytes after the last tensor: the data block has %zu bytes, the tensors %llu",
+                  (unsigned long long)(data_len - at), data_len, (unsigned long long)at);
+        goto done;
+    }
+    rc = 0;
+done:
+    LTF_FREE(seen); LTF_FREE(sp);
+    return rc;
+}
+
+/* Copies the floats of every matched entry into m (Adam state only when wanted), finite only. */
+static int ltf__read_tensors(ltf_model *m, const ltf__header *h, const unsigned char *data, int want_adam, char *err) {
+    static const char *const what[3] = {"", "optim.exp_avg.", "optim.exp_avg_sq."};
+    float *bufs[3] = {m->params, m->adam_m, m->adam_v};
+    for (int q = 0; q < h->n_e; q++) {
+        const ltf__entry *e = &h->e[q];
+        if (e->kind > 0 && !want_adam) continue;
+        float *dst = bufs[e->kind] + e->t->offset;
+        const unsigned char *src = data + e->begin;
+        for (size_t i = 0; i < e->t->size; i++) {
+            float v = ltf__get_f32le(src + 4 * i);
+            if (!isfinite(v))
+                return ltf__fail(err, "tensor '%s%s' holds %g at index %zu: the weights must be finite (NaN/Inf)",
+                                 what[e->kind], e->t->key, (double)v, i);
+            dst[i] = v;
+        }
+    }
+    return 0;
+}
+
+int ltf_checkpoint_load_mem(ltf_model *m, ltf_train_state *st, const void *buf, size_t len,
+                            const ltf_config *expect, char err[LTF_ERR_LEN]) {
+    const unsigned char *b = (const unsigned char *)buf;
+    ltf__header h;
+    ltf_config cfg;
+    ltf_train_state s;
+    long adam_t = 0;
+    char e[LTF_ERR_LEN], show[72];
+    const unsigned char *data;
+    const char *v;
+    size_t data_len, need;
+    int rc = -1, has_state;
+    memset(m, 0, sizeof *m);
+    memset(&h, 0, sizeof h);
+    if (len < 8 || !b)
+        return ltf__fail(err, "%zu bytes: shorter than the 8-byte header length that starts a safetensors file", b ? len : 0);
+    uint64_t N = ltf__get_u64le(b);
+    if (N > LTF__MAX_HEADER)
+        return ltf__fail(err, "header length %llu is absurd (over the 100 MB limit): not a safetensors file?", (unsigned long long)N);
+    if (N > len - 8)
+        return ltf__fail(err, "header length %llu is larger than the file (%zu bytes after the length): truncated?",
+                         (unsigned long long)N, len - 8);
+    size_t bad = ltf__utf8_bad(b + 8, (size_t)N);
+    if (bad < N) return ltf__fail(err, "invalid JSON header at byte %zu: not UTF-8 (byte 0x%02x)", 8 + bad, b[8 + bad]);
+    if (ltf__json_header((const char *)b + 8, (size_t)N, &h, err) != 0) goto done;
+    data = b + 8 + N;
+    data_len = len - 8 - (size_t)N;
+    if (!h.has_meta) { ltf__fail(err, "no \"__metadata__\" in the header: not a looped-tf checkpoint"); goto done; }
+    if (!(v = ltf__meta_need(&h, "format", err))) goto done;
+    if (strcmp(v, "looped-tf") != 0) {
+        ltf__fail(err, "__metadata__ \"format\" = \"%s\": not a looped-tf checkpoint (want \"looped-tf\")", ltf__show(v, show, sizeof show));
+        goto done;
+    }
+    if (!(v = ltf__meta_need(&h, "format_version", err))) goto done;
+    if (strcmp(v, "1") != 0) {
+        ltf__fail(err, "__metadata__ \"format_version\" = \"%s\": this build reads version 1", ltf__show(v, show, sizeof show));
+        goto done;
+    }
+    if (ltf__meta_config(&h, &cfg, err) != 0) goto done;
+    if (ltf_config_check(&cfg, e) != 0) { ltf__fail(err, "config in the checkpoint: %s", e); goto done; }
+    if (expect) {
+        ltf_config want = *expect;
+        ltf__iref a[LTF__CONFIG_INTS], w[LTF__CONFIG_INTS];
+        ltf__config_refs(&cfg, a);
+        ltf__config_refs(&want, w);
+        for (int i = 0; i < LTF__CONFIG_INTS; i++)
+            if (*a[i].p != *w[i].p) {
+                ltf__fail(err, "config differs from the expected one: %s = %d in the checkpoint, expected %d",
+                          a[i].name, *a[i].p, *w[i].p);
+                goto done;
+            }
+    }
+    has_state = ltf__meta_find(&h, "step") != NULL;
+    if (st && !has_state) { ltf__fail(err, "the checkpoint has no training state (saved weights-only)"); goto done; }
+    if (st) {
+        if (ltf__meta_state(&h, &s, &adam_t, err) != 0) goto done;
+        if (ltf_train_config_check(&s.train, &cfg, e) != 0) { ltf__fail(err, "train config in the checkpoint: %s", e); goto done; }
+    }
+    /* the data must hold the model before we allocate it: a tiny file cannot demand gigabytes */
+    need = 4 * ltf__layout(NULL, &cfg, NULL, NULL) * (has_state ? 3 : 1);
+    if (data_len < need) {
+        ltf__fail(err, "the data block has %zu bytes, the config needs %zu: the file is truncated (data shorter than declared)",
+                  data_len, need);
+        goto done;
+    }
+    if (ltf_model_create(m, &cfg, 0, e) != 0) { ltf__fail(err, "%s", e); goto done; }
+    if (ltf__match_tensors(m, &h, has_state, data_len, err) != 0) goto done;
+    if (ltf__read_tensors(m, &h, data, st != NULL, err) != 0) goto done;
+    if (st) { m->adam_t = adam_t; *st = s; }
+    rc = 0;
+done:
+    ltf__header_free(&h);
+    if (rc != 0) ltf_model_free(m);
+    return rc;
+}
+
+int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, const ltf_config *expect,
+                        char err[LTF_ERR_LEN]) {
+    char e[LTF_ERR_LEN];
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) return ltf__fail(err, "cannot read %s: %s", path, strerror(errno));
+    for (;;) {   /* read to EOF in growing chunks: no trust in a size from ftell (pipes, dirs) */
+        if (len == cap) {
+            size_t cap2 = cap ? 2 * cap : 1u << 16;
+            unsigned char *b2 = cap2 > cap ? (unsigned char *)LTF_MALLOC(cap2) : NULL;
+            if (!b2) {
+                fclose(f);
+                LTF_FREE(buf);
+                return ltf__fail(err, "cannot read %s: out of memory after %zu bytes", path, len);
+            }
+            if (len) memcpy(b2, buf, len);
+            LTF_FREE(buf);
+            buf = b2; cap = cap2;
+        }
+        len += fread(buf + len, 1, cap - len, f);
+        if (len < cap) break;   /* a short read: end of file or an error */
+    }
+    if (ferror(f)) {
+        int saved = errno;
+        fclose(f);
+        LTF_FREE(buf);
+        return ltf__fail(err, "cannot read %s: %s", path, saved ? strerror(saved) : "read error");
+    }
+    fclose(f);
+    int rc = ltf_checkpoint_load_mem(m, st, buf, len, expect, e);
+    LTF_FREE(buf);
+    if (rc != 0) return ltf__fail(err, "%s: %s", path, e);
+    return 0;
+}
+
 /* ============================== [15] plots ==============================
  * The canvas (800 x 500): the title on top; the framed plot area; y tick labels and the rotated
  * y label on its left; x tick labels and the x label below; the legend in a column to the
@@ -2066,22 +2964,6 @@ int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LT
 /* Okabe & Ito (2008), colour-blind safe; yellow last: it reads poorly on white */
 static const char *ltf__palette[8] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                       "#E69F00", "#56B4E9", "#000000", "#F0E442"};
-
-/* p (elem-sized items, capacity *cap) moved to a block for at least need items, or p itself
- * when it holds them; NULL when out of memory (p is then untouched). */
-static void *ltf__grow(void *p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return p;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
-    void *q = LTF_MALLOC(c * elem);
-    if (!q) return NULL;
-    if (p) {
-        memcpy(q, p, *cap * elem);
-        LTF_FREE(p);
-    }
-    *cap = c;
-    return q;
-}
 
 /* The SVG text. After a failed allocation it stops growing and remembers the failure. */
 typedef struct { char *p; size_t len, cap; int oom; } ltf__buf;

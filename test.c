@@ -19,6 +19,7 @@
 #include "looped_tf.h"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -275,7 +276,7 @@ static void model_gradcheck(const char *label, ltf_config cfg, int B, int n) {
     memcpy(g, m.grads, sizeof(float) * m.n_params);
     float *Ys = zeros((size_t)B * 2 * n * cfg.n_embd);
     CHECK(ltf_window_start_state(&m, xs, ys, B, n, Ys) == 0, "%s: window state: %s", label, m.err);
-    float l2;
+    float l2 = NAN;
     ltf_forward_loss_from(&m, xs, ys, B, n, Ys, &l2);
     CHECK(l2 == loss, "%s: loss from the frozen Y_s %.9g differs from the training loss %.9g", label, l2, loss);
     model_ctx ctx = {&m, xs, ys, Ys, B, n};
@@ -729,7 +730,7 @@ static void test_eval_loops(void) {
     CHECK(memcmp(l3, it + 2 * 8, sizeof l3) == 0, "3 loops differ from the 3rd of 50");
     CHECK(ltf_predict(&m, xs, ys, 2, 4, 0, last, NULL) == -1, "0 loops accepted");
     ltf_task task = ltf_task_linear_regression(3, 3);
-    double ek[4], ei[7];
+    double ek[4] = {NAN, NAN, NAN, NAN}, ei[7] = {NAN};
     ltf_rng r;
     ltf_rng_seed(&r, 1);
     CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei, NULL) == 0, "evaluate: %s", m.err);
@@ -1162,6 +1163,471 @@ static void test_baselines_extra(void) {
           strcmp(ltf_baseline_name(LTF_BASE_RELU_NET), "relu_net") == 0, "baseline names");
 }
 
+/* ------------------------------------------------------------------ checkpoints */
+
+static unsigned char *read_whole(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = (unsigned char *)malloc((size_t)n + 1);
+    *len = fread(p, 1, (size_t)n, f);
+    fclose(f);
+    return p;
+}
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* a fresh directory under /tmp for one test's files; the test removes what it wrote */
+static void make_tmpdir(char dir[64]) {
+    snprintf(dir, 64, "/tmp/ltf_test_XXXXXX");
+    if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
+}
+
+static ltf_train_state small_state(int task_kind, uint64_t seed) {
+    ltf_train_state st;
+    memset(&st, 0, sizeof st);
+    ltf_rng_seed(&st.data_rng, seed);
+    st.task_kind = task_kind;
+    ltf_train_config_default(&st.train);
+    st.train.batch_size = 4; st.train.n_points = 5;
+    return st;
+}
+
+/* `steps` training steps on fresh prompts of st's task drawn from st->data_rng; st->step counts.
+ * (The curriculum is not applied here: d_active = d, n = st->train.n_points.) */
+static void train_steps(ltf_model *m, ltf_train_state *st, int steps) {
+    int d = m->cfg.n_dims, B = st->train.batch_size, n = st->train.n_points;
+    ltf_task task = ltf_task_make(st->task_kind, d, d);
+    float *xs = (float *)malloc(sizeof(float) * (size_t)(B * n * d)), *ys = (float *)malloc(sizeof(float) * (size_t)(B * n));
+    float loss;
+    for (int s = 0; s < steps; s++) {
+        ltf_task_sample(&task, &st->data_rng, B, n, xs, ys);
+        if (ltf_train_step(m, &st->train, xs, ys, B, n, &loss) != 0) { CHECK(0, "train step: %s", m->err); break; }
+        st->step++;
+    }
+    free(xs); free(ys);
+}
+
+static int same_state(const ltf_train_state *a, const ltf_train_state *b) {
+    const ltf_schedule *sa[3] = {&a->curriculum.dims, &a->curriculum.points, &a->curriculum.loops};
+    const ltf_schedule *sb[3] = {&b->curriculum.dims, &b->curriculum.points, &b->curriculum.loops};
+    int same = a->step == b->step && a->data_rng.state == b->data_rng.state && a->data_rng.inc == b->data_rng.inc
+            && a->task_kind == b->task_kind && a->train.batch_size == b->train.batch_size
+            && a->train.n_points == b->train.n_points
+            && memcmp(&a->train.lr, &b->train.lr, 4) == 0 && memcmp(&a->train.beta1, &b->train.beta1, 4) == 0
+            && memcmp(&a->train.beta2, &b->train.beta2, 4) == 0 && memcmp(&a->train.eps, &b->train.eps, 4) == 0
+            && memcmp(&a->train.weight_decay, &b->train.weight_decay, 4) == 0;
+    for (int k = 0; k < 3; k++)
+        same &= sa[k]->start == sb[k]->start && sa[k]->end == sb[k]->end && sa[k]->inc == sb[k]->inc
+             && sa[k]->interval == sb[k]->interval;
+    return same;
+}
+
+static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, sizeof(float) * n) == 0; }
+
+static void test_checkpoint_roundtrip(void) {
+    char dir[64], full[128], wonly[128], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(full, sizeof full, "%s/full.safetensors", dir);
+    snprintf(wonly, sizeof wonly, "%s/weights.safetensors", dir);
+    ltf_config c = small_config(LTF_LOOPED, 2, 4, 3);
+    c.mask_mode = LTF_MASK_KEEP_FIRST; c.mask_pairs = 2; c.mask_when = LTF_AT_TRAIN;
+    ltf_model m, r;
+    ltf_model_create(&m, &c, 5, err);
+    randomize_model(&m, 0.7f);
+    for (size_t i = 0; i < m.n_params; i++) {   /* any bit patterns a float can hold, denormals too */
+        m.adam_m[i] = (float)ltf_rng_normal(&g_rng) * 1e-3f;
+        m.adam_v[i] = (float)ltf_rng_uniform(&g_rng) * 1e-39f;
+    }
+    m.params[7] = -0.0f; m.params[8] = 1.17549435e-38f; m.params[9] = 3.40282347e38f;
+    m.adam_t = 123457;
+    ltf_train_state st = small_state(LTF_TASK_DECISION_TREE, 77), got;
+    st.step = 2000000001L; st.data_rng.state = 0xFEDCBA9876543210ULL; st.data_rng.inc = 0xFFFFFFFFFFFFFFFFULL;
+    st.train.lr = 3.3e-4f; st.train.beta1 = 0.8999999f; st.train.eps = 1e-30f; st.train.weight_decay = 0.1f;
+    st.train.batch_size = 17; st.train.n_points = 6;
+    ltf_curriculum cur = {{1, 3, 1, 2000}, {-5, 6, 2, 7}, {2, 4, 0, 0}};
+    st.curriculum = cur;
+    CHECK(ltf_checkpoint_save(&m, &st, full, err) == 0, "save: %s", err);
+    CHECK(ltf_checkpoint_save(&m, NULL, wonly, err) == 0, "save weights-only: %s", err);
+    memset(&got, 0, sizeof got);
+    if (ltf_checkpoint_load(&r, &got, full, &c, err) != 0) { CHECK(0, "load: %s", err); return; }
+    CHECK(memcmp(&r.cfg, &c, sizeof c) == 0, "config differs after load");
+    CHECK(r.n_params == m.n_params && same_floats(r.params, m.params, m.n_params), "parameters differ after load");
+    CHECK(same_floats(r.adam_m, m.adam_m, m.n_params) && same_floats(r.adam_v, m.adam_v, m.n_params),
+          "Adam m/v differ after load");
+    CHECK(r.adam_t == m.adam_t, "adam_t %ld, saved %ld", r.adam_t, m.adam_t);
+    CHECK(same_state(&got, &st), "train state differs after load (step %ld rng %llx lr %.9g)", got.step,
+          (unsigned long long)got.data_rng.state, (double)got.train.lr);
+    ltf_model_free(&r);
+    /* a full checkpoint loads weights-only too: fresh Adam */
+    CHECK(ltf_checkpoint_load(&r, NULL, full, NULL, err) == 0 && same_floats(r.params, m.params, m.n_params)
+          && r.adam_t == 0 && r.adam_m[0] == 0.0f, "full file, weights only: %s", err);
+    ltf_model_free(&r);
+    /* weights-only: loads without st, refuses with st and leaves st and the model untouched */
+    CHECK(ltf_checkpoint_load(&r, NULL, wonly, &c, err) == 0 && same_floats(r.params, m.params, m.n_params),
+          "weights-only load: %s", err);
+    ltf_model_free(&r);
+    ltf_train_state keep = got;
+    int rc = ltf_checkpoint_load(&r, &got, wonly, &c, err);
+    CHECK(rc == -1 && strstr(err, "no training state") && strstr(err, wonly), "weights-only with st: rc %d '%s'", rc, err);
+    CHECK(memcmp(&keep, &got, sizeof got) == 0 && r.params == NULL && r.tensors == NULL, "failed load left state behind");
+    /* a NaN weight is refused at save time, the old file stays */
+    m.params[3] = NAN;
+    rc = ltf_checkpoint_save(&m, NULL, wonly, err);
+    CHECK(rc == -1 && strstr(err, "_read_in.weight") && strstr(err, "finite"), "NaN save: rc %d '%s'", rc, err);
+    st.task_kind = 99; m.params[3] = 0;
+    rc = ltf_checkpoint_save(&m, &st, full, err);
+    CHECK(rc == -1 && strstr(err, "task_kind = 99"), "bad task save: rc %d '%s'", rc, err);
+    remove(full); remove(wonly); rmdir(dir);
+    ltf_model_free(&m);
+}
+
+static void test_checkpoint_resume(void) {
+    /* K+K steps in one go == K steps, save, free, load, K more: bit for bit */
+    enum { K = 3 };
+    char dir[64], path[128], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/resume.safetensors", dir);
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model a, b;
+    ltf_train_state sa = small_state(LTF_TASK_NOISY_LINEAR, 11), sb = sa;
+    ltf_model_create(&a, &c, 21, err);
+    ltf_model_create(&b, &c, 21, err);
+    train_steps(&a, &sa, 2 * K);
+    train_steps(&b, &sb, K);
+    float *mid = (float *)malloc(sizeof(float) * b.n_params);
+    memcpy(mid, b.params, sizeof(float) * b.n_params);
+    CHECK(ltf_checkpoint_save(&b, &sb, path, err) == 0, "save: %s", err);
+    ltf_model_free(&b);
+    memset(&sb, 0, sizeof sb);
+    if (ltf_checkpoint_load(&b, &sb, path, &c, err) != 0) { CHECK(0, "load: %s", err); free(mid); return; }
+    train_steps(&b, &sb, K);
+    CHECK(!same_floats(mid, b.params, b.n_params), "the last K steps did not move the parameters");
+    CHECK(same_floats(a.params, b.params, a.n_params), "resumed parameters differ from the uninterrupted run");
+    CHECK(same_floats(a.adam_m, b.adam_m, a.n_params) && same_floats(a.adam_v, b.adam_v, a.n_params)
+          && a.adam_t == b.adam_t, "resumed Adam state differs (adam_t %ld vs %ld)", b.adam_t, a.adam_t);
+    CHECK(same_state(&sa, &sb) && sb.step == 2 * K, "resumed train state differs (step %ld)", sb.step);
+    free(mid);
+    remove(path); rmdir(dir);
+    ltf_model_free(&a); ltf_model_free(&b);
+}
+
+/* ---- corrupting a valid checkpoint in memory: its header is JSON text, its data follows ---- */
+
+typedef struct { unsigned char *p; size_t len; } blob;
+
+static char *blob_json(blob f) {   /* the header as a C string */
+    size_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | f.p[i];
+    char *s = (char *)malloc(n + 1);
+    memcpy(s, f.p + 8, n);
+    s[n] = 0;
+    return s;
+}
+static size_t blob_data_start(blob f) {
+    size_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | f.p[i];
+    return 8 + n;
+}
+/* a new file: f's data under another header */
+static blob blob_with_json(blob f, const char *json) {
+    size_t ds = blob_data_start(f), n = strlen(json);
+    blob g;
+    g.len = 8 + n + (f.len - ds);
+    g.p = (unsigned char *)malloc(g.len + 1);
+    for (int i = 0; i < 8; i++) g.p[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memcpy(g.p + 8, json, n);
+    memcpy(g.p + 8 + n, f.p + ds, f.len - ds);
+    return g;
+}
+/* f with the first `old` in its header replaced by `new_` */
+static blob blob_replace(blob f, const char *old, const char *new_) {
+    char *j = blob_json(f), *at = strstr(j, old);
+    if (!at) { printf("  (test bug: '%s' not in the header)\n", old); g_fail++; }
+    size_t lo = at ? (size_t)(at - j) : 0, lold = at ? strlen(old) : 0;
+    char *k = (char *)malloc(strlen(j) + strlen(new_) + 1);
+    memcpy(k, j, lo);
+    strcpy(k + lo, new_);
+    strcat(k, j + lo + lold);
+    blob g = blob_with_json(f, k);
+    free(j); free(k);
+    return g;
+}
+/* f without the entry "key":{...} (and one comma next to it) */
+static blob blob_remove_entry(blob f, const char *key) {
+    char *j = blob_json(f), needle[160];
+    snprintf(needle, sizeof needle, "\"%s\":{", key);
+    char *a = strstr(j, needle), *b = a ? strchr(a, '}') + 1 : NULL;
+    if (!a) { printf("  (test bug: '%s' not in the header)\n", key); g_fail++; free(j); return blob_with_json(f, "{}"); }
+    if (*b == ',') b++;
+    else if (a[-1] == ',') a--;
+    memmove(a, b, strlen(b) + 1);
+    blob g = blob_with_json(f, j);
+    free(j);
+    return g;
+}
+
+/* load_mem must fail, say `needle`, free the model and leave st alone */
+static int g_rejects;
+static void expect_reject(const char *label, blob f, const ltf_config *expect, int with_state, const char *needle) {
+    ltf_model m;
+    ltf_train_state st, keep;
+    char err[LTF_ERR_LEN] = "";
+    memset(&st, 0x5a, sizeof st);
+    keep = st;
+    memset(&m, 0x5a, sizeof m);
+    int rc = ltf_checkpoint_load_mem(&m, with_state ? &st : NULL, f.p, f.len, expect, err);
+    g_rejects++;
+    CHECK(rc == -1 && strstr(err, needle), "%s: rc %d, error '%s' lacks '%s'", label, rc, err, needle);
+    CHECK(m.params == NULL && m.tensors == NULL && memcmp(&st, &keep, sizeof st) == 0, "%s: failed load left state", label);
+    if (rc == 0) ltf_model_free(&m);
+}
+
+static blob checkpoint_blob(const ltf_model *m, const ltf_train_state *st) {
+    char dir[64], path[128], err[LTF_ERR_LEN];
+    blob f;
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    if (ltf_checkpoint_save(m, st, path, err) != 0) printf("  save failed: %s\n", err);
+    f.p = read_whole(path, &f.len);
+    remove(path); rmdir(dir);
+    return f;
+}
+
+/* the text our writer uses for one tensor entry */
+static void entry_text(char *out, size_t cap, ltf_model *m, const char *name, const char *shape, size_t begin, size_t end) {
+    ltf_tensor *t = ltf_model_find(m, name);
+    char sh[64];
+    if (t->ndim == 2) snprintf(sh, sizeof sh, "%d,%d", t->shape[0], t->shape[1]);
+    else snprintf(sh, sizeof sh, "%d", t->shape[0]);
+    snprintf(out, cap, "\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}", name, shape ? shape : sh, begin, end);
+}
+
+static void test_checkpoint_rejects(void) {
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN], old[256], new_[256];
+    ltf_model_create(&m, &c, 4, err);
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 3);
+    blob w = checkpoint_blob(&m, NULL), full = checkpoint_blob(&m, &st), g;
+    ltf_model r;
+    CHECK(w.p && ltf_checkpoint_load_mem(&r, NULL, w.p, w.len, &c, err) == 0, "the valid file does not load: %s", err);
+    ltf_model_free(&r);
+    CHECK(w.p && blob_data_start(w) % 8 == 0, "data block starts at %zu, not 8-byte aligned", blob_data_start(w));
+#define REJECT(label, blob_expr, expect, with_state, needle) \
+    do { g = blob_expr; expect_reject(label, g, expect, with_state, needle); free(g.p); } while (0)
+    blob cut = {w.p, 5};
+    expect_reject("5 bytes", cut, NULL, 0, "shorter than the 8-byte");
+    g.len = w.len; g.p = (unsigned char *)malloc(w.len);
+    memcpy(g.p, w.p, w.len);
+    g.p[0] = (unsigned char)(w.len - 7); g.p[1] = (unsigned char)((w.len - 7) >> 8);
+    expect_reject("header length > file", g, NULL, 0, "larger than the file");
+    g.p[5] = 1;                                            /* 2^40 */
+    expect_reject("absurd header length", g, NULL, 0, "100 MB");
+    free(g.p);
+    REJECT("invalid JSON ':'", blob_replace(w, "\"format\":", "\"format\";"), NULL, 0, "invalid JSON");
+    REJECT("invalid JSON string", blob_replace(w, "\"looped-tf\"", "\"looped\x01tf\""), NULL, 0, "control character");
+    REJECT("invalid JSON escape", blob_replace(w, "\"looped-tf\"", "\"looped\\xtf\""), NULL, 0, "invalid escape");
+    REJECT("invalid JSON end", blob_replace(w, "]}}", "]}"), NULL, 0, "the header ends");
+    REJECT("invalid JSON trailing", blob_replace(w, "]}}", "]}}}"), NULL, 0, "after the header object");
+    REJECT("invalid JSON nesting", blob_replace(w, "\"format_version\":\"1\"", "\"format_version\":[[[[[[[[1]]]]]]]]"),
+           NULL, 0, "must be a string");
+    REJECT("invalid JSON number", blob_replace(w, "\"shape\":[1]", "\"shape\":[1.0]"), NULL, 0, "fraction");
+    REJECT("negative shape", blob_replace(w, "\"shape\":[1]", "\"shape\":[-1]"), NULL, 0, "non-negative integer");
+    REJECT("huge integer", blob_replace(w, "\"shape\":[1]", "\"shape\":[99999999999999999999]"), NULL, 0, "2^64");
+    REJECT("escapes decode", blob_replace(w, "\"looped-tf\"", "\"looped\\u002dtf\\u00e9\""), NULL, 0, "looped-tf\?\?\"");
+    REJECT("no __metadata__", blob_remove_entry(w, "__metadata__"), NULL, 0, "no \"__metadata__\"");
+    REJECT("format", blob_replace(w, "looped-tf", "looped-tX"), NULL, 0, "\"format\" = \"looped-tX\"");
+    REJECT("format_version", blob_replace(w, "\"format_version\":\"1\"", "\"format_version\":\"2\""), NULL, 0, "version 1");
+    REJECT("config field missing", blob_replace(w, "\"n_head\":\"2\",", ""), NULL, 0, "no \"n_head\"");
+    REJECT("config not an integer", blob_replace(w, "\"n_head\":\"2\"", "\"n_head\":\"2x\""), NULL, 0, "\"n_head\" = \"2x\"");
+    REJECT("config fails the check", blob_replace(w, "\"n_head\":\"2\"", "\"n_head\":\"3\""), NULL, 0, "n_head (H) = 3");
+    ltf_config other = c;
+    other.n_loops = 7;
+    expect_reject("config differs from expect", w, &other, 0, "n_loops = 3 in the checkpoint, expected 7");
+    expect_reject("weights-only with st", w, NULL, 1, "has no training state (saved weights-only)");
+    REJECT("missing tensor", blob_remove_entry(w, "_read_out.bias"), NULL, 0, "missing tensor '_read_out.bias'");
+    REJECT("missing Adam tensor", blob_remove_entry(full, "optim.exp_avg_sq._read_out.bias"), NULL, 1,
+           "missing tensor 'optim.exp_avg_sq._read_out.bias'");
+    ltf_tensor *t = ltf_model_find(&m, "_read_in.weight");       /* [8, 3] */
+    entry_text(old, sizeof old, &m, t->key, NULL, 0, 4 * t->size);
+    entry_text(new_, sizeof new_, &m, t->key, "3,8", 0, 4 * t->size);
+    REJECT("wrong shape", blob_replace(w, old, new_), NULL, 0, "shape [3, 8], expected [8, 3]");
+    REJECT("dtype", blob_replace(w, "\"dtype\":\"F32\"", "\"dtype\":\"BF16\""), NULL, 0, "dtype \"BF16\"");
+    REJECT("unknown key", blob_replace(w, "\"dtype\":\"F32\"", "\"dtype\":\"F32\",\"strides\":[1]"), NULL, 0, "unknown key 'strides'");
+    entry_text(new_, sizeof new_, &m, t->key, NULL, 0, 4 * t->size + 4);
+    REJECT("offsets not matching shape", blob_replace(w, old, new_), NULL, 0, "shape needs 96");
+    entry_text(new_, sizeof new_, &m, t->key, NULL, 40, 4);
+    REJECT("offsets reversed", blob_replace(w, old, new_), NULL, 0, "end before they begin");
+    size_t dl = w.len - blob_data_start(w);
+    entry_text(new_, sizeof new_, &m, t->key, NULL, dl - 4, dl - 4 + 4 * t->size);
+    REJECT("offsets out of range", blob_replace(w, old, new_), NULL, 0, "past the end of the data");
+    ltf_tensor *lw = ltf_model_find(&m, "_backbone.transformer.h.0.ln_1.weight");
+    ltf_tensor *lb = ltf_model_find(&m, "_backbone.transformer.h.0.ln_1.bias");
+    entry_text(old, sizeof old, &m, lb->key, NULL, 4 * lb->offset, 4 * (lb->offset + lb->size));
+    entry_text(new_, sizeof new_, &m, lb->key, NULL, 4 * lw->offset, 4 * (lw->offset + lw->size));
+    REJECT("overlapping offsets", blob_replace(w, old, new_), NULL, 0, "overlap");
+    g = w; g.len -= 4;
+    expect_reject("data shorter than declared", g, NULL, 0, "data shorter than declared");
+    g.len = w.len + 8; g.p = (unsigned char *)calloc(g.len, 1);
+    memcpy(g.p, w.p, w.len);
+    expect_reject("trailing data", g, NULL, 0, "8 bytes after the last tensor");
+    free(g.p);
+    REJECT("duplicate tensor", blob_replace(w, old, "\"_read_out.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}"),
+           NULL, 0, "duplicate tensor '_read_out.bias'");
+    REJECT("unknown tensor", blob_replace(w, "{\"__metadata__\"", "{\"extra.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"__metadata__\""),
+           NULL, 0, "unknown tensor 'extra.weight'");
+    REJECT("Adam tensor without state", blob_replace(w, "{\"__metadata__\"", "{\"optim.exp_avg._read_out.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"__metadata__\""),
+           NULL, 0, "no train state");
+    g.len = w.len; g.p = (unsigned char *)malloc(w.len);
+    memcpy(g.p, w.p, w.len);
+    t = ltf_model_find(&m, "_backbone.transformer.wpe.weight");
+    float bad = NAN;
+    memcpy(g.p + blob_data_start(w) + 4 * (t->offset + 5), &bad, 4);   /* the test host is little-endian */
+    expect_reject("NaN weight", g, NULL, 0, "wpe.weight' holds nan at index 5");
+    free(g.p);
+    g.len = full.len; g.p = (unsigned char *)malloc(full.len);
+    memcpy(g.p, full.p, full.len);
+    bad = INFINITY;
+    memcpy(g.p + full.len - 4, &bad, 4);
+    expect_reject("Inf in Adam v", g, NULL, 1, "optim.exp_avg_sq._read_out.bias' holds inf");
+    free(g.p);
+    REJECT("train state field", blob_replace(full, "\"lr\":\"", "\"lr\":\"x"), NULL, 1, "\"lr\" = \"x");
+    REJECT("train state task", blob_replace(full, "linear_regression", "linear_regressiom"), NULL, 1, "linear_regressiom");
+    REJECT("train config check", blob_replace(full, "\"batch_size\":\"4\"", "\"batch_size\":\"0\""), NULL, 1, "batch_size = 0");
+#undef REJECT
+    printf("  %d corrupt files, each rejected with a message that names the problem\n", g_rejects);
+    free(w.p); free(full.p);
+    ltf_model_free(&m);
+}
+
+/* No input crashes or reads out of bounds (run it under -fsanitize=address to see that):
+ * every truncation of a file, and random byte edits of its header and data. */
+static void test_checkpoint_garbage(void) {
+    ltf_config c = small_config(LTF_STANDARD, 1, 1, 1);
+    c.n_dims = 2; c.n_positions = 2; c.n_embd = 4; c.n_head = 1;
+    ltf_model m, r;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 4, err);
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 3);
+    st.train.n_points = 2;
+    blob f = checkpoint_blob(&m, &st);
+    int loaded = 0, rejected = 0, odd = 0;
+    for (size_t n = 0; n < f.len; n++) {
+        unsigned char *p = (unsigned char *)malloc(n + 1);   /* exact size: ASan sees any over-read */
+        memcpy(p, f.p, n);
+        int rc = ltf_checkpoint_load_mem(&r, &st, p, n, NULL, err);
+        rc == 0 ? loaded++ : rejected++;
+        odd += rc == 0 || r.params != NULL || !err[0];
+        if (rc == 0) ltf_model_free(&r);
+        free(p);
+    }
+    CHECK(rejected == (int)f.len && odd == 0, "truncations: %d loaded, %d rejected, %d odd", loaded, rejected, odd);
+    size_t ds = blob_data_start(f);
+    rejected = 0;
+    for (size_t n = 0; n < ds - 8; n++) {           /* every prefix of the JSON as the whole header */
+        unsigned char *p = (unsigned char *)malloc(8 + n);
+        for (int i = 0; i < 8; i++) p[i] = (unsigned char)((uint64_t)n >> (8 * i));
+        memcpy(p + 8, f.p + 8, n);
+        rejected += ltf_checkpoint_load_mem(&r, NULL, p, 8 + n, NULL, err) == -1 && r.params == NULL;
+        free(p);
+    }
+    CHECK(rejected == (int)(ds - 8), "cut headers: %d of %zu rejected", rejected, ds - 8);
+    unsigned char *p = (unsigned char *)malloc(f.len);
+    loaded = rejected = 0;
+    ltf_rng rng;
+    ltf_rng_seed(&rng, 99);
+    for (int it = 0; it < 3000; it++) {
+        memcpy(p, f.p, f.len);
+        int edits = 1 + (int)(ltf_rng_u32(&rng) % 3);
+        for (int k = 0; k < edits; k++) {
+            size_t at = (it % 4 == 3) ? ltf_rng_u32(&rng) % f.len : 8 + ltf_rng_u32(&rng) % (ds - 8);
+            static const char interesting[] = "{}[]\",:\\0123456789-.eE u";
+            p[at] = (ltf_rng_u32(&rng) & 1) ? (unsigned char)ltf_rng_u32(&rng)
+                                            : (unsigned char)interesting[ltf_rng_u32(&rng) % (sizeof interesting - 1)];
+        }
+        int rc = ltf_checkpoint_load_mem(&r, &st, p, f.len, NULL, err);
+        rc == 0 ? loaded++ : rejected++;
+        if (rc == 0) ltf_model_free(&r);
+        else odd += r.params != NULL || !err[0];
+    }
+    printf("  3000 random edits: %d still load, %d rejected with a message\n", loaded, rejected);
+    CHECK(odd == 0 && rejected > 2000, "random edits: %d rejected, %d odd", rejected, odd);
+    free(p); free(f.p);
+    ltf_model_free(&m);
+}
+
+static void test_checkpoint_atomic(void) {
+    char dir[64], path[128], tmp[136], nodir[160], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(nodir, sizeof nodir, "%s/no/such/dir/model.safetensors", dir);
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model a, b;
+    ltf_model_create(&a, &c, 1, err);
+    ltf_model_create(&b, &c, 2, err);
+    int rc = ltf_checkpoint_save(&a, NULL, nodir, err);
+    CHECK(rc == -1 && strstr(err, "cannot write") && strstr(err, "no/such/dir"), "missing directory: rc %d '%s'", rc, err);
+    CHECK(!file_exists(nodir), "a file appeared in a missing directory");
+    blob fa = checkpoint_blob(&a, NULL), fb = checkpoint_blob(&b, NULL), now;
+    CHECK(ltf_checkpoint_save(&a, NULL, path, err) == 0, "save a: %s", err);
+    CHECK(ltf_checkpoint_save(&b, NULL, path, err) == 0, "save b over a: %s", err);
+    now.p = read_whole(path, &now.len);
+    CHECK(now.len == fb.len && memcmp(now.p, fb.p, fb.len) == 0 && !file_exists(tmp), "saving over a checkpoint did not replace it whole");
+    free(now.p);
+    mkdir(tmp, 0700);                     /* path.tmp cannot be opened as a file: the save fails */
+    rc = ltf_checkpoint_save(&a, NULL, path, err);
+    CHECK(rc == -1 && strstr(err, tmp), "save with path.tmp a directory: rc %d '%s'", rc, err);
+    now.p = read_whole(path, &now.len);
+    CHECK(now.len == fb.len && memcmp(now.p, fb.p, fb.len) == 0, "a failed save damaged the old checkpoint");
+    CHECK(fa.len == fb.len && memcmp(fa.p, fb.p, fa.len) != 0, "models a and b save the same bytes");
+    free(now.p); free(fa.p); free(fb.p);
+    rmdir(tmp); remove(path); rmdir(dir);
+    ltf_model_free(&a); ltf_model_free(&b);
+    rc = ltf_checkpoint_load(&a, NULL, path, NULL, err);
+    CHECK(rc == -1 && strstr(err, "cannot read") && strstr(err, path) && a.params == NULL,
+          "load of a missing file: rc %d '%s'", rc, err);
+}
+
+/* PyTorch reads our file: reference/check_checkpoint.py loads it with safetensors, strict
+ * load_state_dict into reference/looped_tf_ref.py, and compares its predictions with ours.
+ * The script exits 77 when torch or safetensors is missing (one Python start, not two). */
+static void test_checkpoint_pytorch(void) {
+    char dir[64], path[128], prompt[160], cmd[400], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/xcheck.safetensors", dir);
+    snprintf(prompt, sizeof prompt, "%s.prompt", path);
+    ltf_config c = small_config(LTF_LOOPED, 2, 4, 2);
+    c.n_embd = 16; c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2; c.mask_when = LTF_AT_BOTH;
+    ltf_model m;
+    ltf_model_create(&m, &c, 8, err);
+    randomize_model(&m, 0.3f);
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 5);
+    train_steps(&m, &st, 2);                                   /* Adam state in the file too */
+    int B = 2, n = 5, loops = 6;
+    float *xs = rand_buf((size_t)B * n * c.n_dims, 1), *ys = rand_buf((size_t)B * n, 1), pred[10];
+    CHECK(ltf_predict(&m, xs, ys, B, n, loops, pred, NULL) == 0, "predict: %s", m.err);
+    CHECK(ltf_checkpoint_save(&m, &st, path, err) == 0, "save: %s", err);
+    FILE *f = fopen(prompt, "w");
+    fprintf(f, "looped-tf-prompt 1\n%d %d %d %d\n", B, n, c.n_dims, loops);
+    for (int i = 0; i < B * n * c.n_dims; i++) fprintf(f, "%.9e%c", xs[i], i + 1 < B * n * c.n_dims ? ' ' : '\n');
+    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", ys[i], i + 1 < B * n ? ' ' : '\n');
+    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", pred[i], i + 1 < B * n ? ' ' : '\n');
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "python3 reference/check_checkpoint.py %s %s", path, prompt);
+    fflush(stdout);
+    int st_code = system(cmd), rc = WIFEXITED(st_code) ? WEXITSTATUS(st_code) : -1;
+    if (rc == 77 || rc == 127) printf("  skipped: PyTorch/safetensors not installed\n");
+    else CHECK(rc == 0, "reference/check_checkpoint.py failed (exit %d)", rc);
+    remove(path); remove(prompt); rmdir(dir);
+    free(xs); free(ys);
+    ltf_model_free(&m);
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct { const char *name; void (*fn)(void); } test_case;
@@ -1177,6 +1643,12 @@ int main(int argc, char **argv) {
         {"adam", test_adam},
         {"determinism", test_determinism},
         {"nan_loses_nothing", test_nan_loses_nothing},
+        {"checkpoint_roundtrip", test_checkpoint_roundtrip},
+        {"checkpoint_resume", test_checkpoint_resume},
+        {"checkpoint_rejects", test_checkpoint_rejects},
+        {"checkpoint_garbage", test_checkpoint_garbage},
+        {"checkpoint_atomic", test_checkpoint_atomic},
+        {"checkpoint_pytorch", test_checkpoint_pytorch},
         {"baselines", test_baselines},
         {"baselines_extra", test_baselines_extra},
         {"eval_loops", test_eval_loops},
