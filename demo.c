@@ -613,9 +613,9 @@ static int evaluate_all(const options *o, ltf_model *m) {
     }
     if (rc == 0 && by_iter) {
         const char *names[1] = {"model"};
-        printf("error by loop iteration (all k): 1: %.4f  b=%d: %.4f  %d: %.4f\n", by_iter[0], m->cfg.n_loops,
-               by_iter[(m->cfg.n_loops < o->fixed_point ? m->cfg.n_loops : o->fixed_point) - 1], o->fixed_point,
-               by_iter[o->fixed_point - 1]);
+        printf("error by loop iteration (all k): 1: %.4f", by_iter[0]);
+        if (m->cfg.n_loops < o->fixed_point) printf("  b=%d: %.4f", m->cfg.n_loops, by_iter[m->cfg.n_loops - 1]);
+        printf("  %d: %.4f\n", o->fixed_point, by_iter[o->fixed_point - 1]);
         char title[256];
         snprintf(title, sizeof title, "%s: error by loop iteration (trained with b=%d, T=%d)", task.name, m->cfg.n_loops,
                  m->cfg.loop_window);

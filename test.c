@@ -1186,28 +1186,25 @@ static void make_tmpdir(char dir[64]) {
     if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
 }
 
+/* A train state for the small looped config (d=3, b=3, T=2, 6 positions) whose curriculum moves
+ * every step or two, so that a resume in the middle has to restore it. */
 static ltf_train_state small_state(int task_kind, uint64_t seed) {
     ltf_train_state st;
-    memset(&st, 0, sizeof st);
-    ltf_rng_seed(&st.data_rng, seed);
-    st.task_kind = task_kind;
-    ltf_train_config_default(&st.train);
-    st.train.batch_size = 4; st.train.n_points = 5;
+    ltf_train_config tc;
+    ltf_train_config_default(&tc);
+    tc.batch_size = 4; tc.n_points = 5;
+    ltf_curriculum cur = {{1, 3, 1, 1}, {2, 5, 1, 2}, {2, 3, 1, 3}};   /* dims, points, loops */
+    ltf_train_state_init(&st, task_kind, &tc, &cur, seed);
     return st;
 }
 
-/* `steps` training steps on fresh prompts of st's task drawn from st->data_rng; st->step counts.
- * (The curriculum is not applied here: d_active = d, n = st->train.n_points.) */
+/* `steps` curriculum steps (ltf_train_next) on fresh prompts drawn from st->data_rng. */
 static void train_steps(ltf_model *m, ltf_train_state *st, int steps) {
     int d = m->cfg.n_dims, B = st->train.batch_size, n = st->train.n_points;
-    ltf_task task = ltf_task_make(st->task_kind, d, d);
     float *xs = (float *)malloc(sizeof(float) * (size_t)(B * n * d)), *ys = (float *)malloc(sizeof(float) * (size_t)(B * n));
     float loss;
-    for (int s = 0; s < steps; s++) {
-        ltf_task_sample(&task, &st->data_rng, B, n, xs, ys);
-        if (ltf_train_step(m, &st->train, xs, ys, B, n, &loss) != 0) { CHECK(0, "train step: %s", m->err); break; }
-        st->step++;
-    }
+    for (int s = 0; s < steps; s++)
+        if (ltf_train_next(m, st, xs, ys, &loss, NULL) != 0) { CHECK(0, "train step: %s", m->err); break; }
     free(xs); free(ys);
 }
 
@@ -1286,7 +1283,8 @@ static void test_checkpoint_roundtrip(void) {
 }
 
 static void test_checkpoint_resume(void) {
-    /* K+K steps in one go == K steps, save, free, load, K more: bit for bit */
+    /* K+K steps in one go == K steps, save, free, load, K more: bit for bit, with the curriculum
+     * (d_active, n and b all change between step K-1 and K+1) */
     enum { K = 3 };
     char dir[64], path[128], err[LTF_ERR_LEN];
     make_tmpdir(dir);
@@ -1596,11 +1594,32 @@ static void test_checkpoint_atomic(void) {
 /* PyTorch reads our file: reference/check_checkpoint.py loads it with safetensors, strict
  * load_state_dict into reference/looped_tf_ref.py, and compares its predictions with ours.
  * The script exits 77 when torch or safetensors is missing (one Python start, not two). */
+/* Writes B=2 prompts, the C predictions of m for them, and runs reference/check_checkpoint.py on
+ * the checkpoint at path: returns its exit code (77/127: PyTorch or python3 missing). */
+static int pytorch_xcheck(ltf_model *m, const char *path, int n, int loops) {
+    char prompt[600], cmd[1400];
+    int B = 2, d = m->cfg.n_dims;
+    snprintf(prompt, sizeof prompt, "%s.prompt", path);
+    float *xs = rand_buf((size_t)B * n * d, 1), *ys = rand_buf((size_t)B * n, 1), *pred = zeros((size_t)B * n);
+    CHECK(ltf_predict(m, xs, ys, B, n, loops, pred, NULL) == 0, "predict: %s", m->err);
+    FILE *f = fopen(prompt, "w");
+    fprintf(f, "looped-tf-prompt 1\n%d %d %d %d\n", B, n, d, loops);
+    for (int i = 0; i < B * n * d; i++) fprintf(f, "%.9e%c", xs[i], i + 1 < B * n * d ? ' ' : '\n');
+    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", ys[i], i + 1 < B * n ? ' ' : '\n');
+    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", pred[i], i + 1 < B * n ? ' ' : '\n');
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "python3 reference/check_checkpoint.py %s %s", path, prompt);
+    fflush(stdout);
+    int st_code = system(cmd), rc = WIFEXITED(st_code) ? WEXITSTATUS(st_code) : -1;
+    remove(prompt);
+    free(xs); free(ys); free(pred);
+    return rc;
+}
+
 static void test_checkpoint_pytorch(void) {
-    char dir[64], path[128], prompt[160], cmd[400], err[LTF_ERR_LEN];
+    char dir[64], path[128], cmd[400], err[LTF_ERR_LEN];
     make_tmpdir(dir);
     snprintf(path, sizeof path, "%s/xcheck.safetensors", dir);
-    snprintf(prompt, sizeof prompt, "%s.prompt", path);
     ltf_config c = small_config(LTF_LOOPED, 2, 4, 2);
     c.n_embd = 16; c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2; c.mask_when = LTF_AT_BOTH;
     ltf_model m;
@@ -1608,24 +1627,25 @@ static void test_checkpoint_pytorch(void) {
     randomize_model(&m, 0.3f);
     ltf_train_state st = small_state(LTF_TASK_LINEAR, 5);
     train_steps(&m, &st, 2);                                   /* Adam state in the file too */
-    int B = 2, n = 5, loops = 6;
-    float *xs = rand_buf((size_t)B * n * c.n_dims, 1), *ys = rand_buf((size_t)B * n, 1), pred[10];
-    CHECK(ltf_predict(&m, xs, ys, B, n, loops, pred, NULL) == 0, "predict: %s", m.err);
     CHECK(ltf_checkpoint_save(&m, &st, path, err) == 0, "save: %s", err);
-    FILE *f = fopen(prompt, "w");
-    fprintf(f, "looped-tf-prompt 1\n%d %d %d %d\n", B, n, c.n_dims, loops);
-    for (int i = 0; i < B * n * c.n_dims; i++) fprintf(f, "%.9e%c", xs[i], i + 1 < B * n * c.n_dims ? ' ' : '\n');
-    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", ys[i], i + 1 < B * n ? ' ' : '\n');
-    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", pred[i], i + 1 < B * n ? ' ' : '\n');
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "python3 reference/check_checkpoint.py %s %s", path, prompt);
-    fflush(stdout);
-    int st_code = system(cmd), rc = WIFEXITED(st_code) ? WEXITSTATUS(st_code) : -1;
-    if (rc == 77 || rc == 127) printf("  skipped: PyTorch/safetensors not installed\n");
-    else CHECK(rc == 0, "reference/check_checkpoint.py failed (exit %d)", rc);
-    remove(path); remove(prompt); rmdir(dir);
-    free(xs); free(ys);
+    int rc = pytorch_xcheck(&m, path, 5, 6);
     ltf_model_free(&m);
+    remove(path);
+    if (rc == 77 || rc == 127) { printf("  skipped: PyTorch/safetensors not installed\n"); rmdir(dir); return; }
+    CHECK(rc == 0, "reference/check_checkpoint.py failed (exit %d)", rc);
+    /* a checkpoint written by the demo (./demo, built next to ./test by build.sh) */
+    if (access("./demo", X_OK) != 0) { printf("  skipped: ./demo not built, its checkpoint not checked\n"); rmdir(dir); return; }
+    snprintf(cmd, sizeof cmd, "./demo --steps 20 --C 16 --b 4 --T 2 --eval-prompts 16 --fixed-point 0 --out %s > /dev/null 2>&1", dir);
+    CHECK(system(cmd) == 0, "%s failed", cmd);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    ltf_train_state ds;
+    if (ltf_checkpoint_load(&m, &ds, path, NULL, err) != 0) { CHECK(0, "the demo's checkpoint does not load: %s", err); return; }
+    rc = pytorch_xcheck(&m, path, ds.curriculum.points.end, m.cfg.n_loops);
+    CHECK(rc == 0, "reference/check_checkpoint.py on the demo's checkpoint failed (exit %d)", rc);
+    ltf_model_free(&m);
+    char other[4][32] = {"eval.csv", "eval.svg", "train_loss.csv", "train_loss.svg"};
+    for (int i = 0; i < 4; i++) { snprintf(cmd, sizeof cmd, "%s/%s", dir, other[i]); remove(cmd); }
+    remove(path); rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ runner */
