@@ -13,14 +13,15 @@
 #include "looped_tf.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ options */
 
-enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_COUNT };
-static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare"};
+enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_COUNT };
+static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench"};
 
 typedef struct {
     int command;
@@ -35,6 +36,9 @@ typedef struct {
     long ckpt_every;
     const char *out, *ckpt, *resume;
     int sweep_mode;           /* mask-sweep: LTF_MASK_KEEP_LAST or KEEP_FIRST               */
+    int model_flags;          /* bench: a model flag was given, so time that config too      */
+    int bench_runs, bench_compare;
+    const char *bench_configs;
 } options;
 
 static void usage(FILE *f) {
@@ -48,6 +52,9 @@ static void usage(FILE *f) {
         "               loop state (--mask last|first), N = 1..n: how error grows as N shrinks\n"
         "  compare      the report's experiment: looped L=1 with b = 5, 10, 20, 25 against\n"
         "               standard L=12, same data; training loss, error by k, error by iteration\n"
+        "  bench        time the training step (median of --runs after 2 warm-up steps) of the\n"
+        "               small, report and paper settings (and the model flags' setting, if any):\n"
+        "               ms/step, GFLOP/s, memory; --compare also times PyTorch's step (reference/)\n"
         "presets (applied first; later flags override them)\n"
         "  --preset small           looped, linear regression d=5 n=11 C=64 H=4 b=10 T=5, 3000 steps\n"
         "  --preset linear|sparse|tree|relu   the paper's four tasks at its settings (SPEC 6):\n"
@@ -88,6 +95,10 @@ static void usage(FILE *f) {
         "  --baseline-prompts N     prompts for the baselines (the ReLU-net and tree baselines\n"
         "                           fit a model per prompt and k: fewer is faster) (= --eval-prompts)\n"
         "  --out DIR                output folder                              (out)\n"
+        "bench\n"
+        "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
+        "  --runs N                 timed steps per config, median reported    (10)\n"
+        "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
         "  --help                   this text\n"
         "Threads: OMP_NUM_THREADS (all cores by default).\n");
 }
@@ -169,6 +180,7 @@ static void defaults(options *o) {
     o->steps = 3000; o->seed = 42; o->curriculum = 1; o->cur_interval = -1;
     o->eval_prompts = 1280; o->eval_loops = -1; o->fixed_point = 500; o->baseline_prompts = -1;
     o->ckpt_every = 1000; o->out = "out"; o->sweep_mode = LTF_MASK_KEEP_LAST;
+    o->bench_runs = 10; o->bench_configs = "small,report,paper";
 }
 
 static int parse_flag(options *o, const char *f, const char *a, long *positions) {
@@ -180,6 +192,8 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
     ltf_config *c = &o->cfg;
     if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
+    static const char *const model_flags[] = {"--model", "--d", "--n", "--positions", "--C", "--H", "--L", "--b", "--T", "--batch"};
+    for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) o->model_flags |= strcmp(f, model_flags[i]) == 0;
     if (strcmp(f, "--task") == 0) return parse_choice(f, a, tasks, LTF_TASK_COUNT, &o->task);
     if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 2, &c->kind);
     if (strcmp(f, "--d") == 0) return parse_int(f, a, 1, LTF_MAX_DIMS, &c->n_dims);
@@ -208,6 +222,9 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--eval-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->eval_prompts);
     if (strcmp(f, "--eval-loops") == 0) return parse_int(f, a, 1, 1000000, &o->eval_loops);
     if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
+    if (strcmp(f, "--runs") == 0) return parse_int(f, a, 1, 100000, &o->bench_runs);
+    if (strcmp(f, "--compare") == 0) return parse_choice(f, a, onoff, 2, &o->bench_compare);
+    if (strcmp(f, "--configs") == 0) { if (missing(f, a)) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
                       : strcmp(f, "--resume") == 0 ? &o->resume : NULL;
@@ -807,16 +824,130 @@ static int cmd_compare(options *o) {
     return rc ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ bench */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* PyTorch's step for the same setting (reference/bench_step.py); NAN when it cannot run. */
+static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads) {
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d 2>&1", c->n_dims, n,
+             c->n_embd, c->n_head, c->n_layer, c->kind == LTF_LOOPED ? c->n_loops : 0, c->kind == LTF_LOOPED ? c->loop_window : 0,
+             B, runs, threads);
+    FILE *p = popen(cmd, "r");
+    double ms = NAN;
+    if (!p) return NAN;
+    while (fgets(line, sizeof line, p)) {
+        char ver[64];
+        if (sscanf(line, "pytorch %63s median_ms %lf", ver, &ms) == 2) fprintf(stderr, "demo: PyTorch %s\n", ver);
+        else fprintf(stderr, "demo: bench_step.py: %s", line);
+    }
+    int rc = pclose(p);
+    return rc == 0 ? ms : NAN;
+}
+
+/* Median ms of `runs` training steps (Adam included) on one fixed batch, after 2 warm-up steps. */
+static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
+    int B = tc->batch_size, n = tc->n_points, d = m->cfg.n_dims, rc = 0;
+    float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
+    double *t = (double *)malloc(sizeof(double) * (size_t)runs);
+    if (!xs || !ys || !t) { free(xs); free(ys); free(t); fprintf(stderr, "demo: out of memory\n"); return -1; }
+    ltf_task task = ltf_task_make(LTF_TASK_LINEAR, d, d);
+    ltf_rng r;
+    ltf_rng_seed(&r, 1);
+    ltf_task_sample(&task, &r, B, n, xs, ys);
+    for (int i = 0; i < 2 + runs && rc == 0; i++) {
+        float loss;
+        double t0 = now_s();
+        rc = ltf_train_step(m, tc, xs, ys, B, n, &loss);
+        if (i >= 2) t[i - 2] = 1e3 * (now_s() - t0);
+    }
+    if (rc != 0) fprintf(stderr, "demo: bench step: %s\n", m->err);
+    else {
+        qsort(t, (size_t)runs, sizeof(double), cmp_double);
+        *median = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+        *best = t[0];
+    }
+    free(xs); free(ys); free(t);
+    return rc;
+}
+
+/* The settings of issue 4's anchor table (batch 64, L = 1, looped). */
+static int bench_config(const char *name, const options *o, ltf_config *c, ltf_train_config *tc) {
+    static const struct { const char *name; int d, n, C, H, b, T; } known[] = {
+        {"small", 5, 11, 64, 4, 10, 5}, {"report", 10, 31, 256, 4, 20, 15}, {"paper", 20, 41, 256, 8, 20, 15}};
+    *tc = o->tc;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0) {
+            ltf_config_default(c);
+            c->n_dims = known[i].d; c->n_positions = known[i].n; c->n_embd = known[i].C; c->n_head = known[i].H;
+            c->n_layer = 1; c->kind = LTF_LOOPED; c->n_loops = known[i].b; c->loop_window = known[i].T;
+            tc->n_points = known[i].n; tc->batch_size = 64;
+            return 0;
+        }
+    if (strcmp(name, "flags") == 0) { *c = o->cfg; return 0; }
+    fprintf(stderr, "demo: --configs: '%s' is not allowed: choose from small, report, paper\n", name);
+    return -1;
+}
+
+static int cmd_bench(options *o) {
+    char list[256], *save = NULL;
+    int threads = 1, rc = 0;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    snprintf(list, sizeof list, "%s%s", o->bench_configs, o->model_flags ? ",flags" : "");
+    printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
+           o->bench_runs, threads, threads == 1 ? "" : "s");
+    printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %10s %10s %9s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
+           "ms/step", "best ms", "GFLOP/s", "model MB");
+    if (o->bench_compare) printf(" %12s %8s", "PyTorch ms", "ours/PT");
+    printf("\n");
+    for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
+        ltf_config c;
+        ltf_train_config tc;
+        char err[LTF_ERR_LEN];
+        ltf_model m;
+        double med = 0, best = 0;
+        if (bench_config(name, o, &c, &tc) != 0) return 2;
+        if (ltf_model_create(&m, &c, 42, err) != 0) { fprintf(stderr, "demo: %s: %s\n", name, err); return 1; }
+        rc = time_steps(&m, &tc, o->bench_runs, &med, &best);
+        if (rc == 0) {
+            double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
+            printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %10.2f %10.2f %9.1f %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
+                   c.n_head, c.n_layer, c.kind == LTF_LOOPED ? c.n_loops : 1, c.kind == LTF_LOOPED ? c.loop_window : 1,
+                   tc.batch_size, med, best, gf / (med / 1e3), ltf_model_bytes(&m) / 1e6);
+            fflush(stdout);
+            if (o->bench_compare) {
+                double pt = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);
+                printf(" %12.2f %8.3f", pt, med / pt);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+        ltf_model_free(&m);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("GFLOP/s by ltf_flops_per_step (header section [12]); model MB = ltf_model_bytes (parameters, gradients,\n"
+           "Adam, activations, work buffers); peak RSS of this process %.1f MB\n", ru.ru_maxrss / 1e3);
+    return rc ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0) return 2;
-    if (make_dir(o.out) != 0) return 1;
+    if (o.command != CMD_BENCH && make_dir(o.out) != 0) return 1;
     switch (o.command) {
     case CMD_EVAL: return cmd_eval(&o);
     case CMD_MASK_SWEEP: return cmd_mask_sweep(&o);
     case CMD_COMPARE: return cmd_compare(&o);
+    case CMD_BENCH: return cmd_bench(&o);
     default: return cmd_train(&o);
     }
 }

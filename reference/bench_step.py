@@ -1,0 +1,66 @@
+"""Times one PyTorch training step of SPEC.md (forward over b loops, backward over the last T,
+Adam), for `demo bench --compare`.
+
+Usage: python3 reference/bench_step.py d n C H L b T B runs warmup threads
+Prints one line: "pytorch <torch version> median_ms <m> min_ms <m> runs <r>".
+The model is looped_tf_ref.LoopedTF (float32, the paper's initialisation) with PyTorch's fused
+kernels swapped in for the reference's explicit formulas (same math): scaled_dot_product_attention
+for the causal attention and F.gelu(approximate="tanh") for GELU. Exit 77 when torch is missing.
+"""
+import statistics
+import sys
+import time
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:
+    print("bench_step.py: %s" % e)
+    sys.exit(77)
+
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+import looped_tf_ref as ref  # noqa: E402
+
+
+def fast_attention_forward(self, x):
+    """Same math as ref.Attention.forward (causal softmax attention), through SDPA."""
+    B, N, C = x.shape
+    q, k, v = self.c_attn(x).split(C, dim=2)
+    hs = C // self.H
+    q, k, v = (t.view(B, N, self.H, hs).transpose(1, 2) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return self.c_proj(y.transpose(1, 2).reshape(B, N, C))
+
+
+def main(argv):
+    if len(argv) != 12:
+        print(__doc__)
+        return 2
+    d, n, C, H, L, b, T, B, runs, warmup, threads = (int(a) for a in argv[1:])
+    torch.set_num_threads(threads)
+    torch.manual_seed(42)
+    if hasattr(F, "scaled_dot_product_attention"):
+        ref.Attention.forward = fast_attention_forward
+    ref.gelu_tanh = lambda x: F.gelu(x, approximate="tanh")
+    kind = "looped" if b > 0 else "standard"   # b = 0: the standard model
+    model = ref.LoopedTF(d, n, C, H, L, kind=kind)
+    ref.init_paper(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    xs = torch.randn(B, n, d)
+    ys = torch.randn(B, n)
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model.train_loss(xs, ys, max(b, 1), max(T, 1))[0]
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        if i >= warmup:
+            times.append(1e3 * (t1 - t0))
+    print("pytorch %s median_ms %.3f min_ms %.3f runs %d" % (torch.__version__, statistics.median(times), min(times), runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
