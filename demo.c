@@ -92,8 +92,8 @@ static void usage(FILE *f) {
         "  --eval-prompts N         test prompts                               (1280)\n"
         "  --eval-loops N           loop iterations for the error-by-k table   (= --b)\n"
         "  --fixed-point N          error by loop iteration up to N (0: off)   (500)\n"
-        "  --baseline-prompts N     prompts for the baselines (the ReLU-net and tree baselines\n"
-        "                           fit a model per prompt and k: fewer is faster) (= --eval-prompts)\n"
+        "  --baseline-prompts N     prompts for every baseline              (= --eval-prompts, but at\n"
+        "                           most 256 for the ReLU net, which trains a net per prompt and k)\n"
         "  --out DIR                output folder                              (out)\n"
         "bench\n"
         "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
@@ -254,7 +254,6 @@ static int parse_args(int argc, char **argv, options *o) {
         if (parse_flag(o, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &positions) != 0) return -1;
     if (o->cfg.mask_when == 0) o->cfg.mask_when = LTF_AT_BOTH;
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
-    if (o->baseline_prompts < 0) o->baseline_prompts = o->eval_prompts;
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
     if ((o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP) && !o->ckpt) {
         fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[o->command]);
@@ -469,12 +468,21 @@ static int eval_model(const options *o, ltf_model *m, const ltf_task *task, int 
     return rc;
 }
 
+/* Prompts for a baseline: --baseline-prompts when given; else all test prompts, except for the
+ * ReLU net, which fits 100 Adam steps per prompt and k (5 ms at d=20, k=100): at most 256. */
+static int baseline_prompts(const options *o, int kind) {
+    if (o->baseline_prompts > 0) return o->baseline_prompts;
+    if (kind == LTF_BASE_RELU_NET && o->eval_prompts > 256) return 256;
+    return o->eval_prompts;
+}
+
 static int eval_baselines(const options *o, const ltf_task *task, curve *cs, int *count) {
     int kinds[8], nb = task_baselines(task->kind, kinds), n = o->tc.n_points;
-    int P = o->baseline_prompts;
-    float *pp = (float *)malloc(sizeof(float) * (size_t)P * n);
+    int Pmax = o->eval_prompts > o->baseline_prompts ? o->eval_prompts : o->baseline_prompts;
+    float *pp = (float *)malloc(sizeof(float) * (size_t)Pmax * n);
     if (!pp) { fprintf(stderr, "demo: out of memory for the baselines\n"); return -1; }
     for (int i = 0; i < nb; i++) {
+        int P = baseline_prompts(o, kinds[i]);
         ltf_rng r;
         ltf_rng_seed(&r, o->seed + 2);
         double t0 = now_s();
@@ -620,7 +628,10 @@ static int evaluate_all(const options *o, ltf_model *m) {
     if (rc == 0) {
         printf("normalized error by in-context examples k (%s; squared error / %g), %d test prompts",
                task.name, (double)task.error_scale, o->eval_prompts);
-        if (o->baseline_prompts != o->eval_prompts) printf(", %d for the baselines", o->baseline_prompts);
+        int kinds[8], nbk = task_baselines(task.kind, kinds);
+        for (int i = 0; i < nbk; i++)
+            if (baseline_prompts(o, kinds[i]) != o->eval_prompts)
+                printf(", %d for %s", baseline_prompts(o, kinds[i]), ltf_baseline_name(kinds[i]));
         if (m->cfg.kind == LTF_LOOPED) printf(", model at %d loop iterations", o->eval_loops);
         printf("\n");
         char title[256];
