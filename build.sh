@@ -3,7 +3,9 @@
 #   ./build.sh          build ./demo and ./test (gcc -O3 -march=native, OpenMP when available)
 #   ./build.sh test     build, then run the tests
 #   ./build.sh demo     build, then run the demo with its defaults
-# Environment: CC (default gcc), CFLAGS (extra flags).
+#   ./build.sh sanitize the tests under ASan + UBSan, a short demo run under valgrind (build/)
+#   ./build.sh fuzz [S] S seconds (default 60) of libFuzzer on the checkpoint loader (build/fuzz/)
+# Environment: CC (default gcc), CFLAGS (extra flags), FUZZ_CC (default clang).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,13 +34,100 @@ else
     echo "build.sh: $CC has no OpenMP; building single-threaded" >&2
 fi
 
-FLAGS="-std=c99 -O3 -march=native -Wall -Wextra $OMP ${CFLAGS:-}"
-$CC $FLAGS -o demo demo.c -lm
-$CC $FLAGS -o test test.c -lm
+build() {
+    FLAGS="-std=c99 -O3 -march=native -Wall -Wextra $OMP ${CFLAGS:-}"
+    $CC $FLAGS -o demo demo.c -lm
+    $CC $FLAGS -o test test.c -lm
+}
+
+# ---- sanitize: the tests under AddressSanitizer + UndefinedBehaviorSanitizer, then a short demo
+# run under valgrind memcheck. No OpenMP here: libgomp's thread pool gives false positives.
+sanitize() {
+    local san="-std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+    local warn="-Wall -Wextra -Wno-unknown-pragmas"
+    mkdir -p build
+    echo "== build.sh sanitize: tests under -fsanitize=address,undefined (no OpenMP)"
+    $CC $san $warn ${CFLAGS:-} -o build/test_asan test.c -lm
+    $CC $san $warn ${CFLAGS:-} -o build/demo_asan demo.c -lm
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LTF_DEMO=build/demo_asan OMP_NUM_THREADS=1 build/test_asan
+    echo "== build.sh sanitize: demo compare and bench under -fsanitize=address,undefined (the tests ran the rest)"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        build/demo_asan compare --steps 2 --C 16 --eval-prompts 16 --fixed-point 8 --out build/asan_out > /dev/null 2>&1 \
+        || { echo "build.sh sanitize: demo compare failed under ASan/UBSan"; exit 1; }
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        build/demo_asan bench --configs small --runs 1 > /dev/null 2>&1 \
+        || { echo "build.sh sanitize: demo bench failed under ASan/UBSan"; exit 1; }
+    echo "== build.sh sanitize: demo under valgrind memcheck"
+    if ! command -v valgrind >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "build.sh: valgrind is missing; installing Debian's valgrind" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind) >&2 || true
+    fi
+    if ! command -v valgrind >/dev/null 2>&1; then
+        echo "build.sh sanitize: skipped valgrind: not installed (sudo apt-get install valgrind)"
+        return 0
+    fi
+    $CC -std=c99 -O1 -g $warn ${CFLAGS:-} -o build/demo_vg demo.c -lm
+    local out=build/valgrind_out small="--C 16 --b 4 --T 2 --batch 8 --eval-prompts 16 --fixed-point 5 --baseline-prompts 8"
+    rm -rf "$out" && mkdir -p "$out"
+    # memcheck's report goes to a log (printed on failure); the demo's own stderr is dropped
+    vg() {
+        local want=$1; shift
+        local rc=0
+        valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+            --log-file="$out/valgrind.log" build/demo_vg "$@" > /dev/null 2>&1 || rc=$?
+        if [ "$rc" != "$want" ] || [ -s "$out/valgrind.log" ]; then
+            echo "build.sh sanitize: valgrind demo $*: exit $rc (want $want)"; cat "$out/valgrind.log"; exit 1
+        fi
+    }
+    vg 0 --steps 12 --ckpt-every 5 $small --out "$out"
+    vg 0 --steps 16 --resume "$out/checkpoint.safetensors" --eval-prompts 16 --fixed-point 5 --baseline-prompts 8 --out "$out"
+    vg 0 eval --ckpt "$out/checkpoint.safetensors" --eval-prompts 16 --fixed-point 5 --baseline-prompts 8 --out "$out"
+    vg 0 mask-sweep --ckpt "$out/checkpoint.safetensors" --eval-prompts 16 --out "$out"
+    vg 2 --C 30
+    vg 1 eval --ckpt "$out/no-such.safetensors" --out "$out"
+    echo "build.sh sanitize: valgrind memcheck of the demo (train, resume, eval, mask-sweep, a bad flag, a missing file): 0 errors, 0 leaks"
+}
+
+# ---- fuzz [seconds]: the checkpoint loader under libFuzzer + ASan + UBSan (fuzz/fuzz_checkpoint.c),
+# seeded with fuzz/make_corpus.c's valid and corrupt files. Needs clang with libFuzzer.
+fuzz() {
+    local secs=${1:-60} clang=${FUZZ_CC:-clang} dir=build/fuzz
+    case "$secs" in ''|*[!0-9]*) echo "build.sh fuzz: seconds '$secs' is not allowed: need a whole number" >&2; exit 2 ;; esac
+    mkdir -p "$dir"
+    echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' > "$dir/probe.c"
+    if ! "$clang" -fsanitize=fuzzer "$dir/probe.c" -o "$dir/probe" >/dev/null 2>&1; then
+        echo "build.sh fuzz: skipped: '$clang' cannot build with -fsanitize=fuzzer (install clang with libFuzzer)"
+        return 0
+    fi
+    "$clang" -std=c99 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fsanitize=fuzzer,address,undefined \
+        -fno-sanitize-recover=all -o "$dir/fuzz_checkpoint" fuzz/fuzz_checkpoint.c -lm
+    $CC -std=c99 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -o "$dir/make_corpus" fuzz/make_corpus.c -lm
+    rm -rf "$dir/seeds" "$dir/corpus" "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-* "$dir"/oom-*
+    mkdir -p "$dir/seeds" "$dir/corpus"
+    "$dir/make_corpus" "$dir/seeds"
+    echo "== build.sh fuzz: $secs s of libFuzzer on ltf_checkpoint_load_mem"
+    local rc=0
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$dir/fuzz_checkpoint" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -dict=fuzz/checkpoint.dict -artifact_prefix="$dir/" "$dir/corpus" "$dir/seeds" > "$dir/log.txt" 2>&1 || rc=$?
+    local execs findings
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log.txt")
+    findings=$(find "$dir" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+    grep '^fuzz_checkpoint: ' "$dir/log.txt" | tail -1 || true
+    echo "build.sh fuzz: ${execs:-?} executions in $secs s, $(ls "$dir/seeds" | wc -l) seeds, $findings crashes/leaks/timeouts (log: $dir/log.txt)"
+    if [ "$rc" != 0 ] || [ "$findings" != 0 ]; then
+        tail -40 "$dir/log.txt"
+        echo "build.sh fuzz: FAILED (libFuzzer exit $rc); reproduce with $dir/fuzz_checkpoint $dir/crash-..." >&2
+        exit 1
+    fi
+}
 
 case "${1:-}" in
-    "") echo "build.sh: built ./demo and ./test" ;;
-    test) exec ./test ;;
-    demo) shift; exec ./demo "$@" ;;
-    *) echo "build.sh: unknown target '$1': use no argument, 'test' or 'demo'" >&2; exit 2 ;;
+    "") build; echo "build.sh: built ./demo and ./test" ;;
+    test) build; exec ./test ;;
+    demo) build; shift; exec ./demo "$@" ;;
+    sanitize) sanitize ;;
+    fuzz) fuzz "${2:-60}" ;;
+    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'sanitize' or 'fuzz [seconds]'" >&2; exit 2 ;;
 esac

@@ -13,6 +13,8 @@
 #include "looped_tf.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,6 +24,47 @@
 
 enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_COUNT };
 static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench"};
+
+/* Every flag and the commands it applies to: a flag given to another command is refused, so a
+ * typo'd command line never runs with a flag silently ignored. The order is --help's. */
+enum { F_TRAIN = 1 << CMD_TRAIN, F_EVAL = 1 << CMD_EVAL, F_SWEEP = 1 << CMD_MASK_SWEEP,
+       F_COMPARE = 1 << CMD_COMPARE, F_BENCH = 1 << CMD_BENCH };
+typedef struct { const char *name; unsigned commands; } flag_info;
+static const flag_info flag_table[] = {
+    {"--preset", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--task", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--model", F_TRAIN | F_BENCH},
+    {"--d", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--n", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--positions", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--C", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--H", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--L", F_TRAIN | F_BENCH},
+    {"--b", F_TRAIN | F_BENCH},
+    {"--T", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--mask", F_TRAIN | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--mask-n", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--mask-when", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--steps", F_TRAIN | F_COMPARE},
+    {"--batch", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--lr", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--wd", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--seed", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--curriculum", F_TRAIN | F_COMPARE},
+    {"--cur-interval", F_TRAIN | F_COMPARE},
+    {"--ckpt-every", F_TRAIN | F_COMPARE},
+    {"--resume", F_TRAIN},
+    {"--ckpt", F_EVAL | F_SWEEP},
+    {"--eval-prompts", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--eval-loops", F_TRAIN | F_EVAL},
+    {"--fixed-point", F_TRAIN | F_EVAL | F_COMPARE},
+    {"--baseline-prompts", F_TRAIN | F_EVAL},
+    {"--out", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--configs", F_BENCH},
+    {"--runs", F_BENCH},
+    {"--compare", F_BENCH},
+};
+enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
 typedef struct {
     int command;
@@ -39,11 +82,12 @@ typedef struct {
     int model_flags;          /* bench: a model flag was given, so time that config too      */
     int bench_runs, bench_compare;
     const char *bench_configs;
+    const char *given[N_FLAGS];   /* the value of each flag on the command line, or NULL      */
 } options;
 
 static void usage(FILE *f) {
     fprintf(f,
-        "usage: demo [COMMAND] [flags]\n"
+        "usage: demo [COMMAND] [flags]        (the command, if any, comes first; every flag takes one value)\n"
         "commands\n"
         "  train        (default) train a model, evaluate it, write figures and a checkpoint\n"
         "  eval         evaluate a checkpoint (--ckpt): error by examples k with 90%% bootstrap\n"
@@ -55,57 +99,79 @@ static void usage(FILE *f) {
         "  bench        time the training step (median of --runs after 2 warm-up steps) of the\n"
         "               small, report and paper settings (and the model flags' setting, if any):\n"
         "               ms/step, GFLOP/s, memory; --compare also times PyTorch's step (reference/)\n"
-        "presets (applied first; later flags override them)\n"
+        "presets (train, compare, bench; applied first, later flags override them)\n"
         "  --preset small           looped, linear regression d=5 n=11 C=64 H=4 b=10 T=5, 3000 steps\n"
         "  --preset linear|sparse|tree|relu   the paper's four tasks at its settings (SPEC 6):\n"
         "                           d=20 C=256 H=8 L=1, lr 1e-4, 500k steps; n=41 b=20 T=15 (linear),\n"
         "                           n=41 b=20 T=10 (sparse), n=101 b=70 T=15 (tree), n=101 b=12 T=5 (relu)\n"
         "  --preset report          the report's setting: d=10 n=31 C=256 H=4 L=1 b=20 T=15, lr 1e-4\n"
-        "task and model\n"
+        "task and model (train, bench; compare takes all but --model, --L, --b; eval and mask-sweep\n"
+        "take --task and --n, which then win over the checkpoint's; mask-sweep takes --mask)\n"
         "  --task NAME              linear_regression noisy_linear_regression sparse_linear_regression\n"
         "                           decision_tree relu_2nn_regression           (linear_regression)\n"
         "  --model looped|standard  kind of model                              (looped)\n"
-        "  --d N                    task dimension n_dims                      (5)\n"
-        "  --n N                    points per prompt                          (11)\n"
-        "  --positions N            max points the model takes (wpe 2N+1 rows) (= --n)\n"
-        "  --C N                    n_embd                                     (64)\n"
+        "  --d N                    task dimension n_dims, 1..%d             (5)\n"
+        "  --n N                    points per prompt, 1..100000               (11)\n"
+        "  --positions N            max points the model takes (wpe 2N+1 rows), >= --n  (= --n)\n"
+        "  --C N                    n_embd, 1..65536                           (64)\n"
         "  --H N                    heads, must divide C                       (4)\n"
-        "  --L N                    layers in the loop body / the stack        (1)\n"
-        "  --b N                    loop iterations in training                (10)\n"
-        "  --T N                    loss window: last T iterations             (5)\n"
+        "  --L N                    layers in the loop body / the stack, 1..%d (1)\n"
+        "  --b N                    loop iterations in training (looped only)  (10)\n"
+        "  --T N                    loss window: last T iterations, 1..b (looped only)  (5)\n"
         "  --mask none|last|first   keep only the last/first N pairs of the state (none; mask-sweep: last)\n"
-        "  --mask-n N               N for --mask                               (0)\n"
-        "  --mask-when train|eval|both  where the mask applies                 (both)\n"
-        "training\n"
-        "  --steps N                training steps                             (3000)\n"
+        "  --mask-n N               N for --mask last|first, 1..--positions    (none)\n"
+        "  --mask-when train|eval|both  where the mask applies (with --mask)   (both)\n"
+        "training (train, compare; --batch, --lr, --wd also bench)\n"
+        "  --steps N                training steps in all (with --resume: the step to reach) (3000)\n"
         "  --batch N                prompts per step                           (64)\n"
-        "  --lr X                   Adam learning rate                         (1e-3)\n"
-        "  --wd X                   decoupled weight decay                     (0)\n"
-        "  --seed N                 seed of weights and data                   (42)\n"
+        "  --lr X                   Adam learning rate, (0, 10]                (1e-3)\n"
+        "  --wd X                   decoupled weight decay, [0, 1000]          (0)\n"
+        "  --seed N                 seed of weights, data and test prompts, 0..2^31-1 (42)\n"
         "  --curriculum on|off      the paper's curriculum of dims, points and loops (on)\n"
         "  --cur-interval N         curriculum: dims/points grow every N steps, loops every N/10\n"
         "                           (the paper: 5000; default: steps/4, so a short run sees it all)\n"
         "  --ckpt-every N           also write the checkpoint every N steps    (1000)\n"
-        "  --resume FILE            continue training from a checkpoint, bit-identical to no stop\n"
-        "evaluation and output\n"
-        "  --ckpt FILE              checkpoint to evaluate (eval, mask-sweep)\n"
+        "  --resume FILE            continue training from a checkpoint, bit-identical to no stop (train).\n"
+        "                           The checkpoint decides model, task and training: a flag for them\n"
+        "                           must equal the checkpoint's value or is refused; --preset is refused;\n"
+        "                           --seed then picks only the test prompts\n"
+        "evaluation and output (not bench)\n"
+        "  --ckpt FILE              checkpoint to evaluate (eval, mask-sweep: required)\n"
         "  --eval-prompts N         test prompts                               (1280)\n"
-        "  --eval-loops N           loop iterations for the error-by-k table   (= --b)\n"
-        "  --fixed-point N          error by loop iteration up to N (0: off)   (500)\n"
-        "  --baseline-prompts N     prompts for every baseline              (= --eval-prompts, but at\n"
+        "  --eval-loops N           loop iterations for the error-by-k table (train, eval) (= --b)\n"
+        "  --fixed-point N          error by loop iteration up to N (0: off) (train, eval, compare) (500)\n"
+        "  --baseline-prompts N     prompts for every baseline (train, eval)  (= --eval-prompts, but at\n"
         "                           most 256 for the ReLU net, which trains a net per prompt and k)\n"
         "  --out DIR                output folder                              (out)\n"
         "bench\n"
         "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
         "  --runs N                 timed steps per config, median reported    (10)\n"
         "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
-        "  --help                   this text\n"
-        "Threads: OMP_NUM_THREADS (all cores by default).\n");
+        "  --help, -h               this text\n"
+        "Faults: a NaN or Inf in the loss or the gradients stops training at that step (exit 1) and\n"
+        "keeps the last good checkpoint, named in the message; so does a failed checkpoint write.\n"
+        "SIGINT (Ctrl-C) or SIGTERM during training writes the checkpoint of the last finished step,\n"
+        "says where, and exits 130 (SIGINT) or 143 (SIGTERM); a second one stops at once (the\n"
+        "checkpoint on disk is always whole: written to FILE.tmp, then renamed).\n"
+        "Exit status: 0 done, 1 failed (I/O, memory, NaN), 2 bad command line (one line names the\n"
+        "flag, its value and what is allowed), 130/143 stopped by a signal after saving.\n"
+        "Threads: OMP_NUM_THREADS (all cores by default).\n", LTF_MAX_DIMS, LTF_MAX_LAYERS);
+}
+
+static int flag_index(const char *f) {
+    for (int i = 0; i < N_FLAGS; i++) if (strcmp(f, flag_table[i].name) == 0) return i;
+    return -1;
+}
+
+static const char *given(const options *o, const char *flag) {
+    int i = flag_index(flag);
+    return i >= 0 ? o->given[i] : NULL;
 }
 
 static int missing(const char *flag, const char *s) {
-    if (s) return 0;
-    fprintf(stderr, "demo: %s needs a value (see demo --help)\n", flag);
+    if (s && !(s[0] == '-' && s[1] == '-' && s[2])) return 0;
+    if (s) fprintf(stderr, "demo: %s needs a value, got the flag '%s' (see demo --help)\n", flag, s);
+    else fprintf(stderr, "demo: %s needs a value (see demo --help)\n", flag);
     return 1;
 }
 
@@ -183,6 +249,24 @@ static void defaults(options *o) {
     o->bench_runs = 10; o->bench_configs = "small,report,paper";
 }
 
+/* --configs: a comma-separated list of known settings, checked before anything runs. */
+static int check_configs(const char *list) {
+    char buf[256], *save = NULL;
+    size_t n = strlen(list);
+    int count = 0;
+    if (n == 0 || n >= sizeof buf || list[0] == ',' || list[n - 1] == ',' || strstr(list, ",,")) {
+        fprintf(stderr, "demo: --configs '%s' is not allowed: need a comma-separated list of small, report, paper\n", list);
+        return -1;
+    }
+    memcpy(buf, list, n + 1);
+    for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save), count++)
+        if (strcmp(s, "small") != 0 && strcmp(s, "report") != 0 && strcmp(s, "paper") != 0) {
+            fprintf(stderr, "demo: --configs '%s' is not allowed: '%s' is none of small, report, paper\n", list, s);
+            return -1;
+        }
+    return 0;
+}
+
 static int parse_flag(options *o, const char *f, const char *a, long *positions) {
     static const char *const kinds[] = {"standard", "looped"};
     static const char *const masks[] = {"none", "last", "first"};
@@ -191,9 +275,10 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     static const char *tasks[LTF_TASK_COUNT];
     for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
     ltf_config *c = &o->cfg;
-    if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
-    static const char *const model_flags[] = {"--model", "--d", "--n", "--positions", "--C", "--H", "--L", "--b", "--T", "--batch"};
+    static const char *const model_flags[] = {"--preset", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
+                                              "--b", "--T", "--batch", "--mask", "--mask-n", "--mask-when"};
     for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) o->model_flags |= strcmp(f, model_flags[i]) == 0;
+    if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
     if (strcmp(f, "--task") == 0) return parse_choice(f, a, tasks, LTF_TASK_COUNT, &o->task);
     if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 2, &c->kind);
     if (strcmp(f, "--d") == 0) return parse_int(f, a, 1, LTF_MAX_DIMS, &c->n_dims);
@@ -209,7 +294,7 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
         if (c->mask_mode != LTF_MASK_NONE) o->sweep_mode = c->mask_mode;
         return 0;
     }
-    if (strcmp(f, "--mask-n") == 0) return parse_int(f, a, 0, 100000, &c->mask_pairs);
+    if (strcmp(f, "--mask-n") == 0) return parse_int(f, a, 1, 100000, &c->mask_pairs);
     if (strcmp(f, "--mask-when") == 0) return parse_choice(f, a, whens, 4, &c->mask_when);
     if (strcmp(f, "--steps") == 0) return parse_long(f, a, 0, 100000000, &o->steps);
     if (strcmp(f, "--batch") == 0) return parse_int(f, a, 1, 1000000, &o->tc.batch_size);
@@ -224,13 +309,13 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
     if (strcmp(f, "--runs") == 0) return parse_int(f, a, 1, 100000, &o->bench_runs);
     if (strcmp(f, "--compare") == 0) return parse_choice(f, a, onoff, 2, &o->bench_compare);
-    if (strcmp(f, "--configs") == 0) { if (missing(f, a)) return -1; o->bench_configs = a; return 0; }
+    if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
                       : strcmp(f, "--resume") == 0 ? &o->resume : NULL;
     if (path) {
         if (missing(f, a)) return -1;
-        if (!*a) { fprintf(stderr, "demo: %s needs a file or folder name, got ''\n", f); return -1; }
+        if (!*a) { fprintf(stderr, "demo: %s '' is not allowed: need a file or folder name\n", f); return -1; }
         *path = a;
         return 0;
     }
@@ -238,29 +323,140 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     return -1;
 }
 
+/* An argument that is not a flag: say what it looks like (a command out of place, a typo). */
+static int unknown_flag(const char *f) {
+    int best = -1;
+    size_t fl = strlen(f);
+    for (int i = 0; i < CMD_COUNT; i++)
+        if (strcmp(f, cmd_names[i]) == 0) {
+            fprintf(stderr, "demo: '%s' is not allowed here: the command goes first (demo %s [flags])\n", f, f);
+            return -1;
+        }
+    for (int i = 0; i < N_FLAGS && best < 0; i++) if (strcasecmp(f, flag_table[i].name) == 0) best = i;   /* --c */
+    for (int i = 0; i < N_FLAGS && fl > 3 && best < 0; i++)   /* a prefix either way: --step, --ckpt-ever, --seeds */
+        if (strncmp(f, flag_table[i].name, fl) == 0 || strncmp(f, flag_table[i].name, strlen(flag_table[i].name)) == 0) {
+            best = i;
+            break;
+        }
+    if (strncmp(f, "--", 2) != 0)
+        fprintf(stderr, "demo: '%s' is not allowed: expected a flag (--name value; see demo --help)\n", f);
+    else if (best >= 0)
+        fprintf(stderr, "demo: unknown flag '%s' (did you mean %s? see demo --help)\n", f, flag_table[best].name);
+    else
+        fprintf(stderr, "demo: unknown flag '%s' (see demo --help)\n", f);
+    return -1;
+}
+
+/* The name of every command a flag applies to, for the refusal. */
+static void applies_to(unsigned commands, char *out, size_t cap) {
+    out[0] = 0;
+    for (int i = 0; i < CMD_COUNT; i++)
+        if (commands & (1u << i)) snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? ", " : "", cmd_names[i]);
+}
+
+/* Constraints between flags, checked with the flags' names before anything runs (the library's
+ * checks, which name config fields, stay as the backstop). */
+static int check_flags(const options *o) {
+    const ltf_config *c = &o->cfg;
+    const char *v;
+    int cmd = o->command, builds_model = cmd == CMD_TRAIN || cmd == CMD_COMPARE || (cmd == CMD_BENCH && o->model_flags);
+    int looped = c->kind == LTF_LOOPED || cmd == CMD_COMPARE;
+    if (cmd == CMD_TRAIN && o->resume) {
+        if ((v = given(o, "--preset"))) {
+            fprintf(stderr, "demo: --preset '%s' is not allowed with --resume: the checkpoint decides model, task and training\n", v);
+            return -1;
+        }
+        builds_model = 0;   /* the rest is compared with the checkpoint once it is loaded */
+    }
+    if (cmd == CMD_MASK_SWEEP && (v = given(o, "--mask")) && c->mask_mode == LTF_MASK_NONE) {
+        fprintf(stderr, "demo: --mask 'none' is not allowed for mask-sweep: choose last or first\n");
+        return -1;
+    }
+    if ((cmd == CMD_EVAL || cmd == CMD_MASK_SWEEP) && !o->ckpt) {
+        fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[cmd]);
+        return -1;
+    }
+    if (!builds_model) return 0;
+    if (c->n_embd % c->n_head != 0) {
+        if ((v = given(o, "--H"))) fprintf(stderr, "demo: --H '%s' is not allowed: it must divide --C (%d)\n", v, c->n_embd);
+        else fprintf(stderr, "demo: --C '%d' is not allowed: it must be a multiple of --H (%d)\n", c->n_embd, c->n_head);
+        return -1;
+    }
+    if (c->n_positions < o->tc.n_points) {
+        fprintf(stderr, "demo: --positions '%d' is not allowed: need at least --n (%d)\n", c->n_positions, o->tc.n_points);
+        return -1;
+    }
+    if (!looped) {
+        const char *loop_flags[] = {"--b", "--T", "--mask", "--mask-n", "--mask-when"};
+        for (int i = 0; i < 5; i++)
+            if ((v = given(o, loop_flags[i]))) {
+                fprintf(stderr, "demo: %s '%s' is not allowed with --model standard: only the looped model has loops and a state\n",
+                        loop_flags[i], v);
+                return -1;
+            }
+    }
+    if (looped && cmd != CMD_COMPARE && c->loop_window > c->n_loops) {
+        if ((v = given(o, "--T"))) fprintf(stderr, "demo: --T '%s' is not allowed: need 1..%d (at most --b)\n", v, c->n_loops);
+        else fprintf(stderr, "demo: --b '%d' is not allowed: need at least --T (%d)\n", c->n_loops, c->loop_window);
+        return -1;
+    }
+    if (c->mask_mode == LTF_MASK_NONE) {
+        const char *mask_flags[] = {"--mask-n", "--mask-when"};
+        for (int i = 0; i < 2; i++)
+            if ((v = given(o, mask_flags[i]))) {
+                fprintf(stderr, "demo: %s '%s' is not allowed without --mask last|first\n", mask_flags[i], v);
+                return -1;
+            }
+    } else if (c->mask_pairs < 1 || c->mask_pairs > c->n_positions) {
+        if ((v = given(o, "--mask-n")))
+            fprintf(stderr, "demo: --mask-n '%s' is not allowed: need 1..%d (--positions)\n", v, c->n_positions);
+        else fprintf(stderr, "demo: --mask '%s' needs --mask-n N, N in 1..%d (--positions)\n", given(o, "--mask"), c->n_positions);
+        return -1;
+    }
+    if (!o->curriculum && (v = given(o, "--cur-interval"))) {
+        fprintf(stderr, "demo: --cur-interval '%s' is not allowed with --curriculum off\n", v);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     long positions = -1;
     int first = 1;
     defaults(o);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(stdout); exit(0); }
     if (argc > 1 && strncmp(argv[1], "-", 1) != 0) {
         if (parse_choice("command", argv[1], cmd_names, CMD_COUNT, &o->command) != 0) return -1;
         first = 2;
     }
-    for (int i = first; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { usage(stdout); exit(0); }
-    for (int i = first; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--preset") == 0 && apply_preset(o, argv[i + 1]) != 0) return -1;
-    for (int i = first; i < argc; i += 2)   /* every flag takes one value */
-        if (parse_flag(o, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &positions) != 0) return -1;
+    for (int i = first; i < argc; i += 2) {   /* every flag takes one value */
+        const char *f = argv[i], *a = i + 1 < argc ? argv[i + 1] : NULL;
+        int k = flag_index(f);
+        char cmds[64];
+        if (k < 0) return unknown_flag(f);
+        if (missing(f, a)) return -1;
+        if (!(flag_table[k].commands & (1u << o->command))) {
+            applies_to(flag_table[k].commands, cmds, sizeof cmds);
+            fprintf(stderr, "demo: %s '%s' does not apply to %s: only to %s\n", f, a, cmd_names[o->command], cmds);
+            return -1;
+        }
+        if (o->given[k]) {
+            fprintf(stderr, "demo: %s '%s' is not allowed: %s was already given ('%s'); give it once\n", f, a, f, o->given[k]);
+            return -1;
+        }
+        o->given[k] = a;
+    }
+    if (o->given[flag_index("--preset")] && apply_preset(o, o->given[flag_index("--preset")]) != 0) return -1;
+    for (int k = 0; k < N_FLAGS; k++)
+        if (o->given[k] && parse_flag(o, flag_table[k].name, o->given[k], &positions) != 0) return -1;
     if (o->cfg.mask_when == 0) o->cfg.mask_when = LTF_AT_BOTH;
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
-    if ((o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP) && !o->ckpt) {
-        fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[o->command]);
-        return -1;
-    }
+    if (check_flags(o) != 0) return -1;
     char err[LTF_ERR_LEN];
-    if (ltf_config_check(&o->cfg, err) != 0 || ltf_train_config_check(&o->tc, &o->cfg, err) != 0) {
+    int from_file = o->resume || o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP;   /* the checkpoint's config */
+    if (!from_file && (ltf_config_check(&o->cfg, err) != 0 || ltf_train_config_check(&o->tc, &o->cfg, err) != 0)) {
         fprintf(stderr, "demo: %s\n", err);
         return -1;
     }
@@ -377,32 +573,89 @@ static void make_curriculum(const options *o, const ltf_config *c, ltf_curriculu
     cur->loops.interval = (int)(iv / 10 > 0 ? iv / 10 : 1);
 }
 
+/* SIGINT / SIGTERM during training: the handler only records the signal (async-signal-safe);
+ * the training loop sees it after the step in flight, writes the checkpoint and returns
+ * TRAIN_STOPPED, and the command exits 128 + signal (130, 143) as a shell reports a kill.
+ * SA_RESETHAND: a second Ctrl-C during the save kills at once (the file on disk stays whole,
+ * ltf_write_atomic renames a finished .tmp). Outside the training loop the defaults apply; a
+ * signal the process was started ignoring stays ignored. */
+static volatile sig_atomic_t g_signal;
+static void on_signal(int sig) { g_signal = sig; }
+
+static void catch_signals(int on) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction sa, old;
+        sigaction(sigs[i], NULL, &old);
+        if (old.sa_handler == SIG_IGN) continue;   /* started ignoring it (nohup, cmd &): keep that */
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on ? on_signal : SIG_DFL;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = on ? SA_RESETHAND | SA_RESTART : 0;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+enum { TRAIN_STOPPED = 1 };   /* train(): 0 done, -1 failed, TRAIN_STOPPED by a signal */
+
+/* The newest checkpoint on disk that holds good (finite, whole) weights, for the messages. */
+static void kept_checkpoint(char *out, size_t cap, const char *path, long step) {
+    if (path) snprintf(out, cap, "the last good checkpoint stays: %s (step %ld)", path, step);
+    else snprintf(out, cap, "no checkpoint was written yet");
+}
+
 /* Trains m from st->step to o->steps; checkpoints to ckpt every o->ckpt_every steps and at the
- * end. losses (stb_ds array) gets the loss of each step taken. 0 or -1 with a message. */
+ * end. losses (stb_ds array) gets the loss of each step taken. A step with a NaN/Inf loss or
+ * gradient, or a failed checkpoint write, stops training: the message names the step and the
+ * checkpoint that stays (files already written are never touched). Returns 0, -1 or
+ * TRAIN_STOPPED after a signal (checkpoint written). */
 static int train(const options *o, ltf_model *m, ltf_train_state *st, const char *ckpt, const char *label, float **losses) {
     int B = o->tc.batch_size, n = o->tc.n_points, d = m->cfg.n_dims;
     float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
-    char err[LTF_ERR_LEN];
+    char err[LTF_ERR_LEN], kept[LTF_ERR_LEN + 64];
+    const char *good = o->resume;    /* the newest good checkpoint: the one resumed from, then ours */
+    long good_step = st->step;
     int rc = 0;
     if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch of %d x %d points\n", B, n); rc = -1; }
     progress p = {isatty(2), now_s(), 0, label};
     long first = st->step;
     double shown = 0;
-    while (rc == 0 && st->step < o->steps) {
+    g_signal = 0;
+    catch_signals(1);
+    while (rc == 0 && st->step < o->steps && !g_signal) {
         float loss;
         if (ltf_train_next(m, st, xs, ys, &loss, NULL) != 0) {
-            fprintf(stderr, "\ndemo: step %ld: %s\n", st->step, m->err);
+            kept_checkpoint(kept, sizeof kept, good, good_step);
+            fprintf(stderr, "%sdemo: %straining stopped at step %ld: %s; %s\n", p.tty ? "\n" : "", label ? label : "", st->step + 1, m->err, kept);
             rc = -1;
             break;
         }
         arrput(*losses, loss);
         shown = st->step == first + 1 ? loss : 0.98 * shown + 0.02 * loss;   /* smoothed for reading */
         progress_draw(&p, st->step, o->steps, first, shown, st->step == o->steps);
-        if (ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps) && ltf_checkpoint_save(m, st, ckpt, err) != 0) {
-            fprintf(stderr, "\ndemo: checkpoint at step %ld: %s\n", st->step, err);
-            rc = -1;
+        if (ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps)) {
+            if (ltf_checkpoint_save(m, st, ckpt, err) != 0) {
+                kept_checkpoint(kept, sizeof kept, good, good_step);
+                fprintf(stderr, "%sdemo: %straining stopped at step %ld: checkpoint not saved: %s; %s\n", p.tty ? "\n" : "", label ? label : "",
+                        st->step, err, kept);
+                rc = -1;
+            } else { good = ckpt; good_step = st->step; }
         }
     }
+    if (rc == 0 && g_signal) {
+        const char *name = g_signal == SIGINT ? "SIGINT" : "SIGTERM";
+        if (ckpt && good_step != st->step && ltf_checkpoint_save(m, st, ckpt, err) != 0) {
+            kept_checkpoint(kept, sizeof kept, good, good_step);
+            fprintf(stderr, "%sdemo: %s%s at step %ld: checkpoint not saved: %s; %s\n", p.tty ? "\n" : "", label ? label : "", name, st->step, err, kept);
+            rc = -1;
+        } else {
+            if (ckpt) { good = ckpt; good_step = st->step; }
+            fprintf(stderr, "%sdemo: %s%s: stopped after step %ld; checkpoint %s (step %ld); continue with --resume %s\n",
+                    p.tty ? "\n" : "", label ? label : "", name, st->step, good ? good : "(none)", good_step, good ? good : "FILE");
+            rc = TRAIN_STOPPED;
+        }
+    }
+    catch_signals(0);
     free(xs); free(ys);
     return rc;
 }
@@ -657,6 +910,66 @@ static int evaluate_all(const options *o, ltf_model *m) {
 
 /* ------------------------------------------------------------------ commands */
 
+/* --resume: the checkpoint decides model, task and training. A flag for one of them must say
+ * what the checkpoint says, or the run is refused (exit 2): no silent winner. --steps is the
+ * step to reach and must not be behind the checkpoint. */
+static int check_resume_flags(const options *o, const ltf_model *m, const ltf_train_state *st) {
+    static const char *const kinds[] = {"standard", "looped"}, *const masks[] = {"none", "last", "first"};
+    static const char *const whens[] = {"", "train", "eval", "both"}, *const onoff[] = {"off", "on"};
+    const ltf_config *c = &m->cfg;
+    ltf_curriculum off;
+    ltf_curriculum_off(&off, c, st->curriculum.points.end);
+    int cur_on = memcmp(&off, &st->curriculum, sizeof off) != 0;
+    if (o->steps < st->step) {
+        fprintf(stderr, "demo: --steps '%ld' is not allowed with --resume: the checkpoint is at step %ld; need --steps >= %ld\n",
+                o->steps, st->step, st->step);
+        return -1;
+    }
+    for (int k = 0; k < N_FLAGS; k++) {
+        const char *f = flag_table[k].name;
+        char have[64] = "";
+        int same = 1;
+#define INT_FLAG(name, mine, theirs) \
+        if (strcmp(f, name) == 0) { same = (mine) == (theirs); snprintf(have, sizeof have, "%d", (int)(theirs)); }
+#define NAME_FLAG(name, mine, theirs, names) \
+        if (strcmp(f, name) == 0) { same = (mine) == (theirs); snprintf(have, sizeof have, "%s", names[theirs]); }
+        if (!o->given[k]) continue;
+        if (strcmp(f, "--task") == 0) { same = o->task == st->task_kind; snprintf(have, sizeof have, "%s", ltf_task_kind_name(st->task_kind)); }
+        NAME_FLAG("--model", o->cfg.kind, c->kind, kinds)
+        INT_FLAG("--d", o->cfg.n_dims, c->n_dims)
+        INT_FLAG("--n", o->tc.n_points, st->curriculum.points.end)
+        INT_FLAG("--positions", o->cfg.n_positions, c->n_positions)
+        INT_FLAG("--C", o->cfg.n_embd, c->n_embd)
+        INT_FLAG("--H", o->cfg.n_head, c->n_head)
+        INT_FLAG("--L", o->cfg.n_layer, c->n_layer)
+        INT_FLAG("--b", o->cfg.n_loops, c->n_loops)
+        INT_FLAG("--T", o->cfg.loop_window, c->loop_window)
+        NAME_FLAG("--mask", o->cfg.mask_mode, c->mask_mode, masks)
+        INT_FLAG("--mask-n", o->cfg.mask_pairs, c->mask_pairs)
+        NAME_FLAG("--mask-when", o->cfg.mask_when, c->mask_when, whens)
+        INT_FLAG("--batch", o->tc.batch_size, st->train.batch_size)
+        NAME_FLAG("--curriculum", o->curriculum, cur_on, onoff)
+        if (strcmp(f, "--lr") == 0 || strcmp(f, "--wd") == 0) {
+            float mine = f[2] == 'l' ? o->tc.lr : o->tc.weight_decay, theirs = f[2] == 'l' ? st->train.lr : st->train.weight_decay;
+            same = mine == theirs;
+            snprintf(have, sizeof have, "%g", (double)theirs);
+        }
+        if (strcmp(f, "--cur-interval") == 0) {
+            same = cur_on && o->cur_interval == st->curriculum.dims.interval;
+            if (cur_on) snprintf(have, sizeof have, "%d", st->curriculum.dims.interval);
+            else snprintf(have, sizeof have, "no curriculum");
+        }
+#undef INT_FLAG
+#undef NAME_FLAG
+        if (!same) {
+            fprintf(stderr, "demo: %s '%s' conflicts with --resume: the checkpoint has %s (drop the flag; the checkpoint "
+                    "decides model, task and training)\n", f, o->given[k], have);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_train(options *o) {
     ltf_model m;
     ltf_train_state st;
@@ -664,6 +977,12 @@ static int cmd_train(options *o) {
     const char *ckpt = out_path(o, "checkpoint.safetensors");
     if (o->resume) {
         if (ltf_checkpoint_load(&m, &st, o->resume, NULL, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
+        if (ltf_curriculum_check(&st.curriculum, &m.cfg, err) != 0) {   /* the loader leaves it to ltf_train_next */
+            fprintf(stderr, "demo: %s: train state: %s\n", o->resume, err);
+            ltf_model_free(&m);
+            return 1;
+        }
+        if (check_resume_flags(o, &m, &st) != 0) { ltf_model_free(&m); return 2; }
         o->cfg = m.cfg;                    /* the checkpoint decides the model, task and schedule */
         o->task = st.task_kind;
         long steps = o->steps;
@@ -685,6 +1004,11 @@ static int cmd_train(options *o) {
     double t0 = now_s();
     int rc = train(o, &m, &st, ckpt, NULL, &losses);
     double train_s = now_s() - t0;
+    if (rc == TRAIN_STOPPED) {   /* the checkpoint is written; no evaluation after a Ctrl-C */
+        arrfree(losses);
+        ltf_model_free(&m);
+        return 128 + g_signal;
+    }
     if (rc == 0) {
         printf("trained %ld steps in %.1f s (%.1f ms/step); checkpoint %s\n", st.step - first, train_s,
                1e3 * train_s / (st.step > first ? st.step - first : 1), ckpt);
@@ -699,23 +1023,39 @@ static int cmd_train(options *o) {
     return rc ? 1 : 0;
 }
 
+/* The checkpoint to evaluate. Task and points: --task and --n when given, else the train state's
+ * (a full checkpoint), else the defaults. Returns 0, 1 (cannot load) or 2 (--n too large). */
 static int load_for_eval(options *o, ltf_model *m) {
     char err[LTF_ERR_LEN];
     ltf_train_state st;
     if (ltf_checkpoint_load(m, &st, o->ckpt, NULL, err) == 0) {
-        o->task = st.task_kind;
-        o->tc.n_points = st.curriculum.points.end;
+        if (ltf_curriculum_check(&st.curriculum, &m->cfg, err) != 0) {   /* the loader leaves it to ltf_train_next */
+            fprintf(stderr, "demo: %s: train state: %s\n", o->ckpt, err);
+            ltf_model_free(m);
+            return 1;
+        }
+        if (!given(o, "--task")) o->task = st.task_kind;
+        if (!given(o, "--n")) o->tc.n_points = st.curriculum.points.end;
     } else if (ltf_checkpoint_load(m, NULL, o->ckpt, NULL, err) != 0) {   /* weights only: --task, --n */
         fprintf(stderr, "demo: %s\n", err);
-        return -1;
+        return 1;
     }
-    if (o->tc.n_points > m->cfg.n_positions) o->tc.n_points = m->cfg.n_positions;
+    if (o->tc.n_points > m->cfg.n_positions) {
+        if (given(o, "--n")) {
+            fprintf(stderr, "demo: --n '%s' is not allowed: the checkpoint's model takes 1..%d points (n_positions)\n",
+                    given(o, "--n"), m->cfg.n_positions);
+            ltf_model_free(m);
+            return 2;
+        }
+        o->tc.n_points = m->cfg.n_positions;
+    }
     return 0;
 }
 
 static int cmd_eval(options *o) {
     ltf_model m;
-    if (load_for_eval(o, &m) != 0) return 1;
+    int lrc = load_for_eval(o, &m);
+    if (lrc != 0) return lrc;
     if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;   /* default: the b it was trained with */
     describe(&m, o, "evaluating");
     int rc = evaluate_all(o, &m);
@@ -727,7 +1067,8 @@ static int cmd_eval(options *o) {
  * at evaluation, N = n down to 1; error at the last k and averaged over all k. */
 static int cmd_mask_sweep(options *o) {
     ltf_model m;
-    if (load_for_eval(o, &m) != 0) return 1;
+    int lrc = load_for_eval(o, &m);
+    if (lrc != 0) return lrc;
     if (m.cfg.kind != LTF_LOOPED) { fprintf(stderr, "demo: mask-sweep needs a looped model; this checkpoint is standard\n"); ltf_model_free(&m); return 2; }
     int n = o->tc.n_points, rc = 0;
     o->eval_loops = m.cfg.n_loops;
@@ -787,6 +1128,7 @@ static int cmd_compare(options *o) {
         options oi = *o;
         ltf_config *c = &oi.cfg;
         c->kind = bs[i] ? LTF_LOOPED : LTF_STANDARD;
+        if (!bs[i]) c->mask_mode = LTF_MASK_NONE;   /* --mask is for the looped models: standard has no state */
         c->n_layer = bs[i] ? 1 : 12;
         c->n_loops = bs[i] ? bs[i] : 1;
         c->loop_window = bs[i] ? (o->cfg.loop_window < bs[i] ? o->cfg.loop_window : bs[i]) : 1;
@@ -807,7 +1149,8 @@ static int cmd_compare(options *o) {
         snprintf(ckpt, sizeof ckpt, "%s/compare/b%d.safetensors", o->out, bs[i]);
         double t0 = now_s();
         rc = train(&oi, &m, &st, ckpt, label, &losses[i]);
-        if (rc == 0) {
+        if (rc == TRAIN_STOPPED) rc = 128 + g_signal;
+        else if (rc == 0) {
             printf("%-14s trained %ld steps in %.1f s, %zu params\n", names[i], o->steps, now_s() - t0, ltf_model_num_params(&m));
             rc = eval_model(&oi, &m, &task, c->n_loops, bs[i] ? o->fixed_point : 0, &cs[i], bs[i] ? &by_iter[i - 1] : NULL);
             cs[i].name = names[i];
@@ -825,14 +1168,17 @@ static int cmd_compare(options *o) {
             snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = 5, 10, 20, 25", task.name);
             rc |= report_by_iter(o, "compare/loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point);
             printf("error by loop iteration (all k):");
-            for (int i = 0; i < NM - 1; i++)
-                printf("  %s: %.4f at b, %.4f at %d", names[i + 1], by_iter[i][bs[i + 1] - 1], by_iter[i][o->fixed_point - 1], o->fixed_point);
+            for (int i = 0; i < NM - 1; i++) {   /* "at b" only when the table reaches b (--fixed-point >= b) */
+                printf("  %s:", names[i + 1]);
+                if (bs[i + 1] <= o->fixed_point) printf(" %.4f at b,", by_iter[i][bs[i + 1] - 1]);
+                printf(" %.4f at %d", by_iter[i][o->fixed_point - 1], o->fixed_point);
+            }
             printf("\n");
         }
     }
     for (int i = 0; i < NM; i++) { arrfree(losses[i]); curve_free(&cs[i]); }
     for (int i = 0; i < NM - 1; i++) free(by_iter[i]);
-    return rc ? 1 : 0;
+    return rc > 128 ? rc : rc ? 1 : 0;   /* 130/143: stopped by a signal, checkpoint written */
 }
 
 /* ------------------------------------------------------------------ bench */

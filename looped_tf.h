@@ -15,7 +15,17 @@
  *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
  *
  * OPTIONS (define before including the implementation)
- *   LTF_MALLOC(n) / LTF_FREE(p)   allocator (default malloc/free); NULL return is handled.
+ *   LTF_MALLOC(n) / LTF_FREE(p)   allocator (default malloc/free). A NULL from LTF_MALLOC is
+ *                                 handled everywhere: the function returns -1 with a message
+ *                                 and frees what it took (ltf_baseline_predict returns NAN,
+ *                                 which ltf_baseline_evaluate passes on into err_by_k).
+ *   LTF_REALLOC(p, n)             define it (with the two above) to send stb_ds's allocations,
+ *                                 the tensor name table of each model (a few KB), through your
+ *                                 allocator too; without it stb_ds uses realloc/free. stb_ds does
+ *                                 not check for NULL, so LTF_REALLOC must not fail. Used only
+ *                                 where this file compiles stb_ds (no LTF_NO_STB_DS_IMPLEMENTATION);
+ *                                 other files of your program that use stb_ds arrays must then
+ *                                 define STBDS_REALLOC/STBDS_FREE the same way.
  *   LTF_ASSERT(x)                 internal invariants only, never user input (default assert).
  *   LTF_NO_STB_DS_IMPLEMENTATION  do not define STB_DS_IMPLEMENTATION here.
  *
@@ -424,6 +434,10 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]);
 
 #ifndef LTF_NO_STB_DS_IMPLEMENTATION
 #define STB_DS_IMPLEMENTATION
+#if defined(LTF_REALLOC) && !defined(STBDS_REALLOC) && !defined(INCLUDE_STB_DS_H)
+#define STBDS_REALLOC(context, p, n) LTF_REALLOC(p, n)   /* stb_ds through the LTF_ hooks */
+#define STBDS_FREE(context, p) LTF_FREE(p)
+#endif
 #endif
 #include <stb/stb_ds.h>
 
@@ -1506,6 +1520,8 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
     if (task->n_dims != m->cfg.n_dims)
         return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
     if (n_prompts < 1) return ltf__fail(m->err, "n_prompts = %d: must be at least 1", n_prompts);
+    if (n < 1 || n > m->cfg.n_positions)   /* before any allocation is sized by it */
+        return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
     int loops = m->cfg.kind == LTF_STANDARD ? 1 : n_loops, chunk = 64, rc = 0;
     if (loops < 1 || loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
@@ -2040,13 +2056,15 @@ int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LT
         LTF_FREE(tmp);
         return -1;
     }
-    int ok = len == 0 || fwrite(data, 1, len, f) == len;
-    ok = fflush(f) == 0 && ok;
+    /* the first failure's errno is the reason (a full disk: ENOSPC from the write or the flush;
+     * what fsync or fclose say after that is noise, e.g. EINVAL) */
+    int ok = 1, saved = 0;
+    if (len > 0 && fwrite(data, 1, len, f) != len) { ok = 0; saved = errno; }
+    if (fflush(f) != 0 && ok) { ok = 0; saved = errno; }
 #if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L
-    ok = fsync(fileno(f)) == 0 && ok;   /* on disk before the rename makes it visible */
+    if (fsync(fileno(f)) != 0 && ok) { ok = 0; saved = errno; }   /* on disk before the rename makes it visible */
 #endif
-    int saved = errno;
-    ok = fclose(f) == 0 && ok;
+    if (fclose(f) != 0 && ok) { ok = 0; saved = errno; }
     if (!ok || rename(tmp, path) != 0) {
         if (ok) saved = errno;
         ltf__fail(err, "cannot write %s: %s", path, strerror(saved ? saved : EIO));
@@ -2105,7 +2123,9 @@ static void *ltf__grow(void *p, size_t *cap, size_t need, size_t elem) {
  * recursion, so no depth to blow), every read bounds-checked, every tensor checked against the
  * model the config in the file describes (name, dtype, shape, offsets, coverage, finite), and
  * the data size checked before the model is allocated. Tensors may come in any order, so a
- * file re-saved by safetensors.torch.save_file(tensors, metadata=...) loads too. */
+ * file re-saved by safetensors.torch.save_file(tensors, metadata=...) loads too. The loader is
+ * fuzzed (fuzz/fuzz_checkpoint.c, ./build.sh fuzz). The curriculum of a train state is loaded
+ * as saved, unchecked: ltf_train_next and ltf_curriculum_check judge it. */
 
 #define LTF__MAX_HEADER 100000000u   /* safetensors' own limit on the JSON header, 100 MB      */
 #define LTF__MAX_ENTRIES 4096        /* tensors in a header (the largest model has 3 x 777)   */

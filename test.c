@@ -15,6 +15,30 @@
  * tanh-derivative term 0.21, a state mask whose gradient leaks into masked tokens 0.3 to 5.
  */
 #define _DEFAULT_SOURCE   /* wait4 */
+#include <stdlib.h>
+
+/* The library allocates through these hooks (test alloc_failures): a count of live blocks for
+ * leak checks, and failure injection: the g_alloc_fail_at-th LTF_MALLOC call returns NULL.
+ * LTF_REALLOC (stb_ds's name tables) is counted, never failed: stb_ds cannot take a NULL. */
+static long g_alloc_live, g_alloc_calls, g_alloc_fail_at;
+static void *test_malloc(size_t n) {
+    if (__atomic_add_fetch(&g_alloc_calls, 1, __ATOMIC_SEQ_CST) == g_alloc_fail_at) return NULL;
+    void *p = malloc(n);
+    if (p) __atomic_add_fetch(&g_alloc_live, 1, __ATOMIC_SEQ_CST);
+    return p;
+}
+static void *test_realloc(void *p, size_t n) {
+    void *q = realloc(p, n);
+    if (!p && q) __atomic_add_fetch(&g_alloc_live, 1, __ATOMIC_SEQ_CST);
+    return q;
+}
+static void test_free(void *p) {
+    if (p) __atomic_sub_fetch(&g_alloc_live, 1, __ATOMIC_SEQ_CST);
+    free(p);
+}
+#define LTF_MALLOC(n) test_malloc(n)
+#define LTF_REALLOC(p, n) test_realloc(p, n)
+#define LTF_FREE(p) test_free(p)
 #define LOOPED_TF_IMPLEMENTATION
 #include "looped_tf.h"
 
@@ -639,7 +663,10 @@ static int peak_child_main(int b, int T) {
     ltf_rng_seed(&r, 1);
     ltf_task task = ltf_task_linear_regression(5, 5);
     ltf_task_sample(&task, &r, 64, 11, xs, ys);
-    return ltf_train_step(&m, &t, xs, ys, 64, 11, &loss) == 0 ? 0 : 3;
+    int rc = ltf_train_step(&m, &t, xs, ys, 64, 11, &loss) == 0 ? 0 : 3;
+    free(xs); free(ys);
+    ltf_model_free(&m);   /* leak-free under -fsanitize=address too */
+    return rc;
 }
 
 static long child_peak_kb(int b, int T) {
@@ -658,7 +685,20 @@ static long child_peak_kb(int b, int T) {
     return ru.ru_maxrss;
 }
 
+/* Under AddressSanitizer the peak RSS is the sanitizer's (shadow memory, quarantine), and the
+ * b=200 step takes a minute: ./build.sh sanitize skips this one. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
 static void test_memory_independent_of_b(void) {
+#ifdef TEST_UNDER_ASAN
+    printf("  skipped under AddressSanitizer: RSS measures the sanitizer\n");
+    return;
+#endif
     long p20 = child_peak_kb(20, 15), p200 = child_peak_kb(200, 15);
     double ratio = (double)p200 / (double)p20;
     printf("  peak RSS of a training step (default model, B=64, T=15): b=20 %ld KB, b=200 %ld KB (ratio %.3f)\n", p20, p200, ratio);
@@ -1648,6 +1688,473 @@ static void test_checkpoint_pytorch(void) {
     remove(path); rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ hardening */
+
+/* Allocation failure: every function that allocates is run once to count its LTF_MALLOC calls
+ * (c), then c more times with call 1, 2, ..., c failing. Each run must report the failure (-1
+ * with a message, or NAN where documented) and, after the caller's cleanup, hold no block:
+ * live blocks (allocations minus frees) back to where they were. */
+typedef struct { ltf_config c; blob file; char path[128], dir[64]; int kind; } alloc_ctx;
+static long g_alloc_injected, g_alloc_unreported, g_alloc_leaks;
+
+static void alloc_sweep(const char *name, int (*op)(alloc_ctx *), alloc_ctx *x) {
+    long live0 = g_alloc_live;
+    g_alloc_calls = 0; g_alloc_fail_at = 0;
+    int rc = op(x);
+    long calls = g_alloc_calls, unreported = 0, leaks = 0;
+    CHECK(rc == 0 && g_alloc_live == live0, "%s: run without failures: rc %d, %ld blocks left", name, rc, g_alloc_live - live0);
+    for (long k = 1; k <= calls; k++) {
+        g_alloc_calls = 0; g_alloc_fail_at = k;
+        rc = op(x);
+        g_alloc_fail_at = 0;
+        unreported += rc == 0;
+        if (g_alloc_live != live0) { leaks++; g_alloc_live = live0; }
+    }
+    g_alloc_injected += calls; g_alloc_unreported += unreported; g_alloc_leaks += leaks;
+    CHECK(calls > 0 && unreported == 0 && leaks == 0, "%s: %ld allocations failed one at a time: %ld not reported, %ld leaked",
+          name, calls, unreported, leaks);
+}
+
+/* each op returns 0 on success, nonzero when it saw the failure reported (and checks the report) */
+static int reported(int rc, const char *err) {
+    if (rc != 0 && !err[0]) CHECK(0, "a failure without a message");
+    return rc != 0;
+}
+static int op_create(alloc_ctx *x) {
+    ltf_model m;
+    char err[LTF_ERR_LEN] = "";
+    int rc = ltf_model_create(&m, &x->c, 1, err);
+    if (rc == 0) ltf_model_free(&m);
+    else CHECK(m.params == NULL && m.tensors == NULL, "failed create left a half model");
+    return reported(rc, err);
+}
+/* create + one call on the model: the model's own buffers and the call's both get failed */
+static int op_model_call(alloc_ctx *x) {
+    ltf_model m;
+    char err[LTF_ERR_LEN] = "";
+    if (ltf_model_create(&m, &x->c, 1, err) != 0) return reported(-1, err);
+    int B = 2, n = 4, d = x->c.n_dims, rc = 0;
+    float xs[2 * 4 * 3], ys[2 * 4], pred[2 * 4], iters[3 * 2 * 4], loss;
+    for (int i = 0; i < B * n * d; i++) xs[i] = 0.1f * (float)(i % 7) - 0.3f;
+    for (int i = 0; i < B * n; i++) ys[i] = 0.2f * (float)(i % 5) - 0.4f;
+    m.err[0] = 0;
+    if (x->kind == 0) rc = ltf_predict(&m, xs, ys, B, n, 3, pred, iters);
+    if (x->kind == 1) {
+        ltf_train_config tc;
+        ltf_train_config_default(&tc);
+        rc = ltf_train_step(&m, &tc, xs, ys, B, n, &loss);
+    }
+    if (x->kind == 2) {
+        ltf_task task = ltf_task_make(LTF_TASK_LINEAR, d, d);
+        ltf_rng r;
+        double ek[4], eit[3];
+        float ep[3 * 4];
+        ltf_rng_seed(&r, 1);
+        rc = ltf_evaluate(&m, &task, &r, 3, n, 3, ek, eit, ep);
+    }
+    if (x->kind == 3) {
+        ltf_train_state st = small_state(LTF_TASK_LINEAR, 1);
+        float bx[4 * 5 * 3], by[4 * 5];
+        rc = ltf_train_next(&m, &st, bx, by, &loss, NULL);
+    }
+    if (x->kind == 4) rc = ltf_checkpoint_save(&m, NULL, x->path, m.err);
+    rc = reported(rc, m.err);
+    ltf_model_free(&m);
+    return rc;
+}
+static int op_load_mem(alloc_ctx *x) {
+    ltf_model m;
+    ltf_train_state st;
+    char err[LTF_ERR_LEN] = "";
+    int rc = ltf_checkpoint_load_mem(&m, &st, x->file.p, x->file.len, &x->c, err);
+    if (rc == 0) ltf_model_free(&m);
+    else CHECK(m.params == NULL && m.tensors == NULL, "failed load left a half model: %s", err);
+    return reported(rc, err);
+}
+static int op_load_file(alloc_ctx *x) {
+    ltf_model m;
+    char err[LTF_ERR_LEN] = "";
+    int rc = ltf_checkpoint_load(&m, NULL, x->path, NULL, err);
+    if (rc == 0) ltf_model_free(&m);
+    return reported(rc, err);
+}
+static int op_write_atomic(alloc_ctx *x) {
+    char err[LTF_ERR_LEN] = "";
+    return reported(ltf_write_atomic(x->path, "abc", 3, err), err);
+}
+static int op_plot(alloc_ctx *x) {
+    double k[5] = {1, 2, 3, 4, 5}, y[5] = {1, 0.5, 0.2, 0.1, 0.05}, lo[5] = {0.8, 0.4, 0.1, 0.05, 0.01}, hi[5] = {2, 1, 1, 1, 1};
+    ltf_series s[2] = {{"looped", k, y, 5, lo, hi, 0}, {"least squares", k, hi, 5, NULL, NULL, 1}};
+    ltf_plot p;
+    char err[LTF_ERR_LEN] = "";
+    memset(&p, 0, sizeof p);
+    p.title = "t"; p.xlabel = "k"; p.ylabel = "error"; p.log_y = 1; p.series = s; p.n_series = 2;
+    p.hline = 1.0; p.hline_label = "zero";
+    return reported(ltf_plot_svg(&p, x->path, err), err);
+}
+static int op_bootstrap(alloc_ctx *x) {
+    float e[6 * 2] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    double lo[2], hi[2];
+    (void)x;
+    return ltf_bootstrap_band(e, 6, 2, 50, 0.9, 1, lo, hi) != 0;
+}
+static int op_baseline_predict(alloc_ctx *x) {   /* NAN on failure (documented) */
+    float xs[6 * 3], ys[6], q[3] = {0.3f, -0.2f, 0.1f};
+    for (int i = 0; i < 18; i++) xs[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+    for (int i = 0; i < 6; i++) ys[i] = (float)i / 3.0f - 1.0f;
+    return isnan(ltf_baseline_predict(x->kind, 6, 3, xs, ys, q)) ? 1 : 0;
+}
+static int op_baseline_evaluate(alloc_ctx *x) {   /* -1, or NAN in the errors of the failed fit */
+    ltf_task task = ltf_task_make(LTF_TASK_LINEAR, 3, 3);
+    ltf_rng r;
+    double ek[5];
+    float ep[2 * 5];
+    int bad = 0;
+    ltf_rng_seed(&r, 1);
+    if (ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 2, 5, ek, ep) != 0) return 1;
+    for (int k = 0; k < 5; k++) bad |= isnan(ek[k]);
+    (void)x;
+    return bad;
+}
+
+static void test_alloc_failures(void) {
+    static const char *const model_calls[5] = {"ltf_predict", "ltf_train_step", "ltf_evaluate", "ltf_train_next",
+                                               "ltf_checkpoint_save"};
+    alloc_ctx x;
+    char err[LTF_ERR_LEN], name[64];
+    memset(&x, 0, sizeof x);
+    make_tmpdir(x.dir);
+    snprintf(x.path, sizeof x.path, "%s/f.safetensors", x.dir);
+    x.c = small_config(LTF_LOOPED, 1, 3, 2);
+    g_alloc_injected = g_alloc_unreported = g_alloc_leaks = 0;
+    alloc_sweep("ltf_model_create", op_create, &x);
+    for (x.kind = 0; x.kind < 5; x.kind++) alloc_sweep(model_calls[x.kind], op_model_call, &x);
+    ltf_model m;
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 1);
+    ltf_model_create(&m, &x.c, 1, err);
+    x.file = checkpoint_blob(&m, &st);
+    CHECK(ltf_checkpoint_save(&m, &st, x.path, err) == 0, "save: %s", err);
+    ltf_model_free(&m);
+    alloc_sweep("ltf_checkpoint_load_mem", op_load_mem, &x);
+    alloc_sweep("ltf_checkpoint_load", op_load_file, &x);
+    alloc_sweep("ltf_write_atomic", op_write_atomic, &x);
+    alloc_sweep("ltf_plot_svg", op_plot, &x);
+    alloc_sweep("ltf_bootstrap_band", op_bootstrap, &x);
+    for (x.kind = LTF_BASE_LSQ; x.kind < LTF_BASE_COUNT; x.kind++) {
+        if (x.kind == LTF_BASE_AVERAGING || x.kind == LTF_BASE_KNN3) continue;   /* no allocation */
+        snprintf(name, sizeof name, "ltf_baseline_predict(%s)", ltf_baseline_name(x.kind));
+        alloc_sweep(name, op_baseline_predict, &x);
+    }
+    alloc_sweep("ltf_baseline_evaluate", op_baseline_evaluate, &x);
+    printf("  %ld allocation failures injected, one at a time: %ld not reported, %ld leaked\n", g_alloc_injected,
+           g_alloc_unreported, g_alloc_leaks);
+    free(x.file.p);
+    remove(x.path); rmdir(x.dir);
+}
+
+/* ---- the demo under hostile command lines, signals and faults (runs ./demo, or $LTF_DEMO) ---- */
+
+static const char *demo_bin(void) {
+    const char *d = getenv("LTF_DEMO");
+    return d && *d ? d : "./demo";
+}
+
+/* Runs `demo args` (shell words) with stdout discarded and stderr into err (one file's text);
+ * returns the exit status, or -1 when it did not exit. */
+static int run_demo(const char *args, char *err, size_t cap) {
+    char cmd[1024], path[64];
+    snprintf(path, sizeof path, "/tmp/ltf_demo_err_%d.txt", (int)getpid());
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s %s > /dev/null 2> %s", demo_bin(), args, path);
+    fflush(stdout);
+    int st = system(cmd);
+    size_t n = 0;
+    unsigned char *text = read_whole(path, &n);
+    n = n < cap - 1 ? n : cap - 1;
+    if (text) memcpy(err, text, n);
+    err[n] = 0;
+    free(text);
+    remove(path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Every bad command line: exit 2 and ONE line on stderr naming the flag, the value and what is
+ * allowed. Then --help: it lists every flag the parser knows, and the parser knows every flag
+ * it lists. */
+static void test_demo_flags(void) {
+    static const struct { const char *args, *flag, *value, *allowed; } bad[] = {
+        {"--steps abc", "--steps", "'abc'", "0..100000000"},
+        {"--steps -5", "--steps", "'-5'", "0..100000000"},
+        {"--steps 5x", "--steps", "'5x'", "integer"},
+        {"--steps 99999999999999999999", "--steps", "'99999999999999999999'", "integer"},
+        {"--lr nan", "--lr", "'nan'", "[1e-12, 10]"},
+        {"--lr inf", "--lr", "'inf'", "[1e-12, 10]"},
+        {"--lr 0", "--lr", "'0'", "[1e-12, 10]"},
+        {"--wd -1", "--wd", "'-1'", "[0, 1000]"},
+        {"--d 0", "--d", "'0'", "1..4096"},
+        {"--L 65", "--L", "'65'", "1..64"},
+        {"--seed -1", "--seed", "'-1'", "0..2147483647"},
+        {"--model big", "--model", "'big'", "standard looped"},
+        {"--task linear", "--task", "'linear'", "linear_regression"},
+        {"--curriculum maybe", "--curriculum", "'maybe'", "off on"},
+        {"--out ''", "--out", "''", "need a file or folder name"},
+        {"--steps", "--steps", "needs a value", "value"},
+        {"--out --steps 5", "--out", "'--steps'", "needs a value"},
+        {"--frobnicate 1", "--frobnicate", "unknown flag", "--help"},
+        {"--step 5", "--step", "unknown flag", "did you mean --steps"},
+        {"--steps 5 eval", "'eval'", "command goes first", "demo eval"},
+        {"evaluate", "command", "'evaluate'", "train eval mask-sweep compare bench"},
+        {"--H 3", "--H", "'3'", "divide --C (64)"},
+        {"--C 30", "--C", "'30'", "multiple of --H (4)"},
+        {"--T 12", "--T", "'12'", "1..10"},
+        {"--b 3", "--b", "'3'", "at least --T (5)"},
+        {"--n 20 --positions 10", "--positions", "'10'", "at least --n (20)"},
+        {"--mask last", "--mask", "'last'", "--mask-n N, N in 1..11"},
+        {"--mask first --mask-n 12", "--mask-n", "'12'", "1..11"},
+        {"--mask-n 3", "--mask-n", "'3'", "without --mask last|first"},
+        {"--mask-when eval", "--mask-when", "'eval'", "without --mask"},
+        {"--model standard --b 4", "--b", "'4'", "--model standard"},
+        {"--model standard --mask last --mask-n 2", "--mask", "'last'", "--model standard"},
+        {"--curriculum off --cur-interval 9", "--cur-interval", "'9'", "--curriculum off"},
+        {"--lr 0.1 --lr 0.2", "--lr", "'0.2'", "give it once"},
+        {"--runs 5", "--runs", "'5'", "only to bench"},
+        {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
+        {"eval", "--ckpt", "eval", "FILE"},
+        {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
+        {"eval --ckpt x --steps 5", "--steps", "'5'", "only to train, compare"},
+        {"eval --ckpt x --resume y", "--resume", "'y'", "only to train"},
+        {"compare --b 5", "--b", "'5'", "only to train, bench"},
+        {"bench --out d", "--out", "'d'", "only to train, eval, mask-sweep, compare"},
+        {"bench --configs small,,paper", "--configs", "'small,,paper'", "small, report, paper"},
+        {"bench --configs small,huge", "--configs", "'huge'", "small, report, paper"},
+        {"--resume x --preset linear", "--preset", "'linear'", "--resume"},
+    };
+    char args[512], err[4096], help_path[64];
+    int ok = 0, n_bad = (int)(sizeof bad / sizeof bad[0]);
+    for (int i = 0; i < n_bad; i++) {
+        int rc = run_demo(bad[i].args, err, sizeof err);
+        int good = rc == 2 && count_lines(err) == 1 && strstr(err, bad[i].flag) && strstr(err, bad[i].value)
+                && strstr(err, bad[i].allowed) && strncmp(err, "demo: ", 6) == 0;
+        ok += good;
+        CHECK(good, "demo %s: exit %d, stderr '%s' (want exit 2, one line with %s, %s, %s)", bad[i].args, rc, err,
+              bad[i].flag, bad[i].value, bad[i].allowed);
+    }
+    printf("  %d bad command lines: each exit 2 with one line naming flag, value and what is allowed\n", ok);
+    /* --help: exit 0, every flag listed, and every --word it lists is a flag the parser knows */
+    static const char *const flags[] = {"--preset", "--task", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
+        "--b", "--T", "--mask", "--mask-n", "--mask-when", "--steps", "--batch", "--lr", "--wd", "--seed", "--curriculum",
+        "--cur-interval", "--ckpt-every", "--resume", "--ckpt", "--eval-prompts", "--eval-loops", "--fixed-point",
+        "--baseline-prompts", "--out", "--configs", "--runs", "--compare", "--help"};
+    snprintf(help_path, sizeof help_path, "/tmp/ltf_help_%d.txt", (int)getpid());
+    snprintf(args, sizeof args, "OMP_NUM_THREADS=1 %s --help > %s 2>&1", demo_bin(), help_path);
+    int st = system(args);
+    size_t n = 0;
+    char *help = (char *)read_whole(help_path, &n);
+    remove(help_path);
+    if (!help) { CHECK(0, "no --help output"); return; }
+    help[n] = 0;
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0 && n > 1000, "--help: exit %d, %zu bytes", WEXITSTATUS(st), n);
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        char word[40], word2[40];
+        snprintf(word, sizeof word, "  %s ", flags[i]);
+        snprintf(word2, sizeof word2, "  %s,", flags[i]);
+        CHECK(strstr(help, word) || strstr(help, word2), "--help does not list %s", flags[i]);
+    }
+    int listed = 0;
+    for (char *p = help; (p = strstr(p, " --")) != NULL; p += 3) {
+        char word[40];
+        int k = 0;
+        for (const char *q = p + 1; k < 39 && (q[k] == '-' || (q[k] >= 'a' && q[k] <= 'z') || (q[k] >= 'A' && q[k] <= 'Z')); k++)
+            word[k] = q[k];
+        word[k] = 0;
+        if (k <= 2 || strcmp(word, "--help") == 0) continue;
+        listed++;
+        snprintf(args, sizeof args, "%s", word);   /* no value: a known flag says "needs a value" */
+        int rc = run_demo(args, err, sizeof err);
+        CHECK(rc == 2 && strstr(err, "needs a value") && !strstr(err, "unknown"), "--help lists %s, demo says '%s'", word, err);
+    }
+    CHECK(listed >= 32, "only %d flag mentions in --help", listed);
+    CHECK(strstr(help, "130") && strstr(help, "143") && strstr(help, "Exit status"), "--help does not give the exit statuses");
+    free(help);
+}
+
+/* `demo train` in a child (stderr into a file); returns its pid. */
+static pid_t spawn_demo(const char *out_dir, const char *err_path, const char *extra) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "exec %s --steps 100000000 --C 16 --b 4 --T 2 --batch 8 --ckpt-every 20 --out %s %s 2> %s > /dev/null",
+             demo_bin(), out_dir, extra, err_path);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("OMP_NUM_THREADS", "1", 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* SIGINT / SIGTERM in the middle of training: the demo writes a checkpoint of the last finished
+ * step, says where and at which step, and exits 130 / 143; the checkpoint loads with that step. */
+static void test_demo_signals(void) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    static const char *const names[2] = {"SIGINT", "SIGTERM"};
+    char dir[64], ckpt[128], errp[128], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    for (int s = 0; s < 2; s++) {
+        remove(ckpt);
+        pid_t pid = spawn_demo(dir, errp, "");
+        int waited = 0;
+        while (!file_exists(ckpt) && waited < 30000) { usleep(5000); waited += 5; }   /* the first checkpoint */
+        CHECK(file_exists(ckpt), "%s: no checkpoint after 30 s", names[s]);
+        kill(pid, sigs[s]);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        size_t n = 0;
+        char *text = (char *)read_whole(errp, &n);
+        if (text) text[n] = 0;
+        const char *at = text ? strstr(text, "stopped after step ") : NULL;
+        long said = at ? atol(at + strlen("stopped after step ")) : -1;
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 128 + sigs[s], "%s: exit status %d (signalled %d), want %d",
+              names[s], WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0, 128 + sigs[s]);
+        CHECK(text && strstr(text, names[s]) && strstr(text, ckpt) && said > 0, "%s: message '%s'", names[s], text ? text : "");
+        ltf_model m;
+        ltf_train_state st;
+        if (ltf_checkpoint_load(&m, &st, ckpt, NULL, err) != 0) { CHECK(0, "%s: checkpoint does not load: %s", names[s], err); }
+        else {
+            CHECK(st.step > 0 && st.step == said && m.adam_t == st.step, "%s: checkpoint at step %ld (adam_t %ld), message says %ld",
+                  names[s], st.step, m.adam_t, said);
+            printf("  %s: exit %d, message and checkpoint both say step %ld\n", names[s],
+                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, st.step);
+            ltf_model_free(&m);
+        }
+        free(text);
+    }
+    char tmp[160];
+    snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
+    CHECK(!file_exists(tmp), "a .tmp file was left behind");
+    remove(ckpt); remove(errp); rmdir(dir);
+}
+
+/* Training faults in the demo. A NaN/Inf loss stops training with a message naming the step and
+ * the checkpoint that stays; a full disk (the .tmp file is /dev/full) stops it the same way;
+ * both leave the checkpoint on disk byte for byte as it was. An --out under a regular file is
+ * refused. */
+static void test_demo_faults(void) {
+    char dir[64], ckpt[128], bad[128], tmp[160], args[600], err[4096], e[LTF_ERR_LEN], want[400];
+    make_tmpdir(dir);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/huge.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
+    const char *small = "--C 16 --b 4 --T 2 --batch 8 --eval-prompts 16 --fixed-point 0 --baseline-prompts 8 --ckpt-every 5";
+    snprintf(args, sizeof args, "--steps 10 %s --out %s", small, dir);
+    int rc = run_demo(args, err, sizeof err);
+    CHECK(rc == 0, "demo %s: exit %d: %s", args, rc, err);
+    blob before;
+    before.p = read_whole(ckpt, &before.len);
+    ltf_model m;
+    ltf_train_state st;
+    if (!before.p || ltf_checkpoint_load(&m, &st, ckpt, NULL, e) != 0) { CHECK(0, "no checkpoint: %s", e); free(before.p); return; }
+    /* finite weights whose prediction overflows: the loss of step 11 is Inf */
+    ltf_tensor *ro = ltf_model_find(&m, "_read_out.weight");
+    for (size_t i = 0; i < ro->size; i++) m.params[ro->offset + i] = (i % 2 ? -3e38f : 3e38f);
+    CHECK(ltf_checkpoint_save(&m, &st, bad, e) == 0, "save: %s", e);
+    ltf_model_free(&m);
+    snprintf(args, sizeof args, "--steps 20 --ckpt-every 5 --eval-prompts 16 --fixed-point 0 --resume %s --out %s", bad, dir);
+    rc = run_demo(args, err, sizeof err);
+    snprintf(want, sizeof want, "the last good checkpoint stays: %s (step 10)", bad);
+    CHECK(rc == 1 && strstr(err, "training stopped at step 11") && strstr(err, "loss is") && strstr(err, want),
+          "NaN/Inf stop: exit %d, '%s'", rc, err);
+    blob now;
+    now.p = read_whole(ckpt, &now.len);
+    CHECK(now.p && now.len == before.len && memcmp(now.p, before.p, now.len) == 0, "the NaN stop touched %s", ckpt);
+    free(now.p);
+    /* full disk while resuming from the checkpoint itself: it stays, byte for byte */
+    if (access("/dev/full", W_OK) == 0 && symlink("/dev/full", tmp) == 0) {
+        snprintf(args, sizeof args, "--steps 20 --ckpt-every 5 --eval-prompts 16 --fixed-point 0 --resume %s --out %s", ckpt, dir);
+        rc = run_demo(args, err, sizeof err);
+        snprintf(want, sizeof want, "the last good checkpoint stays: %s (step 10)", ckpt);
+        CHECK(rc == 1 && strstr(err, "training stopped at step 15: checkpoint not saved") && strstr(err, "No space left")
+              && strstr(err, want), "full disk: exit %d, '%s'", rc, err);
+        now.p = read_whole(ckpt, &now.len);
+        CHECK(now.p && now.len == before.len && memcmp(now.p, before.p, now.len) == 0, "a full disk damaged %s", ckpt);
+        free(now.p);
+        printf("  NaN/Inf at step 11 and a full disk at step 15: stopped, checkpoint of step 10 intact\n");
+    } else printf("  skipped the full-disk case: no writable /dev/full\n");
+    remove(tmp);
+    /* an output folder that cannot exist: its parent is a regular file */
+    snprintf(args, sizeof args, "--steps 1 %s --out %s/no", small, ckpt);
+    rc = run_demo(args, err, sizeof err);
+    CHECK(rc == 1 && strstr(err, "cannot create output folder") && count_lines(err) == 1, "--out under a file: exit %d, '%s'", rc, err);
+    free(before.p);
+    const char *outputs[] = {"eval.csv", "eval.svg", "train_loss.csv", "train_loss.svg", "loop_error.csv", "loop_error.svg"};
+    for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) { snprintf(args, sizeof args, "%s/%s", dir, outputs[i]); remove(args); }
+    remove(ckpt); remove(bad); rmdir(dir);
+}
+
+/* The library's side of a failing disk: a full disk (path.tmp is /dev/full) and a path under a
+ * regular file fail with the reason and leave the old file whole; no .tmp stays behind. */
+static void test_write_faults(void) {
+    char dir[64], path[128], tmp[160], under[160], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(under, sizeof under, "%s/x", path);
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    ltf_model_create(&m, &c, 1, err);
+    CHECK(ltf_checkpoint_save(&m, NULL, path, err) == 0, "save: %s", err);
+    blob before, now;
+    before.p = read_whole(path, &before.len);
+    m.params[0] += 1.0f;
+    if (access("/dev/full", W_OK) == 0 && symlink("/dev/full", tmp) == 0) {
+        int rc = ltf_checkpoint_save(&m, NULL, path, err);
+        CHECK(rc == -1 && strstr(err, "No space left") && strstr(err, path), "full disk: rc %d '%s'", rc, err);
+        now.p = read_whole(path, &now.len);
+        CHECK(now.len == before.len && memcmp(now.p, before.p, now.len) == 0, "a full disk damaged the old checkpoint");
+        CHECK(!file_exists(tmp), "the .tmp link stayed");
+        free(now.p);
+    } else printf("  skipped the full-disk case: no writable /dev/full\n");
+    int rc = ltf_write_atomic(under, "x", 1, err);
+    CHECK(rc == -1 && strstr(err, "Not a directory"), "path under a regular file: rc %d '%s'", rc, err);
+    now.p = read_whole(path, &now.len);
+    CHECK(now.len == before.len && memcmp(now.p, before.p, now.len) == 0, "the old checkpoint changed");
+    free(now.p); free(before.p);
+    ltf_model_free(&m);
+    remove(path); rmdir(dir);
+}
+
+/* A step whose loss overflows: ltf_train_next fails with a message, and model and train state
+ * are as before, so the caller's last checkpoint is still the truth. */
+static void test_train_next_fault(void) {
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 1, err);
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 1);
+    train_steps(&m, &st, 2);
+    ltf_tensor *ro = ltf_model_find(&m, "_read_out.weight");
+    for (size_t i = 0; i < ro->size; i++) m.params[ro->offset + i] = 3e38f;
+    float *p0 = (float *)malloc(sizeof(float) * m.n_params), *v0 = (float *)malloc(sizeof(float) * m.n_params);
+    memcpy(p0, m.params, sizeof(float) * m.n_params);
+    memcpy(v0, m.adam_v, sizeof(float) * m.n_params);
+    long step = st.step, t = m.adam_t;
+    float xs[4 * 5 * 3], ys[4 * 5], loss;
+    int rc = ltf_train_next(&m, &st, xs, ys, &loss, NULL);
+    CHECK(rc == -1 && (strstr(m.err, "Inf") || strstr(m.err, "NaN") || strstr(m.err, "not finite")),
+          "overflowing step: rc %d '%s'", rc, m.err);
+    CHECK(st.step == step && m.adam_t == t && same_floats(p0, m.params, m.n_params) && same_floats(v0, m.adam_v, m.n_params),
+          "a failed step changed the model or the step count (%ld -> %ld)", step, st.step);
+    free(p0); free(v0);
+    ltf_model_free(&m);
+}
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct { const char *name; void (*fn)(void); } test_case;
@@ -1678,6 +2185,12 @@ int main(int argc, char **argv) {
         {"training_learns", test_training_learns},
         {"memory_independent_of_b", test_memory_independent_of_b},
         {"plots", test_plots},
+        {"alloc_failures", test_alloc_failures},
+        {"demo_flags", test_demo_flags},
+        {"demo_signals", test_demo_signals},
+        {"demo_faults", test_demo_faults},
+        {"write_faults", test_write_faults},
+        {"train_next_fault", test_train_next_fault},
     };
     if (argc == 4 && strcmp(argv[1], "--peak-child") == 0) return peak_child_main(atoi(argv[2]), atoi(argv[3]));
     g_filter = argc > 1 ? argv[1] : NULL;
