@@ -544,6 +544,20 @@ static int write_plot(const char *path, const ltf_plot *p) {
     return 0;
 }
 
+/* OUT/<stem>.csv from the stb_ds text (freed here) and OUT/<stem>.svg from the plot. */
+static int write_figure(const options *o, const char *stem, char **csv, const ltf_plot *p) {
+    char name[256];
+    int rc = 0;
+    snprintf(name, sizeof name, "%s.csv", stem);
+    rc |= write_text(out_path(o, name), *csv);
+    arrfree(*csv);
+    if (p) {
+        snprintf(name, sizeof name, "%s.svg", stem);
+        rc |= write_plot(out_path(o, name), p);
+    }
+    return rc;
+}
+
 static double *iota(int n, int from) {   /* stb_ds array from, from+1, ... */
     double *x = NULL;
     for (int i = 0; i < n; i++) arrput(x, (double)(from + i));
@@ -756,7 +770,7 @@ static int eval_baselines(const options *o, const ltf_task *task, curve *cs, int
 /* Table on stdout, OUT/<stem>.csv and OUT/<stem>.svg: error by k for every curve. */
 static int report_by_k(const options *o, const char *stem, const char *title, curve *cs, int nc, int d) {
     int n = o->tc.n_points, rc = 0;
-    char *csv = NULL, name[256];
+    char *csv = NULL;
     printf("%4s", "k");
     for (int i = 0; i < nc; i++) printf(" %14s", cs[i].name);
     printf("\n");
@@ -771,13 +785,10 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
         for (int i = 0; i < nc; i++) sb_printf(&csv, ",%.6g,%.6g,%.6g", cs[i].err[k], cs[i].lo[k], cs[i].hi[k]);
         sb_printf(&csv, "\n");
     }
-    snprintf(name, sizeof name, "%s.csv", stem);
-    rc |= write_text(out_path(o, name), csv);
-    arrfree(csv);
     double *x = iota(n, 0);
     ltf_series *ser = NULL;
     for (int i = 0; i < nc; i++) {
-        ltf_series s = {cs[i].name, x, cs[i].err, n, cs[i].lo, cs[i].hi, i > 0 && strcmp(cs[i].name, "zero") == 0};
+        ltf_series s = {cs[i].name, x, cs[i].err, n, cs[i].lo, cs[i].hi, 0};
         if (strcmp(cs[i].name, "zero") == 0) continue;   /* drawn as the reference line */
         arrput(ser, s);
     }
@@ -791,15 +802,14 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
     bottom = bottom / 1.5 > 1e-4 ? bottom / 1.5 : 1e-4;
     ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser),
                   bottom, top * 1.2, 1.0, "zero estimator"};
-    snprintf(name, sizeof name, "%s.svg", stem);
-    rc |= write_plot(out_path(o, name), &p);
+    rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
 }
 
 static int report_by_iter(const options *o, const char *stem, const char *title, const char **names, double **by_iter,
                           int count, int iters) {
-    char *csv = NULL, name[256];
+    char *csv = NULL;
     int rc = 0;
     sb_printf(&csv, "iteration");
     for (int i = 0; i < count; i++) sb_printf(&csv, ",%s", names[i]);
@@ -809,9 +819,6 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
         for (int i = 0; i < count; i++) sb_printf(&csv, ",%.6g", by_iter[i][t]);
         sb_printf(&csv, "\n");
     }
-    snprintf(name, sizeof name, "%s.csv", stem);
-    rc |= write_text(out_path(o, name), csv);
-    arrfree(csv);
     double *x = iota(iters, 1);
     ltf_series *ser = NULL;
     for (int i = 0; i < count; i++) {
@@ -819,8 +826,7 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
         arrput(ser, s);
     }
     ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL};
-    snprintf(name, sizeof name, "%s.svg", stem);
-    rc |= write_plot(out_path(o, name), &p);
+    rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
 }
@@ -829,7 +835,7 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
  * W = len/50 steps (at least 1), which reads better than the raw, noisy per-batch loss. */
 static int report_loss(const options *o, const char *stem, const char *title, const char **names, float **losses,
                        int count, long first_step, double scale) {
-    char *csv = NULL, name[256], ylabel[128];
+    char *csv = NULL, ylabel[128];
     int rc = 0;
     long len = 0;
     for (int i = 0; i < count; i++) if ((long)arrlen(losses[i]) > len) len = (long)arrlen(losses[i]);
@@ -852,9 +858,6 @@ static int report_loss(const options *o, const char *stem, const char *title, co
         }
         sb_printf(&csv, "\n");
     }
-    snprintf(name, sizeof name, "%s.csv", stem);
-    rc |= write_text(out_path(o, name), csv);
-    arrfree(csv);
     ltf_series *ser = NULL;
     for (int i = 0; i < count; i++) {
         ltf_series s = {names[i], x, y[i], (int)len, NULL, NULL, 0};
@@ -862,8 +865,7 @@ static int report_loss(const options *o, const char *stem, const char *title, co
     }
     snprintf(ylabel, sizeof ylabel, "%s, mean of %ld steps", scale == 1.0 ? "training loss (MSE)" : "training loss / d", W);
     ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL};
-    snprintf(name, sizeof name, "%s.svg", stem);
-    rc |= write_plot(out_path(o, name), &p);
+    rc |= write_figure(o, stem, &csv, &p);
     for (int i = 0; i < count; i++) arrfree(y[i]);
     free(y); free(sum); arrfree(ser); arrfree(x);
     return rc;
@@ -1095,14 +1097,13 @@ static int cmd_mask_sweep(options *o) {
     m.cfg = orig;
     if (rc != 0) fprintf(stderr, "demo: %s\n", m.err);
     else {
-        rc |= write_text(out_path(o, "mask_sweep.csv"), csv);
         ltf_series ser[2] = {{"error at the last k", xs, last, (int)arrlen(xs), NULL, NULL, 0},
                              {"error averaged over k", xs, mean, (int)arrlen(xs), NULL, NULL, 1}};
         char title[256];
         snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
                  o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
         ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator"};
-        rc |= write_plot(out_path(o, "mask_sweep.svg"), &p);
+        rc |= write_figure(o, "mask_sweep", &csv, &p);
     }
     arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);
     ltf_model_free(&m);
