@@ -5,7 +5,14 @@
 #   ./build.sh demo     build, then run the demo with its defaults
 #   ./build.sh sanitize the tests under ASan + UBSan, a short demo run under valgrind (build/)
 #   ./build.sh fuzz [S] S seconds (default 60) of libFuzzer on the checkpoint loader (build/fuzz/)
-# Environment: CC (default gcc), CFLAGS (extra flags), FUZZ_CC (default clang).
+#   ./build.sh cuda     build ./demo_cuda and ./test_cuda with nvcc: the same programs with the
+#                       GPU backend (looped_tf_cuda.cu), for sm_90 plus PTX for newer GPUs
+#   ./build.sh gpu-check  on a machine with a GPU: build with CUDA, run every GPU test, the
+#                       compute-sanitizer checks and the GPU benchmark (a few minutes)
+#   ./build.sh cuda-emu build ./test_cuda_emu with g++ and AddressSanitizer, with the kernels
+#                       run on the CPU by tests/cuda_emu.h, and run the GPU tests (no GPU needed)
+# Environment: CC (default gcc), CFLAGS (extra flags), FUZZ_CC (default clang); NVCC (default nvcc, else
+# /usr/local/cuda/bin/nvcc), NVCC_ARCH (default sm_90; e.g. sm_80 for an A100), NVCCFLAGS.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,7 +41,7 @@ else
     echo "build.sh: $CC has no OpenMP; building single-threaded" >&2
 fi
 
-build() {
+build_cpu() {
     FLAGS="-std=c99 -O3 -march=native -Wall -Wextra $OMP ${CFLAGS:-}"
     $CC $FLAGS -o demo demo.c -lm
     $CC $FLAGS -o test test.c -lm
@@ -123,11 +130,69 @@ fuzz() {
     fi
 }
 
+# demo.c and test.c compiled as CUDA: their implementation includes looped_tf_cuda.cu.
+build_cuda() {
+    NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+    if [ ! -x "$NVCC" ]; then
+        echo "build.sh: nvcc not found (set NVCC, or install the CUDA toolkit)" >&2
+        exit 1
+    fi
+    local arch=${NVCC_ARCH:-sm_90}
+    local gen="-gencode arch=${arch/sm_/compute_},code=$arch -gencode arch=${arch/sm_/compute_},code=${arch/sm_/compute_}"
+    local hostflags="-march=native,-Wall,-Wextra${OMP:+,$OMP}"
+    local flags="-O3 -x cu -DLOOPED_TF_CUDA $gen -lineinfo -Xcompiler $hostflags ${NVCCFLAGS:-}"
+    local t0=$SECONDS
+    # shellcheck disable=SC2086
+    "$NVCC" $flags -o demo_cuda demo.c -lm
+    # shellcheck disable=SC2086
+    "$NVCC" $flags -o test_cuda test.c -lm
+    echo "build.sh: built ./demo_cuda and ./test_cuda for $arch + PTX in $((SECONDS - t0)) s" >&2
+}
+
 case "${1:-}" in
-    "") build; echo "build.sh: built ./demo and ./test" ;;
-    test) build; exec ./test ;;
-    demo) build; shift; exec ./demo "$@" ;;
+    "") build_cpu; echo "build.sh: built ./demo and ./test" ;;
+    test) build_cpu; exec ./test ;;
+    demo) build_cpu; shift; exec ./demo "$@" ;;
     sanitize) sanitize ;;
     fuzz) fuzz "${2:-60}" ;;
-    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'sanitize' or 'fuzz [seconds]'" >&2; exit 2 ;;
+    cuda) build_cuda ;;
+    cuda-emu)
+        t0=$SECONDS
+        g++ -x c++ -std=c++17 -O2 -g -Wall -Wextra -Wno-unknown-pragmas -fsanitize=address,undefined \
+            -fno-omit-frame-pointer -DLOOPED_TF_CUDA -DLTF_CUDA_EMU ${CFLAGS:-} -o test_cuda_emu test.c -lm
+        echo "build.sh: built ./test_cuda_emu in $((SECONDS - t0)) s; GPU tests with emulated kernels, threads shuffled" >&2
+        LTF_EMU_ORDER=${LTF_EMU_ORDER:-20240} exec ./test_cuda_emu gpu ;;
+    gpu-check)
+        # Every GPU check in one go, meant to take under 5 minutes on an H100.
+        start=$SECONDS
+        build_cuda
+        step() { echo; echo "== $1 ($((SECONDS - start)) s so far)"; }
+        logged() {   # run "$@" into a log; show its tail, or all of it when it fails
+            local log; log=$(mktemp /tmp/ltf_gpu_check.XXXXXX)
+            if "$@" > "$log" 2>&1; then tail -n "${TAIL:-3}" "$log"; rm -f "$log"
+            else cat "$log"; echo "build.sh: gpu-check FAILED: $*" >&2; exit 1; fi
+        }
+        export LTF_REQUIRE_GPU=1   # the GPU tests fail, not skip, without a GPU
+        step "GPU tests: every kernel, a training step and 100 steps against the CPU"
+        ./test_cuda gpu
+        SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+        if [ -x "$SAN" ]; then
+            # LTF_TEST_NO_OOM: the out-of-memory test fails a cudaMalloc on purpose, which the
+            # sanitizer would count as an error.
+            step "compute-sanitizer memcheck with leak check on all GPU tests"
+            LTF_TEST_NO_OOM=1 logged "$SAN" --tool memcheck --leak-check full --error-exitcode 1 ./test_cuda gpu
+            for tool in racecheck synccheck initcheck; do
+                step "compute-sanitizer $tool on every kernel (gpu_ops, gpu_step)"
+                logged "$SAN" --tool $tool --error-exitcode 1 ./test_cuda gpu_ops
+                logged "$SAN" --tool $tool --error-exitcode 1 ./test_cuda gpu_step
+            done
+        else
+            echo "build.sh: compute-sanitizer not found (set COMPUTE_SANITIZER): sanitizer checks skipped" >&2
+        fi
+        step "GPU benchmark: training step of the small, report and paper settings"
+        ./demo_cuda bench --gpu on --runs 20
+        step "demo on the GPU: 2000 steps of the small setting, evaluation, figures, checkpoint"
+        TAIL=16 logged ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out /tmp/ltf_gpu_check
+        echo; echo "build.sh: gpu-check passed in $((SECONDS - start)) s" ;;
+    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-check' or 'cuda-emu'" >&2; exit 2 ;;
 esac

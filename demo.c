@@ -4,6 +4,7 @@
  *   ./demo                          train the default small looped model (train command)
  *   ./demo COMMAND [flags]          train | eval | mask-sweep | compare
  *   ./demo --help                   every command and flag
+ *   ./demo_cuda --gpu on ...        the same on the GPU (./build.sh cuda builds demo_cuda)
  *
  * Every command prints a table on stdout and writes CSV + SVG figures (and checkpoints) into
  * the --out folder; progress goes to stderr.
@@ -63,6 +64,7 @@ static const flag_info flag_table[] = {
     {"--configs", F_BENCH},
     {"--runs", F_BENCH},
     {"--compare", F_BENCH},
+    {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
 };
 enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
@@ -83,6 +85,7 @@ typedef struct {
     int bench_runs, bench_compare;
     const char *bench_configs;
     const char *given[N_FLAGS];   /* the value of each flag on the command line, or NULL      */
+    int gpu;                  /* 1: train and evaluate the model on the GPU (--gpu on)       */
 } options;
 
 static void usage(FILE *f) {
@@ -147,6 +150,11 @@ static void usage(FILE *f) {
         "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
         "  --runs N                 timed steps per config, median reported    (10)\n"
         "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
+        "GPU\n"
+        "  --gpu on|off             train, evaluate and bench the model on the GPU (off); needs the\n"
+        "                           CUDA build (./build.sh cuda: ./demo_cuda). The prompts of a GPU\n"
+        "                           run come from the device's own RNG: other prompts than a CPU run.\n"
+        "                           Baselines stay on the CPU. The device: CUDA_VISIBLE_DEVICES.\n"
         "  --help, -h               this text\n"
         "Faults: a NaN or Inf in the loss or the gradients stops training at that step (exit 1) and\n"
         "keeps the last good checkpoint, named in the message; so does a failed checkpoint write.\n"
@@ -309,6 +317,7 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
     if (strcmp(f, "--runs") == 0) return parse_int(f, a, 1, 100000, &o->bench_runs);
     if (strcmp(f, "--compare") == 0) return parse_choice(f, a, onoff, 2, &o->bench_compare);
+    if (strcmp(f, "--gpu") == 0) return parse_choice(f, a, onoff, 2, &o->gpu);
     if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
@@ -575,8 +584,18 @@ static void describe(const ltf_model *m, const options *o, const char *what) {
     fprintf(stderr, "demo: %s %s model on %s, d=%d n=%d C=%d H=%d L=%d", what, c->kind == LTF_LOOPED ? "looped" : "standard",
             ltf_task_kind_name(o->task), c->n_dims, o->tc.n_points, c->n_embd, c->n_head, c->n_layer);
     if (c->kind == LTF_LOOPED) fprintf(stderr, " b=%d T=%d", c->n_loops, c->loop_window);
-    fprintf(stderr, ", %zu params, batch %d, lr %g, %d thread%s, %.2f GFLOP/step at full size\n", ltf_model_num_params(m),
-            o->tc.batch_size, (double)o->tc.lr, threads, threads == 1 ? "" : "s", ltf_flops_per_step(c, o->tc.batch_size, o->tc.n_points) / 1e9);
+    char where[32];
+    snprintf(where, sizeof where, m->gpu ? "on the GPU" : "%d thread%s", threads, threads == 1 ? "" : "s");
+    fprintf(stderr, ", %zu params, batch %d, lr %g, %s, %.2f GFLOP/step at full size\n", ltf_model_num_params(m),
+            o->tc.batch_size, (double)o->tc.lr, where, ltf_flops_per_step(c, o->tc.batch_size, o->tc.n_points) / 1e9);
+}
+
+/* --gpu on: moves the model to the GPU (ltf_gpu_available was checked in main). */
+static int to_device(const options *o, ltf_model *m) {
+    char err[LTF_ERR_LEN];
+    if (!o->gpu || ltf_model_to_gpu(m, err) == 0) return 0;
+    fprintf(stderr, "demo: --gpu on: %s\n", err);
+    return -1;
 }
 
 static void make_curriculum(const options *o, const ltf_config *c, ltf_curriculum *cur) {
@@ -873,7 +892,7 @@ static int report_loss(const options *o, const char *stem, const char *title, co
 
 /* Evaluate a model and its task's baselines: table, eval.csv/svg, loop_error.csv/svg. */
 static int evaluate_all(const options *o, ltf_model *m) {
-    int n = o->tc.n_points, nb = 0, rc;
+    int nb = 0, rc;
     ltf_task task = ltf_task_make(o->task, m->cfg.n_dims, m->cfg.n_dims);
     curve cs[9];
     double *by_iter = NULL;
@@ -906,7 +925,6 @@ static int evaluate_all(const options *o, ltf_model *m) {
     }
     for (int i = 0; i <= nb; i++) curve_free(&cs[i]);
     free(by_iter);
-    (void)n;
     return rc;
 }
 
@@ -999,6 +1017,7 @@ static int cmd_train(options *o) {
         if (ltf_model_create(&m, &o->cfg, o->seed, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
         ltf_train_state_init(&st, o->task, &o->tc, &cur, o->seed + 1);
     }
+    if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
     if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;
     describe(&m, o, "training");
     float *losses = NULL;
@@ -1051,6 +1070,7 @@ static int load_for_eval(options *o, ltf_model *m) {
         }
         o->tc.n_points = m->cfg.n_positions;
     }
+    if (to_device(o, m) != 0) { ltf_model_free(m); return -1; }
     return 0;
 }
 
@@ -1143,6 +1163,7 @@ static int cmd_compare(options *o) {
             rc = -1;
             break;
         }
+        if (to_device(o, &m) != 0) { ltf_model_free(&m); rc = -1; break; }
         ltf_train_state st;
         ltf_train_state_init(&st, o->task, &oi.tc, &cur, o->seed + 1);
         describe(&m, &oi, "training");
@@ -1258,8 +1279,14 @@ static int cmd_bench(options *o) {
     threads = omp_get_max_threads();
 #endif
     snprintf(list, sizeof list, "%s%s", o->bench_configs, o->model_flags ? ",flags" : "");
-    printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
-           o->bench_runs, threads, threads == 1 ? "" : "s");
+    if (o->gpu && o->bench_compare) {
+        fprintf(stderr, "demo: --compare times PyTorch on the CPU: left out with --gpu on\n");
+        o->bench_compare = 0;
+    }
+    if (o->gpu) printf("training step on the GPU (forward over b loops, backward over the last T, Adam; the batch copied to\n"
+                       "the GPU each step), median of %d after 2 warm-up\n", o->bench_runs);
+    else printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
+                o->bench_runs, threads, threads == 1 ? "" : "s");
     printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %10s %10s %9s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
            "ms/step", "best ms", "GFLOP/s", "model MB");
     if (o->bench_compare) printf(" %12s %8s", "PyTorch ms", "ours/PT");
@@ -1272,6 +1299,7 @@ static int cmd_bench(options *o) {
         double med = 0, best = 0;
         if (bench_config(name, o, &c, &tc) != 0) return 2;
         if (ltf_model_create(&m, &c, 42, err) != 0) { fprintf(stderr, "demo: %s: %s\n", name, err); return 1; }
+        if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
         rc = time_steps(&m, &tc, o->bench_runs, &med, &best);
         if (rc == 0) {
             double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
@@ -1291,7 +1319,7 @@ static int cmd_bench(options *o) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("GFLOP/s by ltf_flops_per_step (header section [12]); model MB = ltf_model_bytes (parameters, gradients,\n"
-           "Adam, activations, work buffers); peak RSS of this process %.1f MB\n", ru.ru_maxrss / 1e3);
+           "Adam, activations, work buffers%s); peak RSS of this process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
     return rc ? 1 : 0;
 }
 
@@ -1300,6 +1328,11 @@ static int cmd_bench(options *o) {
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o) != 0) return 2;
+    if (o.gpu) {
+        char msg[LTF_ERR_LEN];
+        if (ltf_gpu_available(msg) != 0) { fprintf(stderr, "demo: --gpu on: %s\n", msg); return 1; }
+        fprintf(stderr, "demo: %s\n", msg);
+    }
     if (o.command != CMD_BENCH && make_dir(o.out) != 0) return 1;
     switch (o.command) {
     case CMD_EVAL: return cmd_eval(&o);

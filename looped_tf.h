@@ -13,6 +13,10 @@
  *   as <stb/stb_ds.h>); the implementation file also compiles stb_ds's implementation unless
  *   you define LTF_NO_STB_DS_IMPLEMENTATION (do that if your program already has it).
  *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
+ *   GPU (section [16]): define LOOPED_TF_CUDA before the include in that one file and compile
+ *   it as CUDA, which pulls in looped_tf_cuda.cu (next to this header):
+ *       nvcc -O3 -x cu -DLOOPED_TF_CUDA -arch=sm_90 -Xcompiler -fopenmp my.c -o my
+ *   Other files see the same declarations with or without LOOPED_TF_CUDA.
  *
  * OPTIONS (define before including the implementation)
  *   LTF_MALLOC(n) / LTF_FREE(p)   allocator (default malloc/free). A NULL from LTF_MALLOC is
@@ -73,6 +77,9 @@
  *   ltf_checkpoint_save(&m, &st or NULL, path, err) safetensors checkpoint: weights [+ Adam + state]
  *   ltf_checkpoint_load(&m, &st or NULL, path, &expect or NULL, err)  creates m from a checkpoint
  *   ltf_checkpoint_load_mem(&m, &st, buf, len, &expect, err)          the same from memory
+ *   ltf_gpu_available(msg)                         0 + the CUDA device, or -1 + why none is usable
+ *   ltf_model_to_gpu(&m, err)                      move training and prediction to the GPU ([16])
+ *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  GPU state back to the host (and stay / leave)
  *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
  *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
  *   ltf_residual_forward/backward, ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain.
@@ -83,6 +90,7 @@
  *   [6] the backbone f  [7] the loop, the loss, the training step   [8] Adam
  *   [9] tasks           [10] evaluation    [11] baselines            [12] FLOP count
  *   [13] curriculum and training runs    [14] files and checkpoints     [15] plots
+ *   [16] GPU (the kernels: looped_tf_cuda.cu)
  *
  * NOTATION (as SPEC.md): B batch, n points, d = n_dims, N = 2n tokens, C = n_embd, H heads,
  * hs = C/H, L layers, b loop iterations, T loss window, BT = B*N token rows.
@@ -207,6 +215,7 @@ typedef struct {
     size_t act_floats, work_floats;
     double loss;          /* loss of the last training-mode forward, in double             */
     char err[LTF_ERR_LEN];
+    void *gpu;            /* NULL: the model runs on the CPU; else its device state ([16]) */
 } ltf_model;
 
 int         ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[LTF_ERR_LEN]);
@@ -335,8 +344,9 @@ int  ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char e
 void ltf_train_state_init(ltf_train_state *st, int task_kind, const ltf_train_config *t,
                           const ltf_curriculum *cur, uint64_t data_seed);
 /* one training step at st->step of the curriculum: draws a batch (xs [B, n_end, d] and ys
- * [B, n_end] are caller buffers), trains with b_cur loops, advances st. -1 + m->err on failure,
- * parameters unchanged. *n_used (optional) gets the number of points drawn this step. */
+ * [B, n_end] are caller buffers; a model on the GPU draws it on the device instead, [16]),
+ * trains with b_cur loops, advances st. -1 + m->err on failure, parameters unchanged.
+ * *n_used (optional) gets the number of points drawn this step. */
 int  ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, float *loss, int *n_used);
 
 /* ============================== [14] files and checkpoints ============================== */
@@ -398,6 +408,43 @@ typedef struct {
  * a bad y range or reference line, or a failed write. */
 int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]);
 
+/* ============================== [16] GPU ============================== */
+
+/* The CUDA backend (looped_tf_cuda.cu; HOW TO USE says how to build it). ltf_model_to_gpu
+ * copies the parameters, gradients and Adam state into device memory; from then on
+ * ltf_train_step, ltf_forward_backward, ltf_forward_loss(_from), ltf_window_start_state,
+ * ltf_predict, ltf_evaluate, ltf_adam_step and ltf_train_next run on the GPU, kernel for op of
+ * the CPU path, in float32. Activations live on the device too, sized once per batch shape.
+ * ltf_train_next draws its prompts on the device from a counter-based RNG (Philox4x32-10 keyed
+ * by the run's data RNG and the step): the same distributions as ltf_task_sample but another
+ * stream, so a GPU run sees other prompts than a CPU run of the same seed; xs and ys are not
+ * written then. ltf_evaluate draws on the host as always (the same test prompts as the CPU and
+ * the baselines) and predicts on the GPU.
+ * While a model is on the GPU, m->params, grads, adam_m and adam_v on the host are stale until
+ * ltf_model_sync_host or ltf_model_to_cpu (ltf_checkpoint_save syncs by itself); change them
+ * on the host only before ltf_model_to_gpu. ltf_model_free frees the device memory too.
+ * Without LOOPED_TF_CUDA, ltf_gpu_available and ltf_model_to_gpu return -1 and say so. */
+int ltf_gpu_available(char msg[LTF_ERR_LEN]);                        /* msg: the device, or why none */
+int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* 0, or -1 and m stays on the CPU */
+int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]);  /* host copies current; stays on GPU */
+int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* sync, then free the device state */
+
+#ifdef LOOPED_TF_CUDA
+/* private: where the CPU code of the implementation hands over to looped_tf_cuda.cu */
+int    ltf__gpu_reserve(ltf_model *m, int B, int N);
+int    ltf__gpu_holds_batch(const ltf_model *m, int B, int n);
+int    ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
+                           int want_grad, const float *Ys_given);
+int    ltf__gpu_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys);
+int    ltf__gpu_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
+                        float *pred_last, float *pred_iters);
+int    ltf__gpu_adam(ltf_model *m, float step, float sqrt_bc2, float decay, float b1, float b2, float eps);
+size_t ltf__gpu_first_nonfinite_grad(ltf_model *m);
+int    ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rng *run_rng, long step, int B, int n);
+void   ltf__gpu_free(ltf_model *m);
+size_t ltf__gpu_bytes(const ltf_model *m);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -440,6 +487,15 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]);
 #endif
 #endif
 #include <stb/stb_ds.h>
+
+#if defined(LOOPED_TF_CUDA) && !defined(__CUDACC__) && !defined(LTF_CUDA_EMU)
+#error "LOOPED_TF_CUDA: compile the file that defines LOOPED_TF_IMPLEMENTATION with nvcc (-x cu)"
+#endif
+#ifdef __CUDACC__
+#define LTF__HD __host__ __device__   /* a helper the GPU kernels share with the CPU code */
+#else
+#define LTF__HD
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -687,6 +743,9 @@ int ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[
 }
 
 void ltf_model_free(ltf_model *m) {
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) ltf__gpu_free(m);
+#endif
     LTF_FREE(m->params); LTF_FREE(m->grads); LTF_FREE(m->adam_m); LTF_FREE(m->adam_v);
     LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
     if (m->tensors) shfree(m->tensors);
@@ -700,8 +759,12 @@ ltf_tensor *ltf_model_find(ltf_model *m, const char *name) {
 
 size_t ltf_model_num_params(const ltf_model *m) { return m->n_params; }
 
-size_t ltf_model_bytes(const ltf_model *m) {
-    return sizeof(float) * (4 * m->n_params + m->act_floats + m->work_floats);
+size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memory on the GPU */
+    size_t host = sizeof(float) * (4 * m->n_params + m->act_floats + m->work_floats);
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return host + ltf__gpu_bytes(m);
+#endif
+    return host;
 }
 
 /* ============================== [4] matrix multiply ==============================
@@ -806,7 +869,7 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
  * its degree-7 Taylor polynomial (truncation < 6e-9 relative on that range; ln 2 split in a high
  * and a low part so r is nearly exact), 2^k built in the float's exponent bits. Error ~1-2 ulp.
  * tanh(u) = 1 - 2 / (e^{2u} + 1): absolute error about 1e-7, all GELU needs. */
-static inline float ltf__expf(float x) {
+static inline LTF__HD float ltf__expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     /* k = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (needs strict
      * float semantics, no -ffast-math); floorf would stop gcc from vectorizing the loop */
@@ -820,7 +883,7 @@ static inline float ltf__expf(float x) {
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
-static inline float ltf__tanhf(float u) {
+static inline LTF__HD float ltf__tanhf(float u) {
     return 1.0f - 2.0f / (ltf__expf(2.0f * u) + 1.0f);
 }
 
@@ -1057,15 +1120,22 @@ static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t 
 static int ltf__window(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->loop_window : 1; }
 static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->n_loops : 1; }
 
+/* Floats for B prompts of N tokens: one activation set, and the work buffers. */
+static void ltf__buffer_floats(const ltf_config *c, int B, int N, size_t *per_set, size_t *work) {
+    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
+    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
+    *per_set = ltf__acts_floats(c, rows, bhnn);
+    *work = ltf__work_map(NULL, NULL, c, rows, bhnn, preds);
+}
+
 /* Makes room for B prompts of N tokens: T window activation sets + 1 scratch set + work. */
 static int ltf__reserve(ltf_model *m, int B, int N) {
     const ltf_config *c = &m->cfg;
     size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
     if (rows <= m->cap_rows && bhnn <= m->cap_bh_nn && m->acts) return 0;
     int n_acts = ltf__window(c) + 1;
-    size_t per_set = ltf__acts_floats(c, rows, bhnn);
-    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
-    size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, preds);
+    size_t per_set, work;
+    ltf__buffer_floats(c, B, N, &per_set, &work);
     LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
     m->acts = NULL; m->act_mem = m->work = NULL; m->cap_rows = m->cap_bh_nn = 0;
     m->act_floats = m->work_floats = 0;
@@ -1086,12 +1156,15 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
     return 0;
 }
 
-static ltf__work ltf__get_work(ltf_model *m, int B, int N) {
+/* The work buffers of a B x N batch laid over `base` (the host's m->work, or the device's). */
+static ltf__work ltf__work_at(float *base, const ltf_config *c, int B, int N) {
     ltf__work w;
-    size_t preds = (size_t)ltf__window(&m->cfg) * B * (N / 2);
-    ltf__work_map(&w, m->work, &m->cfg, (size_t)B * N, (size_t)B * m->cfg.n_head * N * N, preds);
+    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
+    ltf__work_map(&w, base, c, (size_t)B * N, (size_t)B * c->n_head * N * N, preds);
     return w;
 }
+
+static ltf__work ltf__get_work(ltf_model *m, int B, int N) { return ltf__work_at(m->work, &m->cfg, B, N); }
 
 /* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). tmp: [BT, C] scratch. */
 static void ltf__backbone_forward(const ltf_model *m, ltf_acts *a, const float *u, float *tmp, int B, int N) {
@@ -1186,7 +1259,7 @@ static void ltf__embed(const ltf_model *m, ltf__work *wk, const float *xs, const
 }
 
 /* SPEC 4 variant: is token t of N kept in the carried state? */
-static int ltf__kept(const ltf_config *c, int t, int N) {
+static LTF__HD int ltf__kept(const ltf_config *c, int t, int N) {
     int keep = 2 * c->mask_pairs;
     if (c->mask_mode == LTF_MASK_KEEP_LAST) return t >= N - keep;
     if (c->mask_mode == LTF_MASK_KEEP_FIRST) return t < keep;
@@ -1245,13 +1318,22 @@ static const float *ltf__loop_forward(const ltf_model *m, ltf__work *wk, ltf_act
     return Y;
 }
 
+/* Checks the batch and makes room for it (on the GPU for a model there, where xs = ys = NULL
+ * means the batch already on the device, drawn by ltf_train_next). */
 static int ltf__check_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
-    if (!xs || !ys) return ltf__fail(m->err, "xs or ys is NULL");
+    int on_device = 0;
+#ifdef LOOPED_TF_CUDA
+    on_device = m->gpu && !xs && !ys && ltf__gpu_holds_batch(m, B, n);
+#endif
+    if ((!xs || !ys) && !on_device) return ltf__fail(m->err, "xs or ys is NULL");
     if (B < 1) return ltf__fail(m->err, "batch size B = %d: must be at least 1", B);
     if (n < 1 || n > m->cfg.n_positions)
         return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
     if (m->cfg.mask_mode != LTF_MASK_NONE && m->cfg.mask_pairs > n)
         return ltf__fail(m->err, "mask keeps %d pairs but the prompt has only n = %d points", m->cfg.mask_pairs, n);
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_reserve(m, B, 2 * n);
+#endif
     return ltf__reserve(m, B, 2 * n);
 }
 
@@ -1260,6 +1342,9 @@ static int ltf__check_batch(ltf_model *m, const float *xs, const float *ys, int 
 static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
                            int want_grad, const float *Ys_given) {
     if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_train_pass(m, xs, ys, B, n, loss, want_grad, Ys_given);
+#endif
     const ltf_config *c = &m->cfg;
     int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
     int b_loops = ltf__train_loops(c), s = b_loops - ltf__window(c), K = b_loops - s;
@@ -1322,6 +1407,9 @@ int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B,
 /* Y_s [B*2n, C]: the state after the s = b - T pre-window iterations (zeros when s = 0). */
 int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys) {
     if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_window_start_state(m, xs, ys, B, n, Ys);
+#endif
     const ltf_config *c = &m->cfg;
     int N = 2 * n, s = ltf__train_loops(c) - ltf__window(c);
     int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
@@ -1344,6 +1432,9 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
     if (c->kind == LTF_STANDARD) n_loops = 1;
     if (n_loops < 1 || n_loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_predict(m, xs, ys, B, n, n_loops, pred_last, pred_iters);
+#endif
     int N = 2 * n;
     int masked = (c->mask_when & LTF_AT_EVAL) != 0 && c->mask_mode != LTF_MASK_NONE;
     ltf__work wk = ltf__get_work(m, B, N);
@@ -1370,6 +1461,9 @@ int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     float step = (float)(t->lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
     float decay = 1.0f - t->lr * t->weight_decay;
     float b1 = t->beta1, b2 = t->beta2;
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_adam(m, step, sqrt_bc2, decay, b1, b2, t->eps);
+#endif
     for (size_t i = 0; i < m->n_params; i++) {
         float g = m->grads[i];
         float mi = b1 * m->adam_m[i] + (1.0f - b1) * g;
@@ -1380,19 +1474,31 @@ int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     return 0;
 }
 
+/* Index of the first gradient that is NaN or Inf; n_params if none; (size_t)-1 + m->err if the
+ * GPU failed. */
+static size_t ltf__first_nonfinite_grad(ltf_model *m) {
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) return ltf__gpu_first_nonfinite_grad(m);
+#endif
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->grads[i])) return i;
+    return m->n_params;
+}
+
 /* One training step. On NaN/Inf loss or gradient it returns -1 and leaves the parameters and
  * the Adam state exactly as they were, so nothing is lost. */
 int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
                    int B, int n, float *loss) {
     if (ltf_forward_backward(m, xs, ys, B, n, loss) != 0) return -1;
-    for (size_t i = 0; i < m->n_params; i++)
-        if (!isfinite(m->grads[i])) {
-            ltf_tensor *tt = NULL;
-            for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
-                if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].size) tt = &m->tensors[k];
-            return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
-                             tt ? tt->key : "?");
-        }
+    size_t i = ltf__first_nonfinite_grad(m);
+    if (i == (size_t)-1) return -1;
+    if (i < m->n_params) {
+        ltf_tensor *tt = NULL;
+        for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
+            if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].size) tt = &m->tensors[k];
+        return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
+                         tt ? tt->key : "?");
+    }
     return ltf_adam_step(m, t);
 }
 
@@ -2031,7 +2137,14 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
     ltf_task task = ltf_task_make(st->task_kind, m->cfg.n_dims, d_active);
     ltf_train_config t = st->train;
     t.n_points = n;
-    ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
+#ifdef LOOPED_TF_CUDA
+    if (m->gpu) {   /* drawn on the device, [16]: xs and ys stay unwritten; NULL = that batch */
+        if (ltf__gpu_reserve(m, t.batch_size, 2 * cur->points.end) != 0 ||   /* room for the end */
+            ltf__gpu_task_sample(m, &task, &st->data_rng, st->step, t.batch_size, n) != 0) return -1;
+        xs = ys = NULL;
+    }
+#endif
+    if (xs) ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
     int b_end = m->cfg.n_loops;
     if (m->cfg.kind == LTF_LOOPED) m->cfg.n_loops = loops;   /* b grows, the window T stays */
     int rc = ltf_train_step(m, &t, xs, ys, t.batch_size, n, loss);
@@ -2313,6 +2426,7 @@ int ltf_checkpoint_save(const ltf_model *m, const ltf_train_state *st, const cha
     unsigned char *buf;
     size_t len;
     char e[LTF_ERR_LEN];
+    if (ltf_model_sync_host(m, e) != 0) return ltf__fail(err, "not saving %s: %s", path, e);   /* GPU */
     if (ltf__checkpoint_encode(m, st, &buf, &len, e) != 0) return ltf__fail(err, "not saving %s: %s", path, e);
     int rc = ltf_write_atomic(path, buf, len, err);
     LTF_FREE(buf);
@@ -3476,8 +3590,25 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
     return rc;
 }
 
+/* ============================== [16] GPU ==============================
+ * With LOOPED_TF_CUDA the kernels and the functions below come from looped_tf_cuda.cu,
+ * included after the C linkage block closes (it has C++ templates). Without it: */
+#ifndef LOOPED_TF_CUDA
+static int ltf__no_cuda(char *err) {
+    return ltf__fail(err, "this build has no GPU support: compile the implementation with nvcc -x cu "
+                          "-DLOOPED_TF_CUDA (./build.sh cuda)");
+}
+int ltf_gpu_available(char msg[LTF_ERR_LEN]) { return ltf__no_cuda(msg); }
+int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; return ltf__no_cuda(err); }
+int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; (void)err; return 0; }
+int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; (void)err; return 0; }
+#endif
+
 #ifdef __cplusplus
 }
+#endif
+#ifdef LOOPED_TF_CUDA
+#include "looped_tf_cuda.cu"
 #endif
 #endif /* LOOPED_TF_IMPLEMENTATION_DONE */
 #endif /* LOOPED_TF_IMPLEMENTATION */

@@ -14,7 +14,9 @@
  * term gives 0.24, softmax backward without its sum term 0.98, GELU backward without the
  * tanh-derivative term 0.21, a state mask whose gradient leaks into masked tokens 0.3 to 5.
  */
+#ifndef _DEFAULT_SOURCE   /* nvcc -x cu has defined it already */
 #define _DEFAULT_SOURCE   /* wait4 */
+#endif
 #include <stdlib.h>
 
 /* The library allocates through these hooks (test alloc_failures): a count of live blocks for
@@ -2155,6 +2157,581 @@ static void test_train_next_fault(void) {
     ltf_model_free(&m);
 }
 
+/* ------------------------------------------------------------------ GPU (looped_tf_cuda.cu) */
+
+#ifdef LOOPED_TF_CUDA
+/* Kernels against the CPU ops on the same inputs, copied over: norm-wise relative error
+ * ||gpu - cpu|| / ||cpu|| at most 1e-5 (float32 throughout, no TF32; the measured values are
+ * ~1e-7, from summation order and fused multiply-adds). */
+#define GPU_TOL 1e-5
+
+static int gpu_ready(void) {   /* prints why the test is skipped when there is no usable GPU */
+    char why[LTF_ERR_LEN];
+    if (ltf_gpu_available(why) == 0) return 1;
+    if (getenv("LTF_REQUIRE_GPU")) CHECK(0, "LTF_REQUIRE_GPU is set but there is no usable GPU: %s", why);
+    else printf("  skipped: %s\n", why);
+    return 0;
+}
+
+static float *gpu_copy(const float *h, size_t n) {   /* a device copy of h [n]; h == NULL: zeros */
+    float *d = NULL;
+    char err[LTF_ERR_LEN];
+    if (ltf__gpu_alloc(&d, n, err, "a test buffer") != 0) { CHECK(0, "%s", err); return NULL; }
+    if (h && cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) CHECK(0, "copy to the GPU failed");
+    return d;
+}
+
+/* ||dev - cpu|| / ||cpu|| after the GPU finished its work (checked) */
+static double gpu_err(const char *what, const float *dev, const float *cpu, size_t n) {
+    float *h = (float *)malloc(n * sizeof(float) + 1);
+    char err[LTF_ERR_LEN];
+    double e = 1.0;
+    if (ltf__gpu_finish(err, what) != 0) CHECK(0, "%s", err);
+    else if (cudaMemcpy(h, dev, n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) CHECK(0, "%s: copy from the GPU failed", what);
+    else e = rel_err(h, cpu, n);
+    CHECK(e <= GPU_TOL, "%s: GPU vs CPU rel err %.2e > %.0e", what, e, GPU_TOL);
+    free(h);
+    return e;
+}
+
+static void gpu_report(const char *what, double e) { printf("  %-46s GPU vs CPU rel err %.2e\n", what, e); }
+static double worse(double a, double b) { return a > b ? a : b; }
+static float *copy_of(const float *p, size_t n) { float *q = (float *)malloc(n * sizeof(float) + 1); memcpy(q, p, n * sizeof(float)); return q; }
+
+static void test_gpu_errors(void) {
+    /* no GPU, an old GPU, out of device memory: a message, -1, no crash, the model still works */
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN], why[LTF_ERR_LEN];
+    float *xs = rand_buf(2 * 4 * 3, 1), *ys = rand_buf(8, 1), loss;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+#ifdef LTF_CUDA_EMU
+    setenv("LTF_EMU_DEVICES", "0", 1);   /* the emulator pretends there is no GPU, then an old one */
+#endif
+    if (ltf_gpu_available(why) != 0) {
+        ltf_model_create(&m, &c, 1, err);
+        int rc = ltf_model_to_gpu(&m, err);
+        printf("  without a GPU: ltf_model_to_gpu says \"%s\"\n", err);
+        CHECK(rc == -1 && m.gpu == NULL && strstr(err, "CUDA") && strcmp(err, why) == 0, "to_gpu without a GPU: rc %d, '%s'", rc, err);
+        CHECK(ltf_train_step(&m, &t, xs, ys, 2, 4, &loss) == 0, "the model no longer trains on the CPU: %s", m.err);
+        CHECK(ltf_model_sync_host(&m, err) == 0 && ltf_model_to_cpu(&m, err) == 0, "sync/to_cpu of a CPU model: %s", err);
+        ltf_model_free(&m);
+    }
+#ifdef LTF_CUDA_EMU
+    setenv("LTF_EMU_DEVICES", "1", 1);
+    setenv("LTF_EMU_CC", "7.0", 1);
+    int rc = ltf_gpu_available(why);
+    printf("  an old GPU: \"%s\"\n", why);
+    CHECK(rc == -1 && strstr(why, "compute capability 7.0") && strstr(why, "cannot run"), "old GPU: rc %d, '%s'", rc, why);
+    unsetenv("LTF_EMU_CC");
+#endif
+    if (!gpu_ready()) { free(xs); free(ys); return; }
+    {   /* a NaN target on the GPU: -1, "NaN", parameters and Adam state untouched */
+        ltf_model_create(&m, &c, 3, err);
+        float *before = copy_of(m.params, m.n_params);
+        CHECK(ltf_model_to_gpu(&m, err) == 0, "to_gpu: %s", err);
+        ys[3] = NAN;
+        int rc = ltf_train_step(&m, &t, xs, ys, 2, 4, &loss);
+        ys[3] = 0.5f;
+        CHECK(rc == -1 && strstr(m.err, "NaN"), "NaN target on the GPU: rc %d, '%s'", rc, m.err);
+        CHECK(ltf_model_to_cpu(&m, err) == 0 && same_floats(before, m.params, m.n_params) && m.adam_t == 0,
+              "a NaN step on the GPU changed the parameters");
+        free(before);
+        ltf_model_free(&m);
+    }
+    if (getenv("LTF_TEST_NO_OOM")) {   /* under compute-sanitizer: the failing cudaMalloc counts as an error */
+        printf("  out of GPU memory: skipped (LTF_TEST_NO_OOM)\n");
+        free(xs); free(ys);
+        return;
+    }
+    /* out of device memory: a million prompts of 2 points need ~400 GB of activations at C = 512 */
+    c.n_embd = 512; c.n_head = 8; c.kind = LTF_STANDARD;
+    ltf_model_create(&m, &c, 1, err);
+    CHECK(ltf_model_to_gpu(&m, err) == 0, "to_gpu: %s", err);
+    int B = 1000000;
+    float *bx = zeros((size_t)B * 2 * 3), *by = zeros((size_t)B * 2);
+    int rc2 = ltf_train_step(&m, &t, bx, by, B, 2, &loss);
+    printf("  out of GPU memory: \"%s\"\n", m.err);
+    CHECK(rc2 == -1 && strstr(m.err, "out of GPU memory"), "huge batch: rc %d, '%s'", rc2, m.err);
+    CHECK(ltf_train_step(&m, &t, xs, ys, 2, 4, &loss) == 0 && isfinite(loss), "a normal step after running out of memory: %s", m.err);
+    ltf_model_free(&m);
+    free(bx); free(by); free(xs); free(ys);
+}
+
+static void test_gpu_samplers(void) {
+    /* Philox4x32-10 against the Random123 known answers (counter, key -> 4 words) */
+    uint32_t kat[3][10] = {{0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+                           {~0u, ~0u, ~0u, ~0u, ~0u, ~0u, 0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+                           {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+                            0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}};
+    for (int k = 0; k < 3; k++) {
+        uint32_t u[4] = {kat[k][0], kat[k][1], kat[k][2], kat[k][3]};
+        ltf__philox4x32_10(u, kat[k][4], kat[k][5]);
+        CHECK(u[0] == kat[k][6] && u[1] == kat[k][7] && u[2] == kat[k][8] && u[3] == kat[k][9],
+              "Philox known answer %d: %08x %08x %08x %08x", k, u[0], u[1], u[2], u[3]);
+    }
+    if (!gpu_ready()) return;
+    /* the device's batch = the same counter-based code run on the host, and the statistics of
+     * the CPU sampler's test (test_tasks) */
+    int d = 8, n = 40, P = 1000;
+    ltf_config c = small_config(LTF_LOOPED, 1, 2, 2);
+    c.n_dims = d; c.n_positions = n;
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 1, err);
+    if (ltf_model_to_gpu(&m, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(&m); return; }
+    ltf__gpu *G = ltf__G(&m);
+    ltf_rng run;
+    ltf_rng_seed(&run, 77);
+    size_t pts = (size_t)P * n;
+    float *hx = (float *)malloc(sizeof(float) * pts * d), *hy = (float *)malloc(sizeof(float) * pts);
+    double worst = 0;
+    for (int kind = 0; kind < LTF_TASK_COUNT; kind++) {
+        ltf_task t = ltf_task_make(kind, d, 3);
+        if (ltf__gpu_task_sample(&m, &t, &run, 5, P, n) != 0) { CHECK(0, "sample: %s", m.err); continue; }
+        uint64_t key = ltf__step_key(&run, 5);
+        for (size_t p = 0; p < pts; p++) ltf__sample_point(&t, key, (int)(p / n), (int)(p % n), hx + p * d, hy + p);
+        worst = worse(worst, worse(gpu_err(t.name, G->xs, hx, pts * d), gpu_err(t.name, G->ys, hy, pts)));
+        double tail = 0, y2 = 0;
+        for (size_t i = 0; i < pts; i++) {
+            for (int j = 3; j < d; j++) tail += fabs(hx[i * d + j]);
+            y2 += (double)hy[i] * hy[i] / (double)pts;
+        }
+        if (kind == LTF_TASK_DECISION_TREE) CHECK(tail > 0, "tree ignores the dims curriculum (x not truncated)");
+        else CHECK(tail == 0, "%s: x truncated to d_active (tail %g)", t.name, tail);
+        double want = kind == LTF_TASK_DECISION_TREE ? 1.0 : kind == LTF_TASK_SPARSE_LINEAR ? 3.0 * 3.0 / d
+                    : kind == LTF_TASK_NOISY_LINEAR ? 3.01 : 3.0;   /* as test_tasks; ReLU net: E|x|^2 = 3 */
+        printf("  %-26s E[y^2] = %.3f (want %.3f)\n", t.name, y2, want);
+        CHECK(fabs(y2 - want) < 0.1 * want, "%s on the GPU at d_active=3: E[y^2] = %.3f, want %.3f", t.name, y2, want);
+    }
+    gpu_report("task samplers (device vs host, 5 tasks)", worst);
+    /* sparse at d_active = d: exactly 3 nonzero weights, recovered by least squares */
+    ltf_task sp = ltf_task_make(LTF_TASK_SPARSE_LINEAR, d, d);
+    ltf__gpu_task_sample(&m, &sp, &run, 9, 1, n);
+    ltf_model_sync_host(&m, err);
+    cudaMemcpy(hx, G->xs, sizeof(float) * n * d, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hy, G->ys, sizeof(float) * n, cudaMemcpyDeviceToHost);
+    double X[40 * 8], y[40], w[8];
+    for (int i = 0; i < n * d; i++) X[i] = hx[i];
+    for (int i = 0; i < n; i++) y[i] = hy[i];
+    ltf_lstsq_minnorm(n, d, X, y, w);
+    int nz = 0;
+    for (int j = 0; j < d; j++) nz += fabs(w[j]) > 1e-4;
+    CHECK(nz == 3, "sparse task on the GPU: w has %d nonzeros, want 3", nz);
+    /* another step, another batch; the same step, the same batch */
+    ltf_task li = ltf_task_make(LTF_TASK_LINEAR, d, d);
+    float first[8], again[8], other[8];
+    ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
+    cudaMemcpy(first, G->xs, sizeof first, cudaMemcpyDeviceToHost);
+    ltf__gpu_task_sample(&m, &li, &run, 2, 1, 1); ltf_model_sync_host(&m, err);
+    cudaMemcpy(other, G->xs, sizeof other, cudaMemcpyDeviceToHost);
+    ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
+    cudaMemcpy(again, G->xs, sizeof again, cudaMemcpyDeviceToHost);
+    CHECK(memcmp(first, again, sizeof first) == 0 && memcmp(first, other, sizeof first) != 0, "batches: same step same bits, other step other bits");
+    free(hx); free(hy);
+    ltf_model_free(&m);
+}
+
+static void test_gpu_ops(void) {
+    if (!gpu_ready()) return;
+    double e;
+    {   /* matrix multiply: every transposition, shapes across the 64 x 64 x 16 tiles */
+        int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {64, 64, 16}, {65, 130, 33}, {130, 70, 300}};
+        e = 0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++) {
+                    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                    float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1), *C = rand_buf((size_t)M * N, 1);
+                    float *dA = gpu_copy(A, (size_t)M * K), *dB = gpu_copy(B, (size_t)K * N), *dC = gpu_copy(C, (size_t)M * N);
+                    ptrdiff_t ar = ta ? 1 : K, ac = ta ? M : 1, br = tb ? 1 : N, bc = tb ? K : 1;
+                    ltf_gemm_plain(M, N, K, A, ar, ac, B, br, bc, C, N);
+                    ltf__gpu_gemm(M, N, K, dA, ar, ac, dB, br, bc, dC, N);
+                    e = worse(e, gpu_err("gemm", dC, C, (size_t)M * N));
+                    free(A); free(B); free(C); cudaFree(dA); cudaFree(dB); cudaFree(dC);
+                }
+        gpu_report("gemm (5 shapes x 4 transpositions, Cm +=)", e);
+    }
+    int shapes[2][4] = {{3, 7, 24, 3}, {2, 33, 64, 4}};   /* B, N, C, H */
+    double ef = 0, eb = 0, lf = 0, lb = 0, af = 0, ab = 0, gf = 0, gb = 0, rf = 0, rb = 0, pf = 0, pb = 0;
+    for (int s = 0; s < 2; s++) {
+        int B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3], BT = B * N, OC = 5 * C / 3;
+        size_t rc = (size_t)BT * C, ro = (size_t)BT * OC, bhnn = (size_t)B * H * N * N;
+        {   /* Linear, with and without bias; backward adds into random gradients */
+            float *inp = rand_buf(rc, 1), *w = rand_buf((size_t)OC * C, 0.5f), *bias = rand_buf(OC, 1), *out = zeros(ro);
+            float *di = rand_buf(rc, 1), *dw = rand_buf((size_t)OC * C, 1), *db = rand_buf(OC, 1), *dout = rand_buf(ro, 1);
+            float *g_inp = gpu_copy(inp, rc), *g_w = gpu_copy(w, (size_t)OC * C), *g_b = gpu_copy(bias, OC), *g_out = gpu_copy(NULL, ro);
+            float *g_di = gpu_copy(di, rc), *g_dw = gpu_copy(dw, (size_t)OC * C), *g_db = gpu_copy(db, OC), *g_dout = gpu_copy(dout, ro);
+            for (int with_bias = 0; with_bias < 2; with_bias++) {
+                ltf_matmul_forward(out, inp, w, with_bias ? bias : NULL, BT, C, OC);
+                ltf__gpu_matmul_forward(g_out, g_inp, g_w, with_bias ? g_b : NULL, BT, C, OC);
+                ef = worse(ef, gpu_err("matmul forward", g_out, out, ro));
+            }
+            ltf_matmul_backward(di, dw, db, dout, inp, w, BT, C, OC);
+            ltf__gpu_matmul_backward(g_di, g_dw, g_db, g_dout, g_inp, g_w, BT, C, OC);
+            eb = worse(eb, worse(gpu_err("matmul backward dinp", g_di, di, rc), gpu_err("matmul backward dw", g_dw, dw, (size_t)OC * C)));
+            eb = worse(eb, gpu_err("matmul backward dbias", g_db, db, OC));
+            ltf_matmul_backward(NULL, dw, NULL, dout, inp, w, BT, C, OC);            /* the read_in case */
+            ltf__gpu_matmul_backward(NULL, g_dw, NULL, g_dout, g_inp, g_w, BT, C, OC);
+            eb = worse(eb, gpu_err("matmul backward dw only", g_dw, dw, (size_t)OC * C));
+            free(inp); free(w); free(bias); free(out); free(di); free(dw); free(db); free(dout);
+            cudaFree(g_inp); cudaFree(g_w); cudaFree(g_b); cudaFree(g_out); cudaFree(g_di); cudaFree(g_dw); cudaFree(g_db); cudaFree(g_dout);
+        }
+        {   /* LayerNorm (C = 24: 32 threads per row; C = 300 below: several entries per thread) */
+            int Cl = s == 0 ? C : 300;
+            size_t n = (size_t)BT * Cl;
+            float *x = rand_buf(n, 2), *w = rand_buf(Cl, 1), *b = rand_buf(Cl, 1), *out = zeros(n), *mean = zeros(BT), *rstd = zeros(BT);
+            float *dx = rand_buf(n, 1), *dw = rand_buf(Cl, 1), *db = rand_buf(Cl, 1), *dy = rand_buf(n, 1);
+            float *g_x = gpu_copy(x, n), *g_w = gpu_copy(w, Cl), *g_b = gpu_copy(b, Cl), *g_out = gpu_copy(NULL, n);
+            float *g_mean = gpu_copy(NULL, BT), *g_rstd = gpu_copy(NULL, BT), *g_dx = gpu_copy(dx, n), *g_dw = gpu_copy(dw, Cl);
+            float *g_db = gpu_copy(db, Cl), *g_dy = gpu_copy(dy, n);
+            ltf_layernorm_forward(out, mean, rstd, x, w, b, BT, Cl);
+            ltf__gpu_layernorm_forward(g_out, g_mean, g_rstd, g_x, g_w, g_b, BT, Cl);
+            lf = worse(lf, worse(gpu_err("layernorm out", g_out, out, n), worse(gpu_err("layernorm mean", g_mean, mean, BT),
+                                                                               gpu_err("layernorm rstd", g_rstd, rstd, BT))));
+            ltf_layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, BT, Cl);
+            ltf__gpu_layernorm_backward(g_dx, g_dw, g_db, g_dy, g_x, g_w, g_mean, g_rstd, BT, Cl);
+            lb = worse(lb, worse(gpu_err("layernorm dinp", g_dx, dx, n), worse(gpu_err("layernorm dw", g_dw, dw, Cl),
+                                                                               gpu_err("layernorm db", g_db, db, Cl))));
+            free(x); free(w); free(b); free(out); free(mean); free(rstd); free(dx); free(dw); free(db); free(dy);
+            cudaFree(g_x); cudaFree(g_w); cudaFree(g_b); cudaFree(g_out); cudaFree(g_mean); cudaFree(g_rstd);
+            cudaFree(g_dx); cudaFree(g_dw); cudaFree(g_db); cudaFree(g_dy);
+        }
+        {   /* causal attention */
+            size_t nq = 3 * rc;
+            float *qkv = rand_buf(nq, 1), *out = zeros(rc), *att = zeros(bhnn), *dq = rand_buf(nq, 1), *datt = zeros(bhnn), *dy = rand_buf(rc, 1);
+            float *g_qkv = gpu_copy(qkv, nq), *g_out = gpu_copy(NULL, rc), *g_att = gpu_copy(NULL, bhnn), *g_dq = gpu_copy(dq, nq);
+            float *g_datt = gpu_copy(NULL, bhnn), *g_dy = gpu_copy(dy, rc);
+            ltf_attention_forward(out, att, qkv, B, N, C, H);
+            ltf__gpu_attention_forward(g_out, g_att, g_qkv, B, N, C, H);
+            af = worse(af, worse(gpu_err("attention out", g_out, out, rc), gpu_err("attention probabilities", g_att, att, bhnn)));
+            ltf_attention_backward(dq, datt, dy, qkv, att, B, N, C, H);
+            ltf__gpu_attention_backward(g_dq, g_datt, g_dy, g_qkv, g_att, B, N, C, H);
+            ab = worse(ab, gpu_err("attention dqkv", g_dq, dq, nq));
+            free(qkv); free(out); free(att); free(dq); free(datt); free(dy);
+            cudaFree(g_qkv); cudaFree(g_out); cudaFree(g_att); cudaFree(g_dq); cudaFree(g_datt); cudaFree(g_dy);
+        }
+        {   /* GELU, residual, positions */
+            size_t n4 = 4 * rc;
+            float *x = rand_buf(n4, 3), *o = zeros(n4), *dx = rand_buf(n4, 1), *dy = rand_buf(n4, 1), *a = rand_buf(rc, 1), *da = rand_buf(rc, 1);
+            float *wpe = rand_buf((size_t)N * C, 1), *dwpe = rand_buf((size_t)N * C, 1);
+            float *g_x = gpu_copy(x, n4), *g_o = gpu_copy(NULL, n4), *g_dx = gpu_copy(dx, n4), *g_dy = gpu_copy(dy, n4);
+            float *g_a = gpu_copy(a, rc), *g_da = gpu_copy(da, rc), *g_wpe = gpu_copy(wpe, (size_t)N * C), *g_dwpe = gpu_copy(dwpe, (size_t)N * C);
+            ltf_gelu_forward(o, x, n4);
+            ltf__gpu_gelu_forward(g_o, g_x, n4);
+            gf = worse(gf, gpu_err("gelu forward", g_o, o, n4));
+            ltf_gelu_backward(dx, x, dy, n4);
+            ltf__gpu_gelu_backward(g_dx, g_x, g_dy, n4);
+            gb = worse(gb, gpu_err("gelu backward", g_dx, dx, n4));
+            ltf_residual_forward(o, x, dy, n4);
+            ltf__gpu_residual_forward(g_o, g_x, g_dy, n4);
+            rf = worse(rf, gpu_err("residual forward", g_o, o, n4));
+            ltf_residual_backward(dx, x, dy, n4);                       /* da and db: both added */
+            ltf__gpu_residual_backward(g_dx, g_x, g_dy, n4);
+            rb = worse(rb, worse(gpu_err("residual backward da", g_dx, dx, n4), gpu_err("residual backward db", g_x, x, n4)));
+            ltf_residual_backward(dx, NULL, dy, n4);
+            ltf__gpu_residual_backward(g_dx, NULL, g_dy, n4);
+            rb = worse(rb, gpu_err("residual backward, db NULL", g_dx, dx, n4));
+            ltf_position_forward(o, a, wpe, B, N, C);
+            ltf__gpu_position_forward(g_o, g_a, g_wpe, B, N, C);
+            pf = worse(pf, gpu_err("position forward", g_o, o, rc));
+            ltf_position_backward(da, dwpe, dy, B, N, C);
+            ltf__gpu_position_backward(g_da, g_dwpe, g_dy, B, N, C);
+            pb = worse(pb, worse(gpu_err("position backward dinp", g_da, da, rc), gpu_err("position backward dwpe", g_dwpe, dwpe, (size_t)N * C)));
+            free(x); free(o); free(dx); free(dy); free(a); free(da); free(wpe); free(dwpe);
+            cudaFree(g_x); cudaFree(g_o); cudaFree(g_dx); cudaFree(g_dy); cudaFree(g_a); cudaFree(g_da); cudaFree(g_wpe); cudaFree(g_dwpe);
+        }
+    }
+    gpu_report("matmul forward (bias, no bias)", ef); gpu_report("matmul backward (dinp, dw, dbias)", eb);
+    gpu_report("layernorm forward (out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
+    gpu_report("attention forward (out, probabilities)", af); gpu_report("attention backward (dqkv)", ab);
+    gpu_report("gelu forward", gf); gpu_report("gelu backward", gb);
+    gpu_report("residual forward", rf); gpu_report("residual backward", rb);
+    gpu_report("position forward", pf); gpu_report("position backward (dinp, dwpe)", pb);
+
+    /* the model-level kernels of [7] and [8], on a looped model with a state mask */
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    c.n_embd = 24; c.n_head = 3; c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2;
+    int B = 3, n = 5, N = 10, d = c.n_dims, C = c.n_embd;
+    size_t rc = (size_t)B * N * C, bn = (size_t)B * n;
+    ltf_model mc, mg;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&mc, &c, 5, err);
+    randomize_model(&mc, 0.5f);
+    for (size_t i = 0; i < mc.n_params; i++) mc.grads[i] = (float)ltf_rng_normal(&g_rng);
+    ltf_model_create(&mg, &c, 5, err);
+    memcpy(mg.params, mc.params, sizeof(float) * mc.n_params);
+    memcpy(mg.grads, mc.grads, sizeof(float) * mc.n_params);
+    if (ltf_model_to_gpu(&mg, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(&mc); ltf_model_free(&mg); return; }
+    {
+        float *xs = rand_buf(bn * d, 1), *ys = rand_buf(bn, 1), *z = zeros((size_t)B * N * d), *Y = rand_buf(rc, 1), *E = rand_buf(rc, 1);
+        float *u = zeros(rc), *pred = zeros(bn), *dY = rand_buf(rc, 1);
+        float *g_xs = gpu_copy(xs, bn * d), *g_ys = gpu_copy(ys, bn), *g_z = gpu_copy(NULL, (size_t)B * N * d), *g_Y = gpu_copy(Y, rc);
+        float *g_E = gpu_copy(E, rc), *g_u = gpu_copy(NULL, rc), *g_pred = gpu_copy(NULL, bn), *g_dY = gpu_copy(dY, rc);
+        ltf__tokens(z, xs, ys, B, n, d);
+        LTF__LAUNCH(ltf__k_tokens, ltf__blocks((size_t)B * N * d), LTF__THREADS, g_z, g_xs, g_ys, B, n, d);
+        e = gpu_err("tokens", g_z, z, (size_t)B * N * d);
+        gpu_report("tokens z = (x_i), (y_i, 0, ...)", e);
+        e = 0;
+        for (int v = 0; v < 4; v++) {   /* no state; no mask; keep the last 2 pairs; keep the first 1 */
+            ltf_config cv = c;
+            cv.mask_mode = v == 3 ? LTF_MASK_KEEP_FIRST : LTF_MASK_KEEP_LAST; cv.mask_pairs = v == 3 ? 1 : 2;
+            ltf__inject(&cv, v >= 2, u, v == 0 ? NULL : Y, E, B, N);
+            ltf__gpu_inject(&cv, v >= 2, g_u, v == 0 ? NULL : g_Y, g_E, B, N);
+            e = worse(e, gpu_err("inject", g_u, u, rc));
+        }
+        gpu_report("inject u = mask(Y) + E (4 variants)", e);
+        for (size_t r = 0; r < (size_t)B * N; r++)   /* the CPU's masked dY = mask(du), inline in [7] */
+            for (int i = 0; i < C; i++) dY[r * C + i] = ltf__kept(&c, (int)(r % N), N) ? Y[r * C + i] : 0.0f;
+        LTF__LAUNCH(ltf__k_mask_backward, ltf__blocks(rc), LTF__THREADS, c, 1, g_dY, g_Y, B, N);
+        gpu_report("mask backward dY = mask(du)", gpu_err("mask backward", g_dY, dY, rc));
+        ltf__read_out(&mc, pred, Y, B, n);
+        ltf__gpu_read_out(&mg, g_pred, g_Y, B, n);
+        gpu_report("read_out", gpu_err("read_out", g_pred, pred, bn));
+        ltf__read_out_backward(&mc, dY, ys, Y, B, n);                    /* ys as dpred */
+        ltf__gpu_read_out_backward(&mg, g_dY, g_ys, g_Y, B, n);
+        e = gpu_err("read_out backward dY", g_dY, dY, rc);
+        ltf_model_sync_host(&mg, err);
+        e = worse(e, rel_err(mg.grads, mc.grads, mc.n_params));
+        CHECK(e <= GPU_TOL, "read_out backward: weight gradients rel err %.2e", e);
+        gpu_report("read_out backward (dY, dw, db)", e);
+        /* the loss: sum of squares in double, then dL/dpred in place */
+        double want = 0, got = 0;
+        for (size_t i = 0; i < bn; i++) want += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
+        ltf__gpu *G = ltf__G(&mg);
+        cudaMemset(G->loss_sum, 0, sizeof(double));
+        LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, G->loss_sum, g_pred, g_ys, bn);
+        LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, G->loss_sum, g_pred, g_ys, bn);   /* adds: twice */
+        CHECK(ltf__gpu_finish(err, "loss") == 0, "%s", err);
+        cudaMemcpy(&got, G->loss_sum, sizeof got, cudaMemcpyDeviceToHost);
+        e = fabs(got - 2 * want) / (2 * want);
+        CHECK(e <= 1e-12, "loss sum %.17g, want %.17g", got, 2 * want);
+        for (size_t i = 0; i < bn; i++) pred[i] = 2.0f * (pred[i] - ys[i]) / (float)(3.0 * bn);
+        LTF__LAUNCH(ltf__k_loss_backward, ltf__blocks(bn), LTF__THREADS, g_pred, g_ys, bn, (float)(3.0 * bn));
+        e = worse(e, gpu_err("loss backward", g_pred, pred, bn));
+        gpu_report("loss (double sum) and dL/dpred", e);
+        free(xs); free(ys); free(z); free(Y); free(E); free(u); free(pred); free(dY);
+        cudaFree(g_xs); cudaFree(g_ys); cudaFree(g_z); cudaFree(g_Y); cudaFree(g_E); cudaFree(g_u); cudaFree(g_pred); cudaFree(g_dY);
+    }
+    {   /* Adam (two steps, with weight decay) and the non-finite gradient check */
+        ltf_train_config t;
+        ltf_train_config_default(&t);
+        t.weight_decay = 0.1f;
+        ltf_model_free(&mg);
+        ltf_model_create(&mg, &c, 5, err);
+        memcpy(mg.params, mc.params, sizeof(float) * mc.n_params);
+        memcpy(mg.grads, mc.grads, sizeof(float) * mc.n_params);
+        ltf_model_to_gpu(&mg, err);
+        for (int s = 0; s < 2; s++) { ltf_adam_step(&mc, &t); CHECK(ltf_adam_step(&mg, &t) == 0, "GPU Adam: %s", mg.err); }
+        ltf_model_sync_host(&mg, err);
+        e = worse(rel_err(mg.params, mc.params, mc.n_params),
+                  worse(rel_err(mg.adam_m, mc.adam_m, mc.n_params), rel_err(mg.adam_v, mc.adam_v, mc.n_params)));
+        CHECK(e <= GPU_TOL && mg.adam_t == 2, "Adam: params/m/v rel err %.2e", e);
+        gpu_report("Adam (2 steps, decay: params, m, v)", e);
+        CHECK(ltf__gpu_first_nonfinite_grad(&mg) == mg.n_params, "finite gradients reported as non-finite");
+        ltf_model_free(&mg);
+        ltf_model_create(&mg, &c, 5, err);
+        mg.grads[100] = INFINITY; mg.grads[17] = NAN;
+        ltf_model_to_gpu(&mg, err);
+        size_t bad = ltf__gpu_first_nonfinite_grad(&mg);
+        CHECK(bad == 17, "first non-finite gradient: %zu, want 17", bad);
+    }
+    ltf_model_free(&mc); ltf_model_free(&mg);
+}
+
+/* Two models with the same parameters, one of them on the GPU. */
+static int gpu_twins(ltf_model *mc, ltf_model *mg, const ltf_config *c, float randomize) {
+    char err[LTF_ERR_LEN];
+    if (ltf_model_create(mc, c, 7, err) != 0 || ltf_model_create(mg, c, 7, err) != 0) { CHECK(0, "create: %s", err); return -1; }
+    if (randomize > 0) randomize_model(mc, randomize);
+    memcpy(mg->params, mc->params, sizeof(float) * mc->n_params);
+    if (ltf_model_to_gpu(mg, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(mc); ltf_model_free(mg); return -1; }
+    return 0;
+}
+
+/* Worst per-tensor ||a - b|| / ||b||; skip_key_bias leaves out the key part of every c_attn
+ * bias, whose gradient is zero in exact arithmetic (softmax ignores a shift shared by all
+ * scores of a query), so each side holds its own rounding noise there, which Adam's first
+ * steps turn into +-lr either way. */
+static double worst_tensor(ltf_model *m, const float *a, const float *b, int skip_key_bias, const char **name) {
+    double worst = 0;
+    for (ptrdiff_t k = 0; k < shlen(m->tensors); k++) {
+        ltf_tensor *t = &m->tensors[k];
+        double e;
+        if (skip_key_bias && strstr(t->key, "c_attn.bias")) {
+            size_t C = t->size / 3;
+            float *qa = copy_of(a + t->offset, t->size), *qb = copy_of(b + t->offset, t->size);
+            for (size_t i = C; i < 2 * C; i++) qa[i] = qb[i] = 0.0f;
+            e = rel_err(qa, qb, t->size);
+            free(qa); free(qb);
+        } else e = rel_err(a + t->offset, b + t->offset, t->size);
+        if (e >= worst) { worst = e; if (name) *name = t->key; }
+    }
+    return worst;
+}
+
+static void gpu_step_case(const char *label, ltf_config c, int B, int n) {
+    ltf_model mc, mg, ma;
+    char err[LTF_ERR_LEN];
+    if (gpu_twins(&mc, &mg, &c, 0.5f) != 0) return;
+    size_t N = 2 * (size_t)n, rc = (size_t)B * N * c.n_embd;
+    float *xs = rand_buf((size_t)B * n * c.n_dims, 1), *ys = rand_buf((size_t)B * n, 1), lc, lg;
+    float *Yc = zeros(rc), *Yg = zeros(rc), *pc = zeros((size_t)(c.n_loops + 3) * B * n), *pg = zeros((size_t)(c.n_loops + 3) * B * n);
+    float *p0 = copy_of(mc.params, mc.n_params);
+    const char *name = "";
+    /* forward only: the loss, Y_s, the loss from a given Y_s, predictions past b */
+    ltf_forward_loss(&mc, xs, ys, B, n, &lc);
+    CHECK(ltf_forward_loss(&mg, xs, ys, B, n, &lg) == 0, "%s: forward: %s", label, mg.err);
+    double e_fwd = fabs((double)lg - lc) / lc;
+    ltf_window_start_state(&mc, xs, ys, B, n, Yc);
+    CHECK(ltf_window_start_state(&mg, xs, ys, B, n, Yg) == 0, "%s: Y_s: %s", label, mg.err);
+    e_fwd = worse(e_fwd, rel_err(Yg, Yc, rc));
+    ltf_forward_loss_from(&mc, xs, ys, B, n, Yc, &lc);
+    ltf_forward_loss_from(&mg, xs, ys, B, n, Yc, &lg);
+    e_fwd = worse(e_fwd, fabs((double)lg - lc) / lc);
+    ltf_predict(&mc, xs, ys, B, n, c.n_loops + 3, Yc, pc);   /* Yc: room for pred_last */
+    CHECK(ltf_predict(&mg, xs, ys, B, n, c.n_loops + 3, Yg, pg) == 0, "%s: predict: %s", label, mg.err);
+    e_fwd = worse(e_fwd, worse(rel_err(Yg, Yc, (size_t)B * n), rel_err(pg, pc, (size_t)(c.n_loops + 3) * B * n)));
+    CHECK(e_fwd <= GPU_TOL, "%s: forward-only GPU vs CPU rel err %.2e", label, e_fwd);
+    /* one training step: loss, every gradient, every parameter after Adam */
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    ltf_train_step(&mc, &t, xs, ys, B, n, &lc);
+    CHECK(ltf_train_step(&mg, &t, xs, ys, B, n, &lg) == 0, "%s: GPU step: %s", label, mg.err);
+    CHECK(ltf_model_sync_host(&mg, err) == 0, "%s: sync: %s", label, err);
+    double e_loss = fabs((double)lg - lc) / lc;
+    double e_grad = worst_tensor(&mc, mg.grads, mc.grads, 0, &name);
+    CHECK(e_loss <= GPU_TOL && e_grad <= GPU_TOL, "%s: loss rel err %.2e, gradient of %s rel err %.2e", label, e_loss, name, e_grad);
+    double e_par = worst_tensor(&mc, mg.params, mc.params, 1, &name);
+    CHECK(e_par <= GPU_TOL, "%s: parameter %s after Adam rel err %.2e", label, name, e_par);
+    /* and exactly the CPU's Adam applied to the GPU's gradients */
+    ltf_model_create(&ma, &c, 7, err);
+    memcpy(ma.params, p0, sizeof(float) * ma.n_params);
+    memcpy(ma.grads, mg.grads, sizeof(float) * ma.n_params);
+    ltf_adam_step(&ma, &t);
+    double e_adam = rel_err(mg.params, ma.params, ma.n_params);
+    CHECK(e_adam <= GPU_TOL, "%s: GPU Adam vs CPU Adam on the GPU's gradients: rel err %.2e", label, e_adam);
+    printf("  %-34s forward %.1e, loss %.1e, gradients %.1e, params %.1e, Adam %.1e\n", label, e_fwd, e_loss, e_grad, e_par, e_adam);
+    free(xs); free(ys); free(Yc); free(Yg); free(pc); free(pg); free(p0);
+    ltf_model_free(&mc); ltf_model_free(&mg); ltf_model_free(&ma);
+}
+
+static void test_gpu_step(void) {
+    if (!gpu_ready()) return;
+    ltf_config c = small_config(LTF_LOOPED, 2, 5, 2);   /* truncated window, keep-last mask, L = 2 */
+    c.n_embd = 16; c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2; c.mask_when = LTF_AT_BOTH;
+    gpu_step_case("looped L=2 b=5 T=2, keep-last 2", c, 3, 6);
+    c = small_config(LTF_STANDARD, 2, 1, 1);
+    c.n_embd = 16;
+    gpu_step_case("standard L=2", c, 3, 6);
+    c = small_config(LTF_LOOPED, 1, 4, 4);
+    c.n_embd = 32; c.n_head = 4; c.n_dims = 5; c.n_positions = 9;
+    c.mask_mode = LTF_MASK_KEEP_FIRST; c.mask_pairs = 3; c.mask_when = LTF_AT_TRAIN;
+    gpu_step_case("looped L=1 b=T=4 C=32, keep-first 3", c, 5, 9);
+}
+
+static void test_gpu_train(void) {
+    if (!gpu_ready()) return;
+    /* 100 Adam steps on the same fresh batches: the GPU's path stays within float drift of
+     * the CPU's. Bound 1e-3 (loss at every step, parameters at the end, per tensor; the
+     * key bias left out as above): measured ~1e-5 (tests/cuda_emu.h on the CPU). */
+    ltf_config c = small_config(LTF_LOOPED, 1, 6, 3);
+    c.n_dims = 5; c.n_positions = 8; c.n_embd = 32; c.n_head = 4;
+    ltf_model mc, mg;
+    char err[LTF_ERR_LEN];
+    if (gpu_twins(&mc, &mg, &c, 0) != 0) return;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    int B = 8, n = 8, steps = 100;
+    ltf_task task = ltf_task_linear_regression(5, 5);
+    ltf_rng r;
+    ltf_rng_seed(&r, 3);
+    float *xs = (float *)malloc(sizeof(float) * B * n * 5), *ys = (float *)malloc(sizeof(float) * B * n), lc = 0, lg = 0, l0 = 0;
+    double e_loss = 0;
+    for (int s = 0; s < steps; s++) {
+        ltf_task_sample(&task, &r, B, n, xs, ys);
+        if (ltf_train_step(&mc, &t, xs, ys, B, n, &lc) != 0 || ltf_train_step(&mg, &t, xs, ys, B, n, &lg) != 0) {
+            CHECK(0, "step %d: %s / %s", s, mc.err, mg.err);
+            break;
+        }
+        if (s == 0) l0 = lc;
+        e_loss = worse(e_loss, fabs((double)lg - lc) / lc);
+    }
+    ltf_model_sync_host(&mg, err);
+    const char *name = "";
+    double e_par = worst_tensor(&mc, mg.params, mc.params, 1, &name);
+    printf("  100 steps, loss %.3f -> %.3f: GPU vs CPU loss rel err <= %.1e, params %.1e (%s)\n", l0, lc, e_loss, e_par, name);
+    CHECK(e_loss <= 1e-3 && e_par <= 1e-3, "100 steps: loss rel err %.2e, %s rel err %.2e (bound 1e-3)", e_loss, name, e_par);
+    /* evaluation: the same prompts (drawn on the host), predictions on the GPU; with a state mask */
+    for (int masked = 0; masked < 2; masked++) {
+        mc.cfg.mask_mode = mg.cfg.mask_mode = masked ? LTF_MASK_KEEP_LAST : LTF_MASK_NONE;
+        mc.cfg.mask_pairs = mg.cfg.mask_pairs = 3; mc.cfg.mask_when = mg.cfg.mask_when = LTF_AT_EVAL;
+        double kc[8] = {0}, kg[8] = {0}, ic[12] = {0}, ig[12] = {0};
+        ltf_rng rc, rg;
+        ltf_rng_seed(&rc, 4); ltf_rng_seed(&rg, 4);
+        ltf_evaluate(&mc, &task, &rc, 40, n, 12, kc, ic, NULL);
+        CHECK(ltf_evaluate(&mg, &task, &rg, 40, n, 12, kg, ig, NULL) == 0, "GPU evaluate: %s", mg.err);
+        double ek = 0;
+        for (int k = 0; k < n; k++) ek = worse(ek, fabs(kg[k] - kc[k]) / kc[k]);
+        for (int i = 0; i < 12; i++) ek = worse(ek, fabs(ig[i] - ic[i]) / ic[i]);
+        printf("  ltf_evaluate%s (40 prompts, 12 loops): GPU vs CPU error rel diff %.1e\n", masked ? ", keep-last 3 at eval" : "", ek);
+        CHECK(ek <= 1e-3, "evaluate GPU vs CPU: rel diff %.2e", ek);
+    }
+    free(xs); free(ys);
+    ltf_model_free(&mc); ltf_model_free(&mg);
+    /* ltf_train_next on the GPU (prompts drawn there): same bits twice; a checkpoint at step K
+     * resumed on the GPU gives the run that never stopped, bit for bit */
+    enum { K = 4 };
+    char dir[64], path[128];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/gpu.safetensors", dir);
+    c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model a, b;
+    ltf_train_state sa = small_state(LTF_TASK_SPARSE_LINEAR, 11), sb = sa;
+    ltf_model_create(&a, &c, 21, err); ltf_model_create(&b, &c, 21, err);
+    ltf_model_to_gpu(&a, err);
+    CHECK(ltf_model_to_gpu(&b, err) == 0, "to_gpu: %s", err);
+    train_steps(&a, &sa, 2 * K);
+    train_steps(&b, &sb, K);
+    CHECK(ltf_checkpoint_save(&b, &sb, path, err) == 0, "save from the GPU: %s", err);
+    ltf_model_free(&b);
+    if (ltf_checkpoint_load(&b, &sb, path, &c, err) != 0 || ltf_model_to_gpu(&b, err) != 0) CHECK(0, "load, to_gpu: %s", err);
+    else {
+        train_steps(&b, &sb, K);
+        ltf_model_to_cpu(&a, err);
+        CHECK(ltf_model_to_cpu(&b, err) == 0 && a.gpu == NULL && b.gpu == NULL, "to_cpu: %s", err);
+        CHECK(same_floats(a.params, b.params, a.n_params) && same_floats(a.adam_v, b.adam_v, a.n_params) && a.adam_t == 2 * K,
+              "GPU run resumed from a checkpoint differs from the uninterrupted one");
+        ltf_model c2;
+        ltf_train_state s2 = small_state(LTF_TASK_SPARSE_LINEAR, 11);
+        ltf_model_create(&c2, &c, 21, err);
+        ltf_model_to_gpu(&c2, err);
+        train_steps(&c2, &s2, 2 * K);
+        ltf_model_to_cpu(&c2, err);
+        CHECK(same_floats(a.params, c2.params, a.n_params), "two GPU runs of the same seed differ");
+        float loss;
+        CHECK(ltf_train_next(&c2, &s2, NULL, NULL, &loss, NULL) == -1 && strstr(c2.err, "NULL"),
+              "back on the CPU, ltf_train_next without buffers: '%s'", c2.err);
+        ltf_model_free(&c2);
+        printf("  ltf_train_next on the GPU: %d steps reproduce bit for bit, resumed or not\n", 2 * K);
+    }
+    remove(path); rmdir(dir);
+    ltf_model_free(&a); ltf_model_free(&b);
+}
+#else
+static void test_gpu_skipped(void) {
+    char why[LTF_ERR_LEN];
+    ltf_model m;
+    ltf_config c = small_config(LTF_LOOPED, 1, 2, 2);
+    ltf_model_create(&m, &c, 1, why);
+    CHECK(ltf_gpu_available(why) == -1 && ltf_model_to_gpu(&m, why) == -1 && m.gpu == NULL && strstr(why, "build.sh cuda"),
+          "a CPU build must refuse the GPU with a message: '%s'", why);
+    ltf_model_free(&m);
+    printf("  skipped: built without CUDA (./build.sh cuda)\n");
+}
+#endif
+
 /* ------------------------------------------------------------------ runner */
 
 typedef struct { const char *name; void (*fn)(void); } test_case;
@@ -2191,6 +2768,15 @@ int main(int argc, char **argv) {
         {"demo_faults", test_demo_faults},
         {"write_faults", test_write_faults},
         {"train_next_fault", test_train_next_fault},
+#ifdef LOOPED_TF_CUDA
+        {"gpu_errors", test_gpu_errors},
+        {"gpu_samplers", test_gpu_samplers},
+        {"gpu_ops", test_gpu_ops},
+        {"gpu_step", test_gpu_step},
+        {"gpu_train", test_gpu_train},
+#else
+        {"gpu", test_gpu_skipped},
+#endif
     };
     if (argc == 4 && strcmp(argv[1], "--peak-child") == 0) return peak_child_main(atoi(argv[2]), atoi(argv[3]));
     g_filter = argc > 1 ? argv[1] : NULL;
