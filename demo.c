@@ -1211,6 +1211,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* PyTorch's step for the same setting (reference/bench_step.py); NAN when it cannot run. */
+static char g_torch_version[64];   /* printed under the table, not in the middle of a row */
+
 static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads) {
     char cmd[512], line[512];
     snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d 2>&1", c->n_dims, n,
@@ -1221,7 +1223,7 @@ static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int thread
     if (!p) return NAN;
     while (fgets(line, sizeof line, p)) {
         char ver[64];
-        if (sscanf(line, "pytorch %63s median_ms %lf", ver, &ms) == 2) fprintf(stderr, "demo: PyTorch %s\n", ver);
+        if (sscanf(line, "pytorch %63s median_ms %lf", ver, &ms) == 2) snprintf(g_torch_version, sizeof g_torch_version, "%s", ver);
         else fprintf(stderr, "demo: bench_step.py: %s", line);
     }
     int rc = pclose(p);
@@ -1320,6 +1322,9 @@ static int cmd_bench(options *o) {
     getrusage(RUSAGE_SELF, &ru);
     printf("GFLOP/s by ltf_flops_per_step (header section [12]); model MB = ltf_model_bytes (parameters, gradients,\n"
            "Adam, activations, work buffers%s); peak RSS of this process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
+    if (g_torch_version[0])
+        printf("PyTorch %s (reference/bench_step.py: the reference model with SDPA attention and fused GELU), same threads\n",
+               g_torch_version);
     return rc ? 1 : 0;
 }
 
