@@ -862,7 +862,9 @@ static int report_loss(const options *o, const char *stem, const char *title, co
     sb_printf(&csv, "step");
     for (int i = 0; i < count; i++) sb_printf(&csv, ",%s", names[i]);
     sb_printf(&csv, "\n");
-    double **y = (double **)calloc((size_t)count, sizeof(double *)), *x = NULL, *sum = (double *)calloc((size_t)count, sizeof(double));
+    size_t ns = count > 0 ? (size_t)count : 1;   /* count >= 1 from every caller */
+    double **y = (double **)calloc(ns, sizeof(double *)), *x = NULL, *sum = (double *)calloc(ns, sizeof(double));
+    if (!y || !sum) { free(y); free(sum); arrfree(csv); fprintf(stderr, "demo: out of memory for the loss figure\n"); return -1; }
     for (long s = 0; s < len; s++) {
         sb_printf(&csv, "%ld", first_step + s + 1);
         arrput(x, (double)(first_step + s + 1));
