@@ -2205,6 +2205,35 @@ static void *ltf__grow(void *p, size_t *cap, size_t need, size_t elem) {
     return q;
 }
 
+/* A growing text (the checkpoint's JSON header, the SVG of a plot). After a failed allocation it
+ * stops growing and remembers the failure in oom. */
+typedef struct { char *p; size_t len, cap; int oom; } ltf__buf;
+
+static int ltf__buf_reserve(ltf__buf *b, size_t extra) {
+    if (b->oom) return -1;
+    char *q = (char *)ltf__grow(b->p, &b->cap, b->len + extra + 1, 1);
+    if (!q) b->oom = 1; else b->p = q;
+    return b->oom ? -1 : 0;
+}
+
+static void ltf__buf_printf(ltf__buf *b, const char *fmt, ...) {
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0 || ltf__buf_reserve(b, (size_t)n) != 0) return;
+    if ((size_t)n < sizeof small) {
+        memcpy(b->p + b->len, small, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
+}
+
+
 /* ------------------------------------------------------------------ checkpoints
  * A checkpoint is a safetensors file (https://github.com/huggingface/safetensors):
  *
@@ -2301,30 +2330,6 @@ static void ltf__state_float_refs(ltf_train_state *s, ltf__fref r[LTF__STATE_FLO
     for (int i = 0; i < 5; i++) { r[i].name = names[i]; r[i].p = p[i]; }
 }
 
-/* A growing text buffer for the JSON header; every piece is short (names < 128 chars). */
-typedef struct { char *p; size_t len, cap; int failed; } ltf__text;
-
-static void ltf__text_printf(ltf__text *t, const char *fmt, ...) {
-    char piece[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(piece, sizeof piece, fmt, ap);
-    va_end(ap);
-    if (t->failed) return;
-    if (k < 0 || (size_t)k >= sizeof piece) { t->failed = 1; return; }
-    if (t->len + (size_t)k + 1 > t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 4096;
-        while (cap < t->len + (size_t)k + 1) cap *= 2;
-        char *p = (char *)LTF_MALLOC(cap);
-        if (!p) { t->failed = 1; return; }
-        if (t->len) memcpy(p, t->p, t->len);
-        LTF_FREE(t->p);
-        t->p = p; t->cap = cap;
-    }
-    memcpy(t->p + t->len, piece, (size_t)k + 1);
-    t->len += (size_t)k;
-}
-
 static int ltf__all_finite(const float *p, size_t n, size_t *bad) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i])) { *bad = i; return 0; }
@@ -2367,43 +2372,43 @@ static int ltf__checkpoint_encode(const ltf_model *m, const ltf_train_state *st,
     ltf__iref cr[LTF__CONFIG_INTS], ir[LTF__STATE_INTS];
     ltf__fref fr[LTF__STATE_FLOATS];
     ltf_config cfg = m->cfg;
-    ltf__text t;
+    ltf__buf t;
     memset(&t, 0, sizeof t);
     *out = NULL; *out_len = 0;
     if (ltf__checkpoint_save_check(m, st, err) != 0) return -1;
-    ltf__text_printf(&t, "{\"__metadata__\":{\"format\":\"looped-tf\",\"format_version\":\"1\"");
+    ltf__buf_printf(&t, "{\"__metadata__\":{\"format\":\"looped-tf\",\"format_version\":\"1\"");
     ltf__config_refs(&cfg, cr);
-    for (int i = 0; i < LTF__CONFIG_INTS; i++) ltf__text_printf(&t, ",\"%s\":\"%d\"", cr[i].name, *cr[i].p);
+    for (int i = 0; i < LTF__CONFIG_INTS; i++) ltf__buf_printf(&t, ",\"%s\":\"%d\"", cr[i].name, *cr[i].p);
     if (st) {
         ltf_train_state s = *st;
-        ltf__text_printf(&t, ",\"step\":\"%ld\",\"adam_t\":\"%ld\"", s.step, m->adam_t);
-        ltf__text_printf(&t, ",\"data_rng_state\":\"%llu\",\"data_rng_inc\":\"%llu\"",
+        ltf__buf_printf(&t, ",\"step\":\"%ld\",\"adam_t\":\"%ld\"", s.step, m->adam_t);
+        ltf__buf_printf(&t, ",\"data_rng_state\":\"%llu\",\"data_rng_inc\":\"%llu\"",
                          (unsigned long long)s.data_rng.state, (unsigned long long)s.data_rng.inc);
-        ltf__text_printf(&t, ",\"task\":\"%s\"", ltf_task_kind_name(s.task_kind));
+        ltf__buf_printf(&t, ",\"task\":\"%s\"", ltf_task_kind_name(s.task_kind));
         ltf__state_int_refs(&s, ir);
         ltf__state_float_refs(&s, fr);
-        for (int i = 0; i < LTF__STATE_INTS; i++) ltf__text_printf(&t, ",\"%s\":\"%d\"", ir[i].name, *ir[i].p);
+        for (int i = 0; i < LTF__STATE_INTS; i++) ltf__buf_printf(&t, ",\"%s\":\"%d\"", ir[i].name, *ir[i].p);
         for (int i = 0; i < LTF__STATE_FLOATS; i++)
-            ltf__text_printf(&t, ",\"%s\":\"%.9g\"", fr[i].name, (double)*fr[i].p);
+            ltf__buf_printf(&t, ",\"%s\":\"%.9g\"", fr[i].name, (double)*fr[i].p);
     }
-    ltf__text_printf(&t, "}");
+    ltf__buf_printf(&t, "}");
     size_t cursor = 0;   /* bytes into the data block */
     for (int b = 0; b < n_bufs; b++)
         for (ptrdiff_t k = 0; k < shlen(m->tensors); k++) {
             const ltf_tensor *tt = &m->tensors[k];
             size_t bytes = 4 * tt->size;
             if (tt->ndim == 2)
-                ltf__text_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                ltf__buf_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
                                  prefix[b], tt->key, tt->shape[0], tt->shape[1], cursor, cursor + bytes);
             else
-                ltf__text_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
+                ltf__buf_printf(&t, ",\"%s%s\":{\"dtype\":\"F32\",\"shape\":[%d],\"data_offsets\":[%zu,%zu]}",
                                  prefix[b], tt->key, tt->shape[0], cursor, cursor + bytes);
             cursor += bytes;
         }
-    ltf__text_printf(&t, "}");
-    while (!t.failed && t.len % 8 != 0) ltf__text_printf(&t, " ");   /* 8 + N is 8-byte aligned */
-    size_t len = t.failed ? 0 : 8 + t.len + cursor;
-    unsigned char *f = t.failed ? NULL : (unsigned char *)LTF_MALLOC(len);
+    ltf__buf_printf(&t, "}");
+    while (!t.oom && t.len % 8 != 0) ltf__buf_printf(&t, " ");   /* 8 + N is 8-byte aligned */
+    size_t len = t.oom ? 0 : 8 + t.len + cursor;
+    unsigned char *f = t.oom ? NULL : (unsigned char *)LTF_MALLOC(len);
     if (!f) {
         LTF_FREE(t.p);
         return ltf__fail(err, "out of memory building a checkpoint of %zu bytes", len);
@@ -3098,33 +3103,6 @@ int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, con
 /* Okabe & Ito (2008), colour-blind safe; yellow last: it reads poorly on white */
 static const char *ltf__palette[8] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                       "#E69F00", "#56B4E9", "#000000", "#F0E442"};
-
-/* The SVG text. After a failed allocation it stops growing and remembers the failure. */
-typedef struct { char *p; size_t len, cap; int oom; } ltf__buf;
-
-static int ltf__buf_reserve(ltf__buf *b, size_t extra) {
-    if (b->oom) return -1;
-    char *q = (char *)ltf__grow(b->p, &b->cap, b->len + extra + 1, 1);
-    if (!q) b->oom = 1; else b->p = q;
-    return b->oom ? -1 : 0;
-}
-
-static void ltf__buf_printf(ltf__buf *b, const char *fmt, ...) {
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0 || ltf__buf_reserve(b, (size_t)n) != 0) return;
-    if ((size_t)n < sizeof small) {
-        memcpy(b->p + b->len, small, (size_t)n + 1);
-    } else {
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
 
 /* Characters of UTF-8 text (continuation bytes 10xxxxxx don't start one). */
 static size_t ltf__utf8_len(const char *s) {

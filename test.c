@@ -785,6 +785,18 @@ static void test_eval_loops(void) {
 
 /* ------------------------------------------------------------------ tasks, curriculum, bootstrap */
 
+/* Nonzero coordinates (|w_j| > 1e-4) of the least-squares fit of one prompt of n <= 40 points,
+ * d <= 8: the sparse task's w, recovered exactly from n > d noiseless points. */
+static int lstsq_nonzeros(const float *xs, const float *ys, int n, int d) {
+    double X[40 * 8], y[40], w[8];
+    for (int i = 0; i < n * d; i++) X[i] = xs[i];
+    for (int i = 0; i < n; i++) y[i] = ys[i];
+    ltf_lstsq_minnorm(n, d, X, y, w);
+    int nz = 0;
+    for (int j = 0; j < d; j++) nz += fabs(w[j]) > 1e-4;
+    return nz;
+}
+
 static void test_tasks(void) {
     int d = 8, n = 40, P = 2000;   /* P prompts: E[y^2] estimates within ~2% (1 sd) */
     float *xs = (float *)malloc(sizeof(float) * (size_t)P * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)P * n);
@@ -821,13 +833,9 @@ static void test_tasks(void) {
     /* sparse: w has exactly 3 nonzeros (d_active = d), recovered by least squares from n > d points */
     ltf_task sp = ltf_task_make(LTF_TASK_SPARSE_LINEAR, d, d);
     ltf_task_sample(&sp, &g_rng, 1, n, xs, ys);
-    double X[40 * 8], y[40], w[8];
-    for (int i = 0; i < n * d; i++) X[i] = xs[i];
-    for (int i = 0; i < n; i++) y[i] = ys[i];
-    ltf_lstsq_minnorm(n, d, X, y, w);
-    int nz = 0;
-    for (int j = 0; j < d; j++) nz += fabs(w[j]) > 1e-4;
+    int nz = lstsq_nonzeros(xs, ys, n, d);
     CHECK(nz == 3, "sparse task: w has %d nonzeros, want 3", nz);
+    double X[40 * 8], y[40], w[8];
     /* noisy: the residual of a least-squares fit has variance ~0.1^2 */
     ltf_task no = ltf_task_make(LTF_TASK_NOISY_LINEAR, d, d);
     double rss = 0;
@@ -2312,12 +2320,7 @@ static void test_gpu_samplers(void) {
     ltf_model_sync_host(&m, err);
     cudaMemcpy(hx, G->xs, sizeof(float) * n * d, cudaMemcpyDeviceToHost);
     cudaMemcpy(hy, G->ys, sizeof(float) * n, cudaMemcpyDeviceToHost);
-    double X[40 * 8], y[40], w[8];
-    for (int i = 0; i < n * d; i++) X[i] = hx[i];
-    for (int i = 0; i < n; i++) y[i] = hy[i];
-    ltf_lstsq_minnorm(n, d, X, y, w);
-    int nz = 0;
-    for (int j = 0; j < d; j++) nz += fabs(w[j]) > 1e-4;
+    int nz = lstsq_nonzeros(hx, hy, n, d);
     CHECK(nz == 3, "sparse task on the GPU: w has %d nonzeros, want 3", nz);
     /* another step, another batch; the same step, the same batch */
     ltf_task li = ltf_task_make(LTF_TASK_LINEAR, d, d);
