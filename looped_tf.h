@@ -759,6 +759,20 @@ ltf_tensor *ltf_model_find(ltf_model *m, const char *name) {
 
 size_t ltf_model_num_params(const ltf_model *m) { return m->n_params; }
 
+/* Index of the first non-finite float of p[n], or n when all are finite. */
+static size_t ltf__first_nonfinite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return i;
+    return n;
+}
+
+/* PyTorch name of the tensor that holds float i of the parameter layout ("?" past the end). */
+static const char *ltf__tensor_at(const ltf_model *m, size_t i) {
+    for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
+        if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].size) return m->tensors[k].key;
+    return "?";
+}
+
 size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memory on the GPU */
     size_t host = sizeof(float) * (4 * m->n_params + m->act_floats + m->work_floats);
 #ifdef LOOPED_TF_CUDA
@@ -1450,6 +1464,18 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * with optional decoupled weight decay (AdamW): p *= 1 - lr * wd before the update. The paper
  * uses plain Adam (wd = 0). */
+/* The update above on n floats: step = lr / (1 - b1^t), sqrt_bc2 = sqrt(1 - b2^t), decay = 1 - lr wd.
+ * Shared by the model (ltf_adam_step) and the ReLU-net baseline. */
+static void ltf__adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+                             float decay, float b1, float b2, float eps) {
+    for (size_t i = 0; i < n; i++) {
+        float mi = b1 * m[i] + (1.0f - b1) * g[i];
+        float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        m[i] = mi; v[i] = vi;
+        p[i] = p[i] * decay - step * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+    }
+}
+
 int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     ltf_train_config only_adam = *t;   /* batch shape is not Adam's business */
     char err[LTF_ERR_LEN];
@@ -1464,13 +1490,7 @@ int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
 #ifdef LOOPED_TF_CUDA
     if (m->gpu) return ltf__gpu_adam(m, step, sqrt_bc2, decay, b1, b2, t->eps);
 #endif
-    for (size_t i = 0; i < m->n_params; i++) {
-        float g = m->grads[i];
-        float mi = b1 * m->adam_m[i] + (1.0f - b1) * g;
-        float vi = b2 * m->adam_v[i] + (1.0f - b2) * g * g;
-        m->adam_m[i] = mi; m->adam_v[i] = vi;
-        m->params[i] = m->params[i] * decay - step * mi / (sqrtf(vi) / sqrt_bc2 + t->eps);
-    }
+    ltf__adam_update(m->params, m->adam_m, m->adam_v, m->grads, m->n_params, step, sqrt_bc2, decay, b1, b2, t->eps);
     return 0;
 }
 
@@ -1480,9 +1500,7 @@ static size_t ltf__first_nonfinite_grad(ltf_model *m) {
 #ifdef LOOPED_TF_CUDA
     if (m->gpu) return ltf__gpu_first_nonfinite_grad(m);
 #endif
-    for (size_t i = 0; i < m->n_params; i++)
-        if (!isfinite(m->grads[i])) return i;
-    return m->n_params;
+    return ltf__first_nonfinite(m->grads, m->n_params);
 }
 
 /* One training step. On NaN/Inf loss or gradient it returns -1 and leaves the parameters and
@@ -1492,13 +1510,9 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
     if (ltf_forward_backward(m, xs, ys, B, n, loss) != 0) return -1;
     size_t i = ltf__first_nonfinite_grad(m);
     if (i == (size_t)-1) return -1;
-    if (i < m->n_params) {
-        ltf_tensor *tt = NULL;
-        for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
-            if (i >= m->tensors[k].offset && i < m->tensors[k].offset + m->tensors[k].size) tt = &m->tensors[k];
+    if (i < m->n_params)
         return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
-                         tt ? tt->key : "?");
-    }
+                         ltf__tensor_at(m, i));
     return ltf_adam_step(m, t);
 }
 
@@ -1961,13 +1975,9 @@ static double ltf__relu_net_predict(int k, int d, const float *xs, const float *
                 for (int j = 0; j < H; j++) row[j] += xc * h[j];
             }
         }
-        /* torch.optim.Adam: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
-        float bc1 = (float)(1.0 - pow(beta1, step)), bc2 = (float)sqrt(1.0 - pow(beta2, step));
-        for (size_t i = 0; i < P; i++) {
-            m1[i] = beta1 * m1[i] + (1.0f - beta1) * grad[i];
-            m2[i] = beta2 * m2[i] + (1.0f - beta2) * grad[i] * grad[i];
-            par[i] -= lr / bc1 * m1[i] / (sqrtf(m2[i]) / bc2 + eps);
-        }
+        /* torch.optim.Adam, section [8]'s update without weight decay */
+        float sz = (float)(lr / (1.0 - pow(beta1, step))), bc2 = (float)sqrt(1.0 - pow(beta2, step));
+        ltf__adam_update(par, m1, m2, grad, P, sz, bc2, 1.0f, beta1, beta2, eps);
     }
     double p = ltf__relu_net_forward(d, H, W1, b1, W2, b2[0], x, h);
     LTF_FREE(buf); LTF_FREE(perm);
@@ -2330,12 +2340,6 @@ static void ltf__state_float_refs(ltf_train_state *s, ltf__fref r[LTF__STATE_FLO
     for (int i = 0; i < 5; i++) { r[i].name = names[i]; r[i].p = p[i]; }
 }
 
-static int ltf__all_finite(const float *p, size_t n, size_t *bad) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i])) { *bad = i; return 0; }
-    return 1;
-}
-
 /* Checks what a saved file must satisfy to load again: a known task, a valid train config,
  * finite numbers. Refusing to save beats writing a file that will not load. */
 static int ltf__checkpoint_save_check(const ltf_model *m, const ltf_train_state *st, char *err) {
@@ -2351,14 +2355,10 @@ static int ltf__checkpoint_save_check(const ltf_model *m, const ltf_train_state 
             return ltf__fail(err, "train state: %s", e);
     }
     for (int b = 0; b < (st ? 3 : 1); b++) {
-        size_t bad;
-        if (!ltf__all_finite(bufs[b], m->n_params, &bad)) {
-            const char *name = "?";
-            for (ptrdiff_t k = 0; k < shlen(m->tensors); k++)
-                if (bad >= m->tensors[k].offset && bad < m->tensors[k].offset + m->tensors[k].size)
-                    name = m->tensors[k].key;
-            return ltf__fail(err, "%s%s holds %g: a checkpoint must be finite", what[b], name, (double)bufs[b][bad]);
-        }
+        size_t bad = ltf__first_nonfinite(bufs[b], m->n_params);
+        if (bad < m->n_params)
+            return ltf__fail(err, "%s%s holds %g: a checkpoint must be finite", what[b], ltf__tensor_at(m, bad),
+                             (double)bufs[b][bad]);
     }
     return 0;
 }
