@@ -3052,16 +3052,13 @@ int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, con
     if (!f) return ltf__fail(err, "cannot read %s: %s", path, strerror(errno));
     for (;;) {   /* read to EOF in growing chunks: no trust in a size from ftell (pipes, dirs) */
         if (len == cap) {
-            size_t cap2 = cap ? 2 * cap : 1u << 16;
-            unsigned char *b2 = cap2 > cap ? (unsigned char *)LTF_MALLOC(cap2) : NULL;
+            unsigned char *b2 = (unsigned char *)ltf__grow(buf, &cap, len + (1u << 16), 1);
             if (!b2) {
                 fclose(f);
                 LTF_FREE(buf);
                 return ltf__fail(err, "cannot read %s: out of memory after %zu bytes", path, len);
             }
-            if (len) memcpy(b2, buf, len);
-            LTF_FREE(buf);
-            buf = b2; cap = cap2;
+            buf = b2;
         }
         len += fread(buf + len, 1, cap - len, f);
         if (len < cap) break;   /* a short read: end of file or an error */
