@@ -25,6 +25,11 @@
 
 enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_COUNT };
 static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench"};
+/* the words of the choice flags, indexed by the value they set */
+static const char *const kinds[] = {"standard", "looped"};            /* --model: ltf_config.kind */
+static const char *const masks[] = {"none", "last", "first"};         /* --mask: mask_mode        */
+static const char *const whens[] = {"", "train", "eval", "both"};     /* --mask-when: mask_when   */
+static const char *const onoff[] = {"off", "on"};
 
 /* Every flag and the commands it applies to: a flag given to another command is refused, so a
  * typo'd command line never runs with a flag silently ignored. The order is --help's. */
@@ -276,10 +281,6 @@ static int check_configs(const char *list) {
 }
 
 static int parse_flag(options *o, const char *f, const char *a, long *positions) {
-    static const char *const kinds[] = {"standard", "looped"};
-    static const char *const masks[] = {"none", "last", "first"};
-    static const char *const whens[] = {"", "train", "eval", "both"};
-    static const char *const onoff[] = {"off", "on"};
     static const char *tasks[LTF_TASK_COUNT];
     for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
     ltf_config *c = &o->cfg;
@@ -936,8 +937,6 @@ static int evaluate_all(const options *o, ltf_model *m) {
  * what the checkpoint says, or the run is refused (exit 2): no silent winner. --steps is the
  * step to reach and must not be behind the checkpoint. */
 static int check_resume_flags(const options *o, const ltf_model *m, const ltf_train_state *st) {
-    static const char *const kinds[] = {"standard", "looped"}, *const masks[] = {"none", "last", "first"};
-    static const char *const whens[] = {"", "train", "eval", "both"}, *const onoff[] = {"off", "on"};
     const ltf_config *c = &m->cfg;
     ltf_curriculum off;
     ltf_curriculum_off(&off, c, st->curriculum.points.end);
@@ -992,6 +991,33 @@ static int check_resume_flags(const options *o, const ltf_model *m, const ltf_tr
     return 0;
 }
 
+/* A new model and its step-0 train state for options o (train, and each model of compare):
+ * the curriculum checked, the model created and, with --gpu on, moved to the GPU. 0, or the
+ * exit status after a message (2: a bad curriculum, 1: anything else). */
+static int start_fresh(const options *o, ltf_model *m, ltf_train_state *st, const char *who) {
+    char err[LTF_ERR_LEN];
+    ltf_curriculum cur;
+    make_curriculum(o, &o->cfg, &cur);
+    if (ltf_curriculum_check(&cur, &o->cfg, err) != 0) { fprintf(stderr, "demo: %s%s\n", who, err); return 2; }
+    if (ltf_config_check(&o->cfg, err) != 0 || ltf_model_create(m, &o->cfg, o->seed, err) != 0) {
+        fprintf(stderr, "demo: %s%s\n", who, err);
+        return 1;
+    }
+    if (to_device(o, m) != 0) { ltf_model_free(m); return 1; }
+    ltf_train_state_init(st, o->task, &o->tc, &cur, o->seed + 1);
+    return 0;
+}
+
+/* The loader leaves a checkpoint's curriculum to ltf_train_next; the demo refuses a bad one at
+ * once. On failure: a message, m freed, 1. */
+static int check_state(const char *path, ltf_model *m, const ltf_train_state *st) {
+    char err[LTF_ERR_LEN];
+    if (ltf_curriculum_check(&st->curriculum, &m->cfg, err) == 0) return 0;
+    fprintf(stderr, "demo: %s: train state: %s\n", path, err);
+    ltf_model_free(m);
+    return 1;
+}
+
 static int cmd_train(options *o) {
     ltf_model m;
     ltf_train_state st;
@@ -999,11 +1025,7 @@ static int cmd_train(options *o) {
     const char *ckpt = out_path(o, "checkpoint.safetensors");
     if (o->resume) {
         if (ltf_checkpoint_load(&m, &st, o->resume, NULL, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
-        if (ltf_curriculum_check(&st.curriculum, &m.cfg, err) != 0) {   /* the loader leaves it to ltf_train_next */
-            fprintf(stderr, "demo: %s: train state: %s\n", o->resume, err);
-            ltf_model_free(&m);
-            return 1;
-        }
+        if (check_state(o->resume, &m, &st) != 0) return 1;
         if (check_resume_flags(o, &m, &st) != 0) { ltf_model_free(&m); return 2; }
         o->cfg = m.cfg;                    /* the checkpoint decides the model, task and schedule */
         o->task = st.task_kind;
@@ -1012,14 +1034,11 @@ static int cmd_train(options *o) {
         o->tc.n_points = st.curriculum.points.end;
         o->steps = steps;
         fprintf(stderr, "demo: resuming %s at step %ld\n", o->resume, st.step);
+        if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
     } else {
-        ltf_curriculum cur;
-        make_curriculum(o, &o->cfg, &cur);
-        if (ltf_curriculum_check(&cur, &o->cfg, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 2; }
-        if (ltf_model_create(&m, &o->cfg, o->seed, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
-        ltf_train_state_init(&st, o->task, &o->tc, &cur, o->seed + 1);
+        int rc = start_fresh(o, &m, &st, "");
+        if (rc != 0) return rc;
     }
-    if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
     if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;
     describe(&m, o, "training");
     float *losses = NULL;
@@ -1052,11 +1071,7 @@ static int load_for_eval(options *o, ltf_model *m) {
     char err[LTF_ERR_LEN];
     ltf_train_state st;
     if (ltf_checkpoint_load(m, &st, o->ckpt, NULL, err) == 0) {
-        if (ltf_curriculum_check(&st.curriculum, &m->cfg, err) != 0) {   /* the loader leaves it to ltf_train_next */
-            fprintf(stderr, "demo: %s: train state: %s\n", o->ckpt, err);
-            ltf_model_free(m);
-            return 1;
-        }
+        if (check_state(o->ckpt, m, &st) != 0) return 1;
         if (!given(o, "--task")) o->task = st.task_kind;
         if (!given(o, "--n")) o->tc.n_points = st.curriculum.points.end;
     } else if (ltf_checkpoint_load(m, NULL, o->ckpt, NULL, err) != 0) {   /* weights only: --task, --n */
@@ -1156,18 +1171,11 @@ static int cmd_compare(options *o) {
         c->n_loops = bs[i] ? bs[i] : 1;
         c->loop_window = bs[i] ? (o->cfg.loop_window < bs[i] ? o->cfg.loop_window : bs[i]) : 1;
         oi.eval_loops = c->n_loops;
-        char err[LTF_ERR_LEN], label[64], ckpt[600];
-        ltf_curriculum cur;
-        make_curriculum(&oi, c, &cur);
+        char label[64], ckpt[600], who[64];
+        snprintf(who, sizeof who, "%s: ", names[i]);
         ltf_model m;
-        if (ltf_config_check(c, err) != 0 || ltf_model_create(&m, c, o->seed, err) != 0) {
-            fprintf(stderr, "demo: %s: %s\n", names[i], err);
-            rc = -1;
-            break;
-        }
-        if (to_device(o, &m) != 0) { ltf_model_free(&m); rc = -1; break; }
         ltf_train_state st;
-        ltf_train_state_init(&st, o->task, &oi.tc, &cur, o->seed + 1);
+        if (start_fresh(&oi, &m, &st, who) != 0) { rc = -1; break; }
         describe(&m, &oi, "training");
         snprintf(label, sizeof label, "[%s] ", names[i]);
         snprintf(ckpt, sizeof ckpt, "%s/compare/b%d.safetensors", o->out, bs[i]);
