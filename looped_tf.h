@@ -787,19 +787,56 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memor
  * where A and B are read through (row, column) strides, so a transposed operand costs nothing
  * to describe: forward uses B = W^T (b_row = 1, b_col = C), the weight gradient A = dout^T.
  *
- * ltf_gemm is the fast one. Per thread (a slice of M rows) it walks K in blocks of KC and N in
- * blocks of NC, copies ("packs") the B block into a contiguous, zero-padded buffer on the stack
- * (so every later read is unit-stride and stays in L1/L2 cache), packs MR rows of A likewise,
- * and runs the micro-kernel: an MR x NR block of Cm held in registers (acc) while k runs,
- * each step one broadcast of A times one NR-wide row of B. The compiler vectorizes the j loop
- * (-O3 -march=native: AVX-512, AVX2, or SSE). Every element of Cm is summed in the same k
- * order whatever the thread count, so the result is bit-identical on 1 or many threads.
- * ltf_gemm_plain is the readable twin the tests compare it against. */
+ * ltf_gemm_plain is the readable definition: a triple loop. ltf_gemm is the fast one, and the
+ * tests hold it to the plain one on every shape and transposition. It does the same sums in
+ * the order the hardware likes (the GotoBLAS/BLIS scheme):
+ *   - The threads split Cm into slices of rows (or of columns, when Cm is wider than tall, as
+ *     for weight gradients like dW_fcp [C, 4C]); each thread runs ltf__gemm_block on its slice.
+ *   - K is walked in blocks of KC and N in blocks of NC. The B block is copied ("packed") into
+ *     a contiguous, zero-padded [NC/NR][KC][NR] buffer on the stack, MR rows of A likewise into
+ *     [KC][MR]: every read of the inner loop is then unit-stride and hits L1/L2 cache, whatever
+ *     the strides of A and B were.
+ *   - The micro-kernel holds an MR x NR tile of Cm in vector registers while k runs over the
+ *     block: per k, one or two vector loads of B and MR broadcasts of A, MR * NR fused
+ *     multiply-adds. The tile is then added to Cm.
+ * The kernel's vectors are chosen at compile time: AVX-512 (16 floats; MR = 8, NR = 32, 16
+ * accumulators of the 32 registers), AVX2 + FMA (8 floats; MR = 6, NR = 16, 12 of 16), else
+ * plain C the compiler vectorizes as it can. Every element of Cm is summed the same way
+ * (per KC block: acc = 0, acc += a_k b_k for k in order, Cm += acc) however the threads split
+ * the work, so the result is bit-identical on 1 or many threads. */
 
-#define LTF__MR 4
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define LTF__VL 16                                        /* floats per vector */
+typedef __m512 ltf__vec;
+#define ltf__vload(p) _mm512_loadu_ps(p)
+#define ltf__vstore(p, v) _mm512_storeu_ps(p, v)
+#define ltf__vset1(x) _mm512_set1_ps(x)
+#define ltf__vzero() _mm512_setzero_ps()
+#define ltf__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)       /* a * b + c, one rounding */
+#define ltf__vadd(a, b) _mm512_add_ps(a, b)
+#define LTF__MR 8
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LTF__VL 8
+typedef __m256 ltf__vec;
+#define ltf__vload(p) _mm256_loadu_ps(p)
+#define ltf__vstore(p, v) _mm256_storeu_ps(p, v)
+#define ltf__vset1(x) _mm256_set1_ps(x)
+#define ltf__vzero() _mm256_setzero_ps()
+#define ltf__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define ltf__vadd(a, b) _mm256_add_ps(a, b)
+#define LTF__MR 6
+#else
+#define LTF__MR 4                                         /* portable: plain C below */
+#endif
+#ifdef LTF__VL
+#define LTF__NR (2 * LTF__VL)
+#else
 #define LTF__NR 32
+#endif
 #define LTF__KC 128
-#define LTF__NC 128
+#define LTF__NC 256   /* the packed B block, KC * NC floats = 128 KB, lives on the stack */
 
 void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                     const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
@@ -811,43 +848,97 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
         }
 }
 
-static void ltf__gemm_micro(int kc, const float *Ap, const float *Bp, float *Cm, ptrdiff_t ldc, int mr, int nr) {
+/* Cm[0..mr, 0..nr] += A . B over kc, where A[r, k] = Ap[r * ar + k * ak] and B[k, j] =
+ * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a packed B has bk = NR; a full
+ * tile of a row-major operand is read in place (ar = a_row, ak = 1; bk = b_row). */
+static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp, ptrdiff_t bk,
+                            float *Cm, ptrdiff_t ldc, int mr, int nr) {
+#ifdef LTF__VL
+    ltf__vec acc0[LTF__MR], acc1[LTF__MR];   /* columns 0..VL-1 and VL..NR-1 of each row */
+    for (int r = 0; r < LTF__MR; r++) acc0[r] = acc1[r] = ltf__vzero();
+    for (int k = 0; k < kc; k++) {
+        ltf__vec b0 = ltf__vload(Bp + k * bk), b1 = ltf__vload(Bp + k * bk + LTF__VL);
+        for (int r = 0; r < LTF__MR; r++) {
+            ltf__vec a = ltf__vset1(Ap[r * ar + k * ak]);
+            acc0[r] = ltf__vfma(a, b0, acc0[r]);
+            acc1[r] = ltf__vfma(a, b1, acc1[r]);
+        }
+    }
+    if (nr == LTF__NR) {
+        for (int r = 0; r < mr; r++) {
+            float *c = Cm + r * ldc;
+            ltf__vstore(c, ltf__vadd(ltf__vload(c), acc0[r]));
+            ltf__vstore(c + LTF__VL, ltf__vadd(ltf__vload(c + LTF__VL), acc1[r]));
+        }
+        return;
+    }
+    float acc[LTF__MR][LTF__NR];             /* a ragged edge: through memory */
+    for (int r = 0; r < LTF__MR; r++) { ltf__vstore(acc[r], acc0[r]); ltf__vstore(acc[r] + LTF__VL, acc1[r]); }
+#else
     float acc[LTF__MR][LTF__NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
-        const float *b = Bp + (size_t)k * LTF__NR;
+        const float *b = Bp + k * bk;
         for (int r = 0; r < LTF__MR; r++) {
-            float a = Ap[k * LTF__MR + r];
+            float a = Ap[r * ar + k * ak];
             for (int j = 0; j < LTF__NR; j++) acc[r][j] += a * b[j];
         }
     }
+#endif
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++) Cm[r * ldc + j] += acc[r][j];
 }
 
-static void ltf__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-                           const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
-    float Bp[LTF__KC * LTF__NC];   /* B block, as NC/NR panels of [KC][NR] */
-    float Ap[LTF__KC * LTF__MR];   /* A block, [KC][MR]                    */
+/* B[kc0.., jc..] (kc x nc) into NR-wide panels [kc][NR], zero-padded past nc. The loop that
+ * walks B's unit stride is innermost, so a W^T operand (b_row = 1) is read along its rows. */
+static void ltf__gemm_pack_b(float *Bp, const float *B, ptrdiff_t b_row, ptrdiff_t b_col, int kc, int nc) {
+    for (int jp = 0; jp < nc; jp += LTF__NR) {
+        float *panel = Bp + (size_t)jp * kc;
+        int w = nc - jp < LTF__NR ? nc - jp : LTF__NR;
+        if (b_row == 1) {
+            for (int j = 0; j < LTF__NR; j++)
+                for (int k = 0; k < kc; k++) panel[k * LTF__NR + j] = j < w ? B[k + (jp + j) * b_col] : 0.0f;
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int j = 0; j < LTF__NR; j++) panel[k * LTF__NR + j] = j < w ? B[k * b_row + (jp + j) * b_col] : 0.0f;
+        }
+    }
+}
+
+/* A[ir.., kc0..] (mr x kc) into [kc][MR], zero-padded past mr; same rule for the loop order */
+static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff_t a_col, int mr, int kc) {
+    if (a_col == 1) {
+        for (int r = 0; r < LTF__MR; r++)
+            for (int k = 0; k < kc; k++) Ap[k * LTF__MR + r] = r < mr ? A[r * a_row + k] : 0.0f;
+    } else {
+        for (int k = 0; k < kc; k++)
+            for (int r = 0; r < LTF__MR; r++) Ap[k * LTF__MR + r] = r < mr ? A[r * a_row + k * a_col] : 0.0f;
+    }
+}
+
+/* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner).
+ * Operands whose rows are contiguous (a_col = 1, b_col = 1) are packed only at ragged edges. */
+static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                            const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+    float Bp[LTF__KC * LTF__NC];
+    float Ap[LTF__KC * LTF__MR];
+    int pack_b = b_col != 1 || N % LTF__NR != 0;
     for (int jc = 0; jc < N; jc += LTF__NC) {
         int nc = N - jc < LTF__NC ? N - jc : LTF__NC;
         for (int kc0 = 0; kc0 < K; kc0 += LTF__KC) {
             int kc = K - kc0 < LTF__KC ? K - kc0 : LTF__KC;
-            for (int jp = 0; jp < nc; jp += LTF__NR) {           /* pack B, zero-padded */
-                float *panel = Bp + (size_t)jp * kc;
-                for (int k = 0; k < kc; k++)
-                    for (int j = 0; j < LTF__NR; j++)
-                        panel[k * LTF__NR + j] = jp + j < nc
-                            ? B[(kc0 + k) * b_row + (jc + jp + j) * b_col] : 0.0f;
-            }
-            for (int ir = i0; ir < i1; ir += LTF__MR) {
-                int mr = i1 - ir < LTF__MR ? i1 - ir : LTF__MR;
-                for (int k = 0; k < kc; k++)                      /* pack A, zero-padded */
-                    for (int r = 0; r < LTF__MR; r++)
-                        Ap[k * LTF__MR + r] = r < mr ? A[(ir + r) * a_row + (kc0 + k) * a_col] : 0.0f;
+            const float *Bk = B + kc0 * b_row + jc * b_col;
+            if (pack_b) ltf__gemm_pack_b(Bp, Bk, b_row, b_col, kc, nc);
+            for (int ir = 0; ir < M; ir += LTF__MR) {
+                int mr = M - ir < LTF__MR ? M - ir : LTF__MR;
+                const float *Ak = A + ir * a_row + kc0 * a_col;
+                int pack_a = a_col != 1 || mr < LTF__MR;
+                if (pack_a) ltf__gemm_pack_a(Ap, Ak, a_row, a_col, mr, kc);
                 for (int jp = 0; jp < nc; jp += LTF__NR) {
                     int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
-                    ltf__gemm_micro(kc, Ap, Bp + (size_t)jp * kc, Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr);
+                    ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : 1,
+                                    pack_b ? Bp + (size_t)jp * kc : Bk + jp, pack_b ? LTF__NR : b_row,
+                                    Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr);
                 }
             }
         }
@@ -858,20 +949,27 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
               const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
 #ifdef _OPENMP
-    double flops = 2.0 * M * N * K;
-    if (flops > 2e5 && M >= 2 * LTF__MR) {
+    int by_rows = M >= N;   /* split the longer side: measured faster for dW_fcp [C, 4C] */
+    int tiles = by_rows ? (M + LTF__MR - 1) / LTF__MR : (N + LTF__NR - 1) / LTF__NR;
+    if (2.0 * M * N * K > 2e5 && tiles >= 2) {
         #pragma omp parallel
         {
             int nt = omp_get_num_threads(), id = omp_get_thread_num();
-            int blocks = (M + LTF__MR - 1) / LTF__MR;
-            int b0 = (int)((long)blocks * id / nt), b1 = (int)((long)blocks * (id + 1) / nt);
-            int i0 = b0 * LTF__MR, i1 = b1 * LTF__MR < M ? b1 * LTF__MR : M;
-            if (i0 < i1) ltf__gemm_rows(i0, i1, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
+            int t0 = (int)((long)tiles * id / nt), t1 = (int)((long)tiles * (id + 1) / nt);
+            if (by_rows) {
+                int i0 = t0 * LTF__MR, i1 = t1 * LTF__MR < M ? t1 * LTF__MR : M;
+                if (i0 < i1) ltf__gemm_block(i1 - i0, N, K, A + i0 * a_row, a_row, a_col, B, b_row, b_col,
+                                             Cm + (ptrdiff_t)i0 * ldc, ldc);
+            } else {
+                int j0 = t0 * LTF__NR, j1 = t1 * LTF__NR < N ? t1 * LTF__NR : N;
+                if (j0 < j1) ltf__gemm_block(M, j1 - j0, K, A, a_row, a_col, B + j0 * b_col, b_row, b_col,
+                                             Cm + j0, ldc);
+            }
         }
         return;
     }
 #endif
-    ltf__gemm_rows(0, M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
+    ltf__gemm_block(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
 }
 
 /* ============================== [5] ops: forward and backward pairs ==============================
@@ -901,9 +999,38 @@ static inline LTF__HD float ltf__tanhf(float u) {
     return 1.0f - 2.0f / (ltf__expf(2.0f * u) + 1.0f);
 }
 
+/* Threads: a loop over more than LTF__PAR_MIN floats is split across the threads (below that
+ * the fork and join cost more than they save). A sum over rows (a bias or LayerNorm weight
+ * gradient) is split by COLUMNS: each thread owns some columns and adds all rows into them in
+ * row order, so every sum is taken in the same order as on one thread, bit for bit. */
+#define LTF__PAR_MIN 32768
+#define LTF__COLS 32   /* columns per task of a column-split sum */
+
+/* acc[j] += sum_r x[r, j] for r = 0..rows-1 in order */
+static void ltf__sum_rows(float *acc, const float *x, int rows, int cols) {
+    int tasks = (cols + LTF__COLS - 1) / LTF__COLS;
+    #pragma omp parallel for if ((size_t)rows * cols > LTF__PAR_MIN)
+    for (int c = 0; c < tasks; c++) {
+        int j0 = c * LTF__COLS, j1 = j0 + LTF__COLS < cols ? j0 + LTF__COLS : cols;
+        for (int r = 0; r < rows; r++)
+            for (int j = j0; j < j1; j++) acc[j] += x[(size_t)r * cols + j];
+    }
+}
+
+/* p[0..n) = 0, split across the threads for large n */
+static void ltf__zero(float *p, size_t n) {
+    long chunks = (long)((n + LTF__PAR_MIN - 1) / LTF__PAR_MIN);
+    #pragma omp parallel for if (chunks > 1)
+    for (long c = 0; c < chunks; c++) {
+        size_t i0 = (size_t)c * LTF__PAR_MIN, len = n - i0 < LTF__PAR_MIN ? n - i0 : LTF__PAR_MIN;
+        memset(p + i0, 0, len * sizeof(float));
+    }
+}
+
 /* Linear (nn.Linear): out[r, o] = bias[o] + sum_i inp[r, i] * w[o, i]      w: [OC, C]
  * backward: dinp += dout . w      dw += dout^T . inp      dbias += sum_r dout[r, :]        */
 void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC) {
+    #pragma omp parallel for if ((size_t)BT * OC > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++)
         for (int o = 0; o < OC; o++) out[(size_t)r * OC + o] = bias ? bias[o] : 0.0f;
     ltf_gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC);
@@ -913,9 +1040,7 @@ void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
                          const float *w, int BT, int C, int OC) {
     if (dinp) ltf_gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C);
     if (dw) ltf_gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C);
-    if (dbias)
-        for (int r = 0; r < BT; r++)
-            for (int o = 0; o < OC; o++) dbias[o] += dout[(size_t)r * OC + o];
+    if (dbias) ltf__sum_rows(dbias, dout, BT, OC);
 }
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance, SPEC 2):
@@ -926,7 +1051,7 @@ void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
  *   dw_i += dout_i * xhat_i,   db_i += dout_i                                             */
 void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int BT, int C) {
-    #pragma omp parallel for if (BT * C > 65536)
+    #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
@@ -943,7 +1068,8 @@ void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 
 void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, int BT, int C) {
-    for (int r = 0; r < BT; r++) {   /* serial: dw and db sum over rows in a fixed order */
+    #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
+    for (int r = 0; r < BT; r++) {                           /* dx: rows are independent */
         const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
         float m = mean[r], s = rstd[r], g_mean = 0.0f, gx_mean = 0.0f;
@@ -955,8 +1081,16 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         for (int i = 0; i < C; i++) {
             float xhat = (x[i] - m) * s, g = w[i] * dy[i];
             dx[i] += s * (g - g_mean - xhat * gx_mean);
-            dw[i] += dy[i] * xhat;
-            db[i] += dy[i];
+        }
+    }
+    int tasks = (C + LTF__COLS - 1) / LTF__COLS;
+    #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
+    for (int c = 0; c < tasks; c++) {                        /* dw, db: sums over rows, by columns */
+        int i0 = c * LTF__COLS, i1 = i0 + LTF__COLS < C ? i0 + LTF__COLS : C;
+        for (int r = 0; r < BT; r++) {
+            const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
+            float m = mean[r], s = rstd[r];
+            for (int i = i0; i < i1; i++) { dw[i] += dy[i] * ((x[i] - m) * s); db[i] += dy[i]; }
         }
     }
 }
@@ -968,35 +1102,36 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
  *   datt[t2] = dout_t . v_t2,   dv_t2 += att[t2] dout_t
  *   ds[t2] = att[t2] (datt[t2] - sum_j att[j] datt[j])          (softmax backward)
  *   dq_t += sum_t2 ds[t2] k_t2 / sqrt(hs),   dk_t2 += ds[t2] q_t / sqrt(hs)
- * datt is scratch of the size of att.                                                     */
+ * datt is scratch of the size of att.
+ * Per (b, h) these are matrix products, so both passes run them through the matrix multiply
+ * of section [4] (one thread per (b, h); the strides pick the head's columns out of qkv):
+ *   forward   S = Q K^T,  att = softmax(S / sqrt(hs)) row by row,  out = att V
+ *   backward  dA = dY V^T,  dV += att^T dY,  dS = att (dA - rowsum(att dA)) / sqrt(hs),
+ *             dQ += dS K,  dK += dS^T Q
+ * S and dA are computed for every (t, t2), the causal half above the diagonal included (twice
+ * the multiply-adds of a triangular loop, but at the multiply's speed); att is 0 there, so
+ * those entries drop out of everything after the softmax.                                  */
 void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
     int hs = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < N; t++) {
-                const float *q = qkv + ((size_t)b * N + t) * C3 + h * hs;
-                float *a = att + (((size_t)b * H + h) * N + t) * N;
+        for (int h = 0; h < H; h++) {
+            const float *q = qkv + (size_t)b * N * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *a = att + ((size_t)b * H + h) * N * N, *o = out + (size_t)b * N * C + h * hs;
+            memset(a, 0, (size_t)N * N * sizeof(float));
+            ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N);          /* S = Q K^T */
+            for (int t = 0; t < N; t++, a += N) {                          /* softmax   */
                 float mx = -INFINITY, sum = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * N + t2) * C3 + C + h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    a[t2] = s;
-                    if (s > mx) mx = s;
-                }
+                for (int t2 = 0; t2 <= t; t2++) { a[t2] *= scale; mx = a[t2] > mx ? a[t2] : mx; }
                 for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
                 for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
                 for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
-                float *o = out + ((size_t)b * N + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
-                }
+                memset(o + (size_t)t * C, 0, (size_t)hs * sizeof(float));
             }
+            a -= (size_t)N * N;
+            ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C);            /* out = att V */
+        }
 }
 
 void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
@@ -1006,36 +1141,32 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
     /* one (b, h) per iteration: heads write disjoint columns of dqkv, so threads never collide */
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < N; t++) {
-                const float *a = att + (((size_t)b * H + h) * N + t) * N;
-                float *da = datt + (((size_t)b * H + h) * N + t) * N;
-                const float *dy = dout + ((size_t)b * N + t) * C + h * hs;
-                const float *q = qkv + ((size_t)b * N + t) * C3 + h * hs;
-                float *dq = dqkv + ((size_t)b * N + t) * C3 + h * hs;
-                float dot = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
-                    float *dv = dqkv + ((size_t)b * N + t2) * C3 + 2 * C + h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) { s += dy[i] * v[i]; dv[i] += a[t2] * dy[i]; }
-                    da[t2] = s;
-                    dot += a[t2] * s;
-                }
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * N + t2) * C3 + C + h * hs;
-                    float *dk = dqkv + ((size_t)b * N + t2) * C3 + C + h * hs;
-                    float ds = a[t2] * (da[t2] - dot) * scale;
-                    for (int i = 0; i < hs; i++) { dq[i] += ds * k[i]; dk[i] += ds * q[i]; }
-                }
+        for (int h = 0; h < H; h++) {
+            size_t head = (size_t)b * N * C3 + h * hs;
+            const float *q = qkv + head, *k = q + C, *v = q + 2 * C, *dy = dout + (size_t)b * N * C + h * hs;
+            float *dq = dqkv + head, *dk = dq + C, *dv = dq + 2 * C;
+            const float *a = att + ((size_t)b * H + h) * N * N;
+            float *da = datt + ((size_t)b * H + h) * N * N;
+            memset(da, 0, (size_t)N * N * sizeof(float));
+            ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N);          /* dA = dY V^T    */
+            ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3);          /* dV += att^T dY */
+            for (int t = 0; t < N; t++) {                                  /* dS, in place   */
+                const float *ar = a + (size_t)t * N;
+                float *dr = da + (size_t)t * N, dot = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) dot += ar[t2] * dr[t2];
+                for (int t2 = 0; t2 <= t; t2++) dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
+                for (int t2 = t + 1; t2 < N; t2++) dr[t2] = 0.0f;
             }
+            ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3);         /* dQ += dS K     */
+            ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3);         /* dK += dS^T Q   */
+        }
 }
 
 /* GELU, tanh form (SPEC 2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
  * d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)     */
 #define LTF__GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
 void ltf_gelu_forward(float *out, const float *inp, size_t n) {
-    #pragma omp parallel for if (n > 65536)
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x)));
@@ -1043,7 +1174,7 @@ void ltf_gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    #pragma omp parallel for if (n > 65536)
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float th = ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x));
@@ -1054,30 +1185,27 @@ void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
 
 /* Residual: out = a + b;   da += dout, db += dout */
 void ltf_residual_forward(float *out, const float *a, const float *b, size_t n) {
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 void ltf_residual_backward(float *da, float *db, const float *dout, size_t n) {
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (size_t i = 0; i < n; i++) { if (da) da[i] += dout[i]; if (db) db[i] += dout[i]; }
 }
 
 /* Learned positions (SPEC 2, step 1): out[b, t] = inp[b, t] + wpe[t]
  * backward: dinp += dout, dwpe[t] += sum_b dout[b, t] */
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < N; t++)
-            for (int i = 0; i < C; i++) {
-                size_t r = ((size_t)b * N + t) * C + i;
-                out[r] = inp[r] + wpe[(size_t)t * C + i];
-            }
+    #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
+    for (int r = 0; r < B * N; r++)
+        for (int i = 0; i < C; i++) out[(size_t)r * C + i] = inp[(size_t)r * C + i] + wpe[(size_t)(r % N) * C + i];
 }
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C) {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < N; t++)
-            for (int i = 0; i < C; i++) {
-                size_t r = ((size_t)b * N + t) * C + i;
-                dinp[r] += dout[r];
-                dwpe[(size_t)t * C + i] += dout[r];
-            }
+    ltf_residual_backward(dinp, NULL, dout, (size_t)B * N * C);
+    #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
+    for (int t = 0; t < N; t++)              /* each thread owns some positions t, adds b in order */
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < C; i++) dwpe[(size_t)t * C + i] += dout[((size_t)b * N + t) * C + i];
 }
 
 /* ============================== [6] the backbone f ==============================
@@ -1215,7 +1343,7 @@ static void ltf__backbone_backward(ltf_model *m, const ltf_acts *a, float *dout,
     int C = c->n_embd, H = c->n_head, BT = B * N, L = c->n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     float *dh = wk->dh;
-    memset(dh, 0, rc * sizeof(float));
+    ltf__zero(dh, rc);
     ltf_layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
         const ltf_block *p = &w->h[l];
@@ -1224,20 +1352,20 @@ static void ltf__backbone_backward(ltf_model *m, const ltf_acts *a, float *dout,
         const float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
         const float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
         /* dh is dL/dh[l+1]; h[l+1] = hmid + mlp(ln_2(hmid)): the residual passes dh to hmid */
-        memset(wk->dfcg, 0, 4 * rc * sizeof(float));
+        ltf__zero(wk->dfcg, 4 * rc);
         ltf_matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
-        memset(wk->dfch, 0, 4 * rc * sizeof(float));
+        ltf__zero(wk->dfch, 4 * rc);
         ltf_gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
-        memset(wk->dln, 0, rc * sizeof(float));
+        ltf__zero(wk->dln, rc);
         ltf_matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
         ltf_layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
                                a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);   /* dh = dL/dhmid */
         /* hmid = x + attn(ln_1(x)) */
-        memset(wk->dtmp, 0, rc * sizeof(float));
+        ltf__zero(wk->dtmp, rc);
         ltf_matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
-        memset(wk->dqkv, 0, 3 * rc * sizeof(float));
+        ltf__zero(wk->dqkv, 3 * rc);
         ltf_attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
-        memset(wk->dln, 0, rc * sizeof(float));
+        ltf__zero(wk->dln, rc);
         ltf_matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
         ltf_layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
                                a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
@@ -1283,6 +1411,7 @@ static LTF__HD int ltf__kept(const ltf_config *c, int t, int N) {
 /* u = mask(Y) + E (masked tokens of Y contribute 0); Y == NULL means Y = 0. */
 static void ltf__inject(const ltf_config *c, int masked, float *u, const float *Y, const float *E, int B, int N) {
     int C = c->n_embd;
+    #pragma omp parallel for collapse(2) if ((size_t)B * N * C > LTF__PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < N; t++) {
             size_t r = ((size_t)b * N + t) * C;
@@ -1294,6 +1423,7 @@ static void ltf__inject(const ltf_config *c, int masked, float *u, const float *
 /* read_out at the x tokens: pred[b, i] = w_out . Y[b, 2i] + b_out */
 static void ltf__read_out(const ltf_model *m, float *pred, const float *Y, int B, int n) {
     int C = m->cfg.n_embd;
+    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int i = 0; i < n; i++) {
             const float *y = Y + ((size_t)b * 2 * n + 2 * i) * C;
@@ -1303,19 +1433,25 @@ static void ltf__read_out(const ltf_model *m, float *pred, const float *Y, int B
         }
 }
 
-/* backward of read_out: dpred [B, n] -> dY (added at x tokens), read_out grads */
+/* backward of read_out: dpred [B, n] -> dY (added at x tokens), read_out grads. The weight
+ * gradient sums over (b, i) in order; its threads split the C columns. */
 static void ltf__read_out_backward(ltf_model *m, float *dY, const float *dpred, const float *Y, int B, int n) {
-    int C = m->cfg.n_embd;
+    int C = m->cfg.n_embd, tasks = (C + LTF__COLS - 1) / LTF__COLS;
+    int par = (size_t)B * n * C > LTF__PAR_MIN;
+    #pragma omp parallel for collapse(2) if (par)
     for (int b = 0; b < B; b++)
         for (int i = 0; i < n; i++) {
             size_t r = ((size_t)b * 2 * n + 2 * i) * C;
             float dp = dpred[(size_t)b * n + i];
-            for (int k = 0; k < C; k++) {
-                dY[r + k] += dp * m->w.read_out_w[k];
-                m->g.read_out_w[k] += dp * Y[r + k];
-            }
-            m->g.read_out_b[0] += dp;
+            for (int k = 0; k < C; k++) dY[r + k] += dp * m->w.read_out_w[k];
         }
+    #pragma omp parallel for if (par)
+    for (int c = 0; c < tasks; c++) {
+        int k0 = c * LTF__COLS, k1 = k0 + LTF__COLS < C ? k0 + LTF__COLS : C;
+        for (size_t bi = 0; bi < (size_t)B * n; bi++)
+            for (int k = k0; k < k1; k++) m->g.read_out_w[k] += dpred[bi] * Y[2 * bi * C + k];
+    }
+    for (size_t bi = 0; bi < (size_t)B * n; bi++) m->g.read_out_b[0] += dpred[bi];
 }
 
 /* Runs `iters` loop iterations forward on ONE activation set (reused every time: nothing is
@@ -1383,18 +1519,19 @@ static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B
     if (!want_grad) return 0;
 
     /* backward: dL/dpred = 2 (pred - y) / (K B n) */
-    memset(m->grads, 0, m->n_params * sizeof(float));
-    memset(wk.dY, 0, rc * sizeof(float));
-    memset(wk.dE, 0, rc * sizeof(float));
+    ltf__zero(m->grads, m->n_params);
+    ltf__zero(wk.dY, rc);
+    ltf__zero(wk.dE, rc);
     for (int t = b_loops - 1; t >= s; t--) {
         ltf_acts *a = &m->acts[t - s];
         float *dpred = wk.pred + (size_t)(t - s) * bn;   /* overwrite the prediction in place */
         for (size_t i = 0; i < bn; i++) dpred[i] = 2.0f * (dpred[i] - ys[i]) / (float)((double)K * bn);
         ltf__read_out_backward(m, wk.dY, dpred, a->out, B, n);                   /* dY = dL/dY_{t+1} */
-        memset(wk.du, 0, rc * sizeof(float));
+        ltf__zero(wk.du, rc);
         ltf__backbone_backward(m, a, wk.dY, wk.du, &wk, B, N);                   /* du = dL/du_t     */
-        for (size_t i = 0; i < rc; i++) wk.dE[i] += wk.du[i];                    /* E feeds every u  */
+        ltf_residual_backward(wk.dE, NULL, wk.du, rc);                          /* E feeds every u  */
         if (t > s) {   /* u_t = mask(Y_t) + E: dY_t = mask(du); masked tokens get zero gradient */
+            #pragma omp parallel for if (rc > LTF__PAR_MIN)
             for (int r = 0; r < BT; r++) {
                 int keep = !masked || ltf__kept(c, r % N, N);
                 for (int i = 0; i < C; i++) wk.dY[(size_t)r * C + i] = keep ? wk.du[(size_t)r * C + i] : 0.0f;

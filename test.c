@@ -114,7 +114,8 @@ static double dot_d(const float *a, const float *b, size_t n) {
 static void test_gemm(void) {
     /* fast vs plain on random shapes, including every edge (not multiples of the tiles) and all
      * four transpositions; the plain one is a straight triple loop */
-    int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 32, 128}, {37, 65, 129}, {130, 33, 300}, {64, 192, 64}, {200, 256, 17}};
+    int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 32, 128}, {37, 65, 129}, {130, 33, 300}, {64, 192, 64}, {200, 256, 17},
+                     {40, 600, 300}, {9, 1000, 50}, {300, 290, 260}};   /* the last three: split by columns, rows, both big */
     double worst = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
@@ -133,6 +134,22 @@ static void test_gemm(void) {
             }
     }
     printf("  gemm fast vs plain: worst rel err %.2e (bar 1e-5)\n", worst);
+#ifdef _OPENMP
+    /* the threads split the work but never a sum: 1 thread and all threads agree bit for bit */
+    int split[][3] = {{300, 70, 260}, {40, 600, 300}};
+    for (int s = 0; s < 2; s++) {
+        int M = split[s][0], N = split[s][1], K = split[s][2], nt = omp_get_max_threads();
+        float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1);
+        float *C1 = rand_buf((size_t)M * N, 1), *C2 = (float *)malloc(sizeof(float) * M * N);
+        memcpy(C2, C1, sizeof(float) * M * N);
+        ltf_gemm(M, N, K, A, K, 1, B, 1, K, C1, N);
+        omp_set_num_threads(1);
+        ltf_gemm(M, N, K, A, K, 1, B, 1, K, C2, N);
+        omp_set_num_threads(nt);
+        CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0, "gemm %dx%dx%d: %d threads and 1 differ", M, N, K, nt);
+        free(A); free(B); free(C1); free(C2);
+    }
+#endif
 }
 
 /* ------------------------------------------------------------------ op gradient checks */
