@@ -850,9 +850,11 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
 
 /* Cm[0..mr, 0..nr] += A . B over kc, where A[r, k] = Ap[r * ar + k * ak] and B[k, j] =
  * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a packed B has bk = NR; a full
- * tile of a row-major operand is read in place (ar = a_row, ak = 1; bk = b_row). */
+ * tile of a row-major operand is read in place (ar = a_row, ak = 1; bk = b_row).
+ * set = 1: Cm = bias + A . B instead (bias [nr], or zeros when NULL): a forward Linear's first
+ * K block, which saves writing the bias into Cm in a pass of its own. */
 static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp, ptrdiff_t bk,
-                            float *Cm, ptrdiff_t ldc, int mr, int nr) {
+                            float *Cm, ptrdiff_t ldc, int mr, int nr, int set, const float *bias) {
 #ifdef LTF__VL
     ltf__vec acc0[LTF__MR], acc1[LTF__MR];   /* columns 0..VL-1 and VL..NR-1 of each row */
     for (int r = 0; r < LTF__MR; r++) acc0[r] = acc1[r] = ltf__vzero();
@@ -865,10 +867,12 @@ static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak,
         }
     }
     if (nr == LTF__NR) {
+        ltf__vec z = ltf__vzero(), b0 = set && bias ? ltf__vload(bias) : z;
+        ltf__vec b1 = set && bias ? ltf__vload(bias + LTF__VL) : z;
         for (int r = 0; r < mr; r++) {
             float *c = Cm + r * ldc;
-            ltf__vstore(c, ltf__vadd(ltf__vload(c), acc0[r]));
-            ltf__vstore(c + LTF__VL, ltf__vadd(ltf__vload(c + LTF__VL), acc1[r]));
+            ltf__vstore(c, ltf__vadd(set ? b0 : ltf__vload(c), acc0[r]));
+            ltf__vstore(c + LTF__VL, ltf__vadd(set ? b1 : ltf__vload(c + LTF__VL), acc1[r]));
         }
         return;
     }
@@ -886,7 +890,8 @@ static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak,
     }
 #endif
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) Cm[r * ldc + j] += acc[r][j];
+        for (int j = 0; j < nr; j++)
+            Cm[r * ldc + j] = (set ? (bias ? bias[j] : 0.0f) : Cm[r * ldc + j]) + acc[r][j];
 }
 
 /* B[kc0.., jc..] (kc x nc) into NR-wide panels [kc][NR], zero-padded past nc. The loop that
@@ -916,10 +921,12 @@ static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff
     }
 }
 
-/* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner).
- * Operands whose rows are contiguous (a_col = 1, b_col = 1) are packed only at ragged edges. */
+/* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner);
+ * set = 1: Cm = bias + A . B (K >= 1). Operands whose rows are contiguous (a_col = 1,
+ * b_col = 1) are packed only at ragged edges. */
 static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-                            const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+                            const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
+                            int set, const float *bias) {
     float Bp[LTF__KC * LTF__NC];
     float Ap[LTF__KC * LTF__MR];
     int pack_b = b_col != 1 || N % LTF__NR != 0;
@@ -938,16 +945,24 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
                     int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
                     ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : 1,
                                     pack_b ? Bp + (size_t)jp * kc : Bk + jp, pack_b ? LTF__NR : b_row,
-                                    Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr);
+                                    Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr,
+                                    set && kc0 == 0, bias ? bias + jc + jp : NULL);
                 }
             }
         }
     }
 }
 
-void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
-              const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
-    if (M <= 0 || N <= 0 || K <= 0) return;
+/* The threaded driver: Cm += A . B, or with set = 1, Cm = bias + A . B */
+static void ltf__gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+                      const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
+                      int set, const float *bias) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {   /* an empty product: only the start value */
+        for (int i = 0; set && i < M; i++)
+            for (int j = 0; j < N; j++) Cm[(ptrdiff_t)i * ldc + j] = bias ? bias[j] : 0.0f;
+        return;
+    }
 #ifdef _OPENMP
     int by_rows = M >= N;   /* split the longer side: measured faster for dW_fcp [C, 4C] */
     int tiles = by_rows ? (M + LTF__MR - 1) / LTF__MR : (N + LTF__NR - 1) / LTF__NR;
@@ -959,17 +974,22 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
             if (by_rows) {
                 int i0 = t0 * LTF__MR, i1 = t1 * LTF__MR < M ? t1 * LTF__MR : M;
                 if (i0 < i1) ltf__gemm_block(i1 - i0, N, K, A + i0 * a_row, a_row, a_col, B, b_row, b_col,
-                                             Cm + (ptrdiff_t)i0 * ldc, ldc);
+                                             Cm + (ptrdiff_t)i0 * ldc, ldc, set, bias);
             } else {
                 int j0 = t0 * LTF__NR, j1 = t1 * LTF__NR < N ? t1 * LTF__NR : N;
                 if (j0 < j1) ltf__gemm_block(M, j1 - j0, K, A, a_row, a_col, B + j0 * b_col, b_row, b_col,
-                                             Cm + j0, ldc);
+                                             Cm + j0, ldc, set, bias ? bias + j0 : NULL);
             }
         }
         return;
     }
 #endif
-    ltf__gemm_block(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
+    ltf__gemm_block(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, set, bias);
+}
+
+void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
+              const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
+    ltf__gemm(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, 0, NULL);
 }
 
 /* ============================== [5] ops: forward and backward pairs ==============================
@@ -1030,10 +1050,7 @@ static void ltf__zero(float *p, size_t n) {
 /* Linear (nn.Linear): out[r, o] = bias[o] + sum_i inp[r, i] * w[o, i]      w: [OC, C]
  * backward: dinp += dout . w      dw += dout^T . inp      dbias += sum_r dout[r, :]        */
 void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC) {
-    #pragma omp parallel for if ((size_t)BT * OC > LTF__PAR_MIN)
-    for (int r = 0; r < BT; r++)
-        for (int o = 0; o < OC; o++) out[(size_t)r * OC + o] = bias ? bias[o] : 0.0f;
-    ltf_gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC);
+    ltf__gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC, 1, bias);   /* out = bias + inp . w^T */
 }
 
 void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
@@ -1119,18 +1136,16 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)b * N * C3 + h * hs, *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)b * H + h) * N * N, *o = out + (size_t)b * N * C + h * hs;
-            memset(a, 0, (size_t)N * N * sizeof(float));
-            ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N);          /* S = Q K^T */
+            ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N, 1, NULL);   /* S = Q K^T */
             for (int t = 0; t < N; t++, a += N) {                          /* softmax   */
                 float mx = -INFINITY, sum = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) { a[t2] *= scale; mx = a[t2] > mx ? a[t2] : mx; }
                 for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
                 for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
                 for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
-                memset(o + (size_t)t * C, 0, (size_t)hs * sizeof(float));
             }
             a -= (size_t)N * N;
-            ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C);            /* out = att V */
+            ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C, 1, NULL);   /* out = att V */
         }
 }
 
@@ -1147,9 +1162,8 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
             float *dq = dqkv + head, *dk = dq + C, *dv = dq + 2 * C;
             const float *a = att + ((size_t)b * H + h) * N * N;
             float *da = datt + ((size_t)b * H + h) * N * N;
-            memset(da, 0, (size_t)N * N * sizeof(float));
-            ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N);          /* dA = dY V^T    */
-            ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3);          /* dV += att^T dY */
+            ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N, 1, NULL);    /* dA = dY V^T    */
+            ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3, 0, NULL);    /* dV += att^T dY */
             for (int t = 0; t < N; t++) {                                  /* dS, in place   */
                 const float *ar = a + (size_t)t * N;
                 float *dr = da + (size_t)t * N, dot = 0.0f;
@@ -1157,8 +1171,8 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
                 for (int t2 = 0; t2 <= t; t2++) dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
                 for (int t2 = t + 1; t2 < N; t2++) dr[t2] = 0.0f;
             }
-            ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3);         /* dQ += dS K     */
-            ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3);         /* dK += dS^T Q   */
+            ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3, 0, NULL);   /* dQ += dS K     */
+            ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3, 0, NULL);   /* dK += dS^T Q   */
         }
 }
 

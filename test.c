@@ -134,6 +134,18 @@ static void test_gemm(void) {
             }
     }
     printf("  gemm fast vs plain: worst rel err %.2e (bar 1e-5)\n", worst);
+    /* set mode (a forward Linear): Cm = bias + A . B overwrites whatever Cm held, on every shape */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1), *bias = rand_buf((size_t)N, 1);
+        float *C1 = rand_buf((size_t)M * N, 1), *C2 = (float *)malloc(sizeof(float) * M * N);
+        for (int i = 0; i < M; i++) memcpy(C2 + (size_t)i * N, bias, sizeof(float) * N);
+        ltf__gemm(M, N, K, A, K, 1, B, 1, K, C1, N, 1, bias);
+        ltf_gemm_plain(M, N, K, A, K, 1, B, 1, K, C2, N);
+        double e = rel_err(C1, C2, (size_t)M * N);
+        CHECK(e < 1e-5, "gemm set mode %dx%dx%d: rel err %.2e", M, N, K, e);
+        free(A); free(B); free(bias); free(C1); free(C2);
+    }
 #ifdef _OPENMP
     /* the threads split the work but never a sum: 1 thread and all threads agree bit for bit */
     int split[][3] = {{300, 70, 260}, {40, 600, 300}};
