@@ -247,6 +247,8 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
 void ltf_gelu_forward(float *out, const float *inp, size_t n);
 void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void ltf_residual_forward(float *out, const float *a, const float *b, size_t n);
+void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rstd, const float *a,
+                                    const float *c, const float *w, const float *b, int BT, int C);
 void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
@@ -1066,20 +1068,46 @@ void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
  * backward, with g_i = w_i * dout_i:
  *   dx_i += rstd * (g_i - mean_j(g_j) - xhat_i * mean_j(g_j * xhat_j))
  *   dw_i += dout_i * xhat_i,   db_i += dout_i                                             */
+/* Sums of C floats are taken in LTF__LANES interleaved partial sums (lane l adds entries
+ * l, l + LANES, ...), which the compiler turns into vector adds; a plain running sum is one
+ * long dependency chain it may not reorder (IEEE addition is not associative). */
+#define LTF__LANES 16
+static float ltf__lanes_total(const float *p) {
+    float s = 0.0f;
+    for (int l = 0; l < LTF__LANES; l++) s += p[l];
+    return s;
+}
+
+/* One row: out = LN(x) with its mean and rstd. out doubles as scratch for x - mean. */
+static void ltf__layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
+                               const float *b, int C) {
+    float p[LTF__LANES] = {0}, q[LTF__LANES] = {0};
+    for (int i = 0; i < C; i++) p[i % LTF__LANES] += x[i];
+    float m = ltf__lanes_total(p) / (float)C;
+    for (int i = 0; i < C; i++) { o[i] = x[i] - m; q[i % LTF__LANES] += o[i] * o[i]; }
+    float s = 1.0f / sqrtf(ltf__lanes_total(q) / (float)C + 1e-5f);
+    for (int i = 0; i < C; i++) o[i] = o[i] * s * w[i] + b[i];
+    *mean = m; *rstd = s;
+}
+
 void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int BT, int C) {
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
+    for (int r = 0; r < BT; r++)
+        ltf__layernorm_row(out + (size_t)r * C, mean + r, rstd + r, inp + (size_t)r * C, w, b, C);
+}
+
+/* Residual + LayerNorm in one pass (the block's two joins, SPEC 2): h = a + c, out = LN(h).
+ * Same arithmetic as ltf_residual_forward then ltf_layernorm_forward; each row is read once
+ * while it is in cache. Backward needs no twin: the LN backward adds into dh, which the
+ * residual passes on unchanged. */
+void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rstd, const float *a,
+                                    const float *c, const float *w, const float *b, int BT, int C) {
+    #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++) {
-        const float *x = inp + (size_t)r * C;
-        float *o = out + (size_t)r * C;
-        float m = 0.0f, v = 0.0f;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= (float)C;
-        for (int i = 0; i < C; i++) v += (x[i] - m) * (x[i] - m);
-        v /= (float)C;
-        float s = 1.0f / sqrtf(v + 1e-5f);
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
-        mean[r] = m; rstd[r] = s;
+        float *hr = h + (size_t)r * C;
+        for (int i = 0; i < C; i++) hr[i] = a[(size_t)r * C + i] + c[(size_t)r * C + i];
+        ltf__layernorm_row(out + (size_t)r * C, mean + r, rstd + r, hr, w, b, C);
     }
 }
 
@@ -1089,12 +1117,12 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     for (int r = 0; r < BT; r++) {                           /* dx: rows are independent */
         const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
-        float m = mean[r], s = rstd[r], g_mean = 0.0f, gx_mean = 0.0f;
+        float m = mean[r], s = rstd[r], pg[LTF__LANES] = {0}, pgx[LTF__LANES] = {0};
         for (int i = 0; i < C; i++) {
             float xhat = (x[i] - m) * s, g = w[i] * dy[i];
-            g_mean += g; gx_mean += g * xhat;
+            pg[i % LTF__LANES] += g; pgx[i % LTF__LANES] += g * xhat;
         }
-        g_mean /= (float)C; gx_mean /= (float)C;
+        float g_mean = ltf__lanes_total(pg) / (float)C, gx_mean = ltf__lanes_total(pgx) / (float)C;
         for (int i = 0; i < C; i++) {
             float xhat = (x[i] - m) * s, g = w[i] * dy[i];
             dx[i] += s * (g - g_mean - xhat * gx_mean);
@@ -1329,23 +1357,28 @@ static void ltf__backbone_forward(const ltf_model *m, ltf_acts *a, const float *
     int C = c->n_embd, H = c->n_head, BT = B * N;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     ltf_position_forward(a->h, u, w->wpe, B, N, C);                 /* h = u + wpe           */
+    ltf_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->h, w->h[0].ln1_w, w->h[0].ln1_b, BT, C);
     for (int l = 0; l < c->n_layer; l++) {
         const ltf_block *p = &w->h[l];
         float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
         float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
         float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
-        ltf_layernorm_forward(ln1, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, x, p->ln1_w, p->ln1_b, BT, C);
         ltf_matmul_forward(qkv, ln1, p->qkv_w, p->qkv_b, BT, C, 3 * C);
         ltf_attention_forward(atty, att, qkv, B, N, C, H);
         ltf_matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
-        ltf_residual_forward(hmid, x, tmp, rc);                     /* h + attn(ln_1(h))     */
-        ltf_layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, hmid, p->ln2_w, p->ln2_b, BT, C);
+        ltf_residual_layernorm_forward(hmid, ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
+                                       x, tmp, p->ln2_w, p->ln2_b, BT, C);   /* hmid = h + attn(ln_1(h)) */
         ltf_matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
         ltf_gelu_forward(fcg, fch, 4 * rc);
         ltf_matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
-        ltf_residual_forward(a->h + (l + 1) * rc, hmid, tmp, rc);   /* + mlp(ln_2(h))        */
+        /* h[l+1] = hmid + mlp(ln_2(hmid)), and the LayerNorm that reads it: the next block's
+         * ln_1, or after the last block ln_f, whose output is f(u) */
+        int last = l + 1 == c->n_layer;
+        ltf_residual_layernorm_forward(a->h + (l + 1) * rc, last ? a->out : ln1 + rc,
+                                       last ? a->lnf_mean : a->ln1_mean + (l + 1) * BT,
+                                       last ? a->lnf_rstd : a->ln1_rstd + (l + 1) * BT, hmid, tmp,
+                                       last ? w->lnf_w : w->h[l + 1].ln1_w, last ? w->lnf_b : w->h[l + 1].ln1_b, BT, C);
     }
-    ltf_layernorm_forward(a->out, a->lnf_mean, a->lnf_rstd, a->h + c->n_layer * rc, w->lnf_w, w->lnf_b, BT, C);
 }
 
 /* Backward of f: given dout = dL/d f(u), ADDS dL/du into du and parameter grads into m->g.
