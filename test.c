@@ -646,14 +646,48 @@ static void test_training_learns(void) {
     ltf_model_create(&m, &c, 42, err);
     int B = 16, n = 6;
     float *xs = rand_buf((size_t)B * n * 3, 1), *ys = rand_buf((size_t)B * n, 1), loss = 0, first = 0;
+    long allocs = 0;
     for (int s = 0; s < 300; s++) {
         if (ltf_train_step(&m, &t, xs, ys, B, n, &loss) != 0) { CHECK(0, "step %d: %s", s, m.err); break; }
-        if (s == 0) first = loss;
+        if (s == 0) { first = loss; allocs = g_alloc_calls; }
     }
     printf("  300 Adam steps on one batch: loss %.4f -> %.4f\n", first, loss);
     CHECK(loss < 0.3f * first, "loss did not fall: %.4f -> %.4f", first, loss);
+    /* the first step sized the buffers; the other 299 must not allocate */
+    CHECK(g_alloc_calls == allocs, "steps 2..300 allocated %ld times", g_alloc_calls - allocs);
     free(xs); free(ys);
     ltf_model_free(&m);
+}
+
+static void test_threads_same_bits(void) {
+    /* the threads split rows, columns and heads but never a sum: 3 training steps on all
+     * threads and on one give the same parameters bit for bit */
+#ifdef _OPENMP
+    ltf_config c = small_config(LTF_LOOPED, 1, 4, 2);
+    c.n_embd = 64;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    ltf_model m[2];
+    char err[LTF_ERR_LEN];
+    int B = 64, n = 6, nt = omp_get_max_threads();   /* 768 rows x 64: every op takes its threaded path */
+    ltf_rng saved = g_rng;   /* own data: the later tests keep the draws they were tuned on */
+    float *xs = rand_buf((size_t)B * n * 3, 1), *ys = rand_buf((size_t)B * n, 1), loss;
+    g_rng = saved;
+    for (int k = 0; k < 2; k++) {
+        ltf_model_create(&m[k], &c, 5, err);
+        omp_set_num_threads(k == 0 ? nt : 1);
+        for (int s = 0; s < 3; s++) CHECK(ltf_train_step(&m[k], &t, xs, ys, B, n, &loss) == 0, "step: %s", m[k].err);
+    }
+    omp_set_num_threads(nt);
+    CHECK(memcmp(m[0].params, m[1].params, sizeof(float) * m[0].n_params) == 0,
+          "%d threads and 1 thread trained different parameters", nt);
+    printf("  3 steps on %d threads and on 1: parameters %s\n", nt,
+           memcmp(m[0].params, m[1].params, sizeof(float) * m[0].n_params) ? "differ" : "bit-identical");
+    for (int k = 0; k < 2; k++) ltf_model_free(&m[k]);
+    free(xs); free(ys);
+#else
+    printf("  skipped: built without OpenMP\n");
+#endif
 }
 
 static void test_nan_loses_nothing(void) {
@@ -2771,6 +2805,7 @@ typedef struct { const char *name; void (*fn)(void); } test_case;
 int main(int argc, char **argv) {
     test_case tests[] = {
         {"gemm", test_gemm},
+        {"threads_same_bits", test_threads_same_bits},
         {"op_gradients", test_op_gradients},
         {"model_gradients", test_model_gradients},
         {"pytorch_fixtures", test_pytorch_fixtures},
