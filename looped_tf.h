@@ -799,9 +799,10 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memor
  *     [KC][MR]: every read of the inner loop is then unit-stride and hits L1/L2 cache, whatever
  *     the strides of A and B were.
  *   - The micro-kernel holds an MR x NR tile of Cm in vector registers while k runs over the
- *     block: per k, one or two vector loads of B and MR broadcasts of A, MR * NR fused
- *     multiply-adds. The tile is then added to Cm.
- * The kernel's vectors are chosen at compile time: AVX-512 (16 floats; MR = 8, NR = 32, 16
+ *     block: per k, NV vector loads of B and MR broadcasts of A, MR * NV fused multiply-adds
+ *     of whole vectors. The tile is then added to Cm. A tile at the ragged right edge runs
+ *     only the vectors it needs (attention's heads are 16 or 32 columns wide).
+ * The kernel's vectors are chosen at compile time: AVX-512 (16 floats; MR = 6, NR = 64, 24
  * accumulators of the 32 registers), AVX2 + FMA (8 floats; MR = 6, NR = 16, 12 of 16), else
  * plain C the compiler vectorizes as it can. Every element of Cm is summed the same way
  * (per KC block: acc = 0, acc += a_k b_k for k in order, Cm += acc) however the threads split
@@ -817,7 +818,9 @@ typedef __m512 ltf__vec;
 #define ltf__vzero() _mm512_setzero_ps()
 #define ltf__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)       /* a * b + c, one rounding */
 #define ltf__vadd(a, b) _mm512_add_ps(a, b)
-#define LTF__MR 8
+#define LTF__MR 6
+#define LTF__NV 4     /* vectors per tile row: 6 x 4 = 24 accumulators of the 32 registers */
+#define LTF__SIMD
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define LTF__VL 8
@@ -829,14 +832,14 @@ typedef __m256 ltf__vec;
 #define ltf__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define ltf__vadd(a, b) _mm256_add_ps(a, b)
 #define LTF__MR 6
+#define LTF__NV 2     /* 6 x 2 = 12 accumulators of the 16 registers */
+#define LTF__SIMD
 #else
-#define LTF__MR 4                                         /* portable: plain C below */
+#define LTF__MR 4     /* portable: plain C the compiler vectorizes as it can */
+#define LTF__VL 8
+#define LTF__NV 4
 #endif
-#ifdef LTF__VL
-#define LTF__NR (2 * LTF__VL)
-#else
-#define LTF__NR 32
-#endif
+#define LTF__NR (LTF__NV * LTF__VL)
 #define LTF__KC 128
 #define LTF__NC 256   /* the packed B block, KC * NC floats = 128 KB, lives on the stack */
 
@@ -851,63 +854,79 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
 }
 
 /* Cm[0..mr, 0..nr] += A . B over kc, where A[r, k] = Ap[r * ar + k * ak] and B[k, j] =
- * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a packed B has bk = NR; a full
- * tile of a row-major operand is read in place (ar = a_row, ak = 1; bk = b_row).
- * set = 1: Cm = bias + A . B instead (bias [nr], or zeros when NULL): a forward Linear's first
- * K block, which saves writing the bias into Cm in a pass of its own. */
-static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp, ptrdiff_t bk,
-                            float *Cm, ptrdiff_t ldc, int mr, int nr, int set, const float *bias) {
-#ifdef LTF__VL
-    ltf__vec acc0[LTF__MR], acc1[LTF__MR];   /* columns 0..VL-1 and VL..NR-1 of each row */
-    for (int r = 0; r < LTF__MR; r++) acc0[r] = acc1[r] = ltf__vzero();
+ * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a packed B panel has bk = its
+ * padded width; a full tile of a row-major operand is read in place (ar = a_row, ak = 1;
+ * bk = b_row). nv: the vectors of B the tile needs (nr <= nv * VL). set = 1: Cm = bias + A . B
+ * instead (bias [nr], or zeros when NULL): a forward Linear's first K block, which saves
+ * writing the bias into Cm in a pass of its own. */
+static inline void ltf__gemm_tile(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp,
+                                  ptrdiff_t bk, float *Cm, ptrdiff_t ldc, int mr, int nr, int set,
+                                  const float *bias, const int nv) {
+#ifdef LTF__SIMD
+    ltf__vec acc[LTF__MR][LTF__NV];
+    for (int r = 0; r < LTF__MR; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = ltf__vzero();
     for (int k = 0; k < kc; k++) {
-        ltf__vec b0 = ltf__vload(Bp + k * bk), b1 = ltf__vload(Bp + k * bk + LTF__VL);
+        ltf__vec b[LTF__NV];
+        for (int v = 0; v < nv; v++) b[v] = ltf__vload(Bp + k * bk + v * LTF__VL);
         for (int r = 0; r < LTF__MR; r++) {
             ltf__vec a = ltf__vset1(Ap[r * ar + k * ak]);
-            acc0[r] = ltf__vfma(a, b0, acc0[r]);
-            acc1[r] = ltf__vfma(a, b1, acc1[r]);
+            for (int v = 0; v < nv; v++) acc[r][v] = ltf__vfma(a, b[v], acc[r][v]);
         }
     }
-    if (nr == LTF__NR) {
-        ltf__vec z = ltf__vzero(), b0 = set && bias ? ltf__vload(bias) : z;
-        ltf__vec b1 = set && bias ? ltf__vload(bias + LTF__VL) : z;
-        for (int r = 0; r < mr; r++) {
-            float *c = Cm + r * ldc;
-            ltf__vstore(c, ltf__vadd(set ? b0 : ltf__vload(c), acc0[r]));
-            ltf__vstore(c + LTF__VL, ltf__vadd(set ? b1 : ltf__vload(c + LTF__VL), acc1[r]));
-        }
+    if (nr == nv * LTF__VL) {
+        for (int r = 0; r < mr; r++)
+            for (int v = 0; v < nv; v++) {
+                float *c = Cm + r * ldc + v * LTF__VL;
+                ltf__vec c0 = !set ? ltf__vload(c) : bias ? ltf__vload(bias + v * LTF__VL) : ltf__vzero();
+                ltf__vstore(c, ltf__vadd(c0, acc[r][v]));
+            }
         return;
     }
-    float acc[LTF__MR][LTF__NR];             /* a ragged edge: through memory */
-    for (int r = 0; r < LTF__MR; r++) { ltf__vstore(acc[r], acc0[r]); ltf__vstore(acc[r] + LTF__VL, acc1[r]); }
+    float t[LTF__MR][LTF__NR];   /* a ragged edge: through memory */
+    for (int r = 0; r < LTF__MR; r++)
+        for (int v = 0; v < nv; v++) ltf__vstore(t[r] + v * LTF__VL, acc[r][v]);
 #else
-    float acc[LTF__MR][LTF__NR];
-    memset(acc, 0, sizeof acc);
-    for (int k = 0; k < kc; k++) {
-        const float *b = Bp + k * bk;
+    float t[LTF__MR][LTF__NR] = {{0}};
+    for (int k = 0; k < kc; k++)
         for (int r = 0; r < LTF__MR; r++) {
             float a = Ap[r * ar + k * ak];
-            for (int j = 0; j < LTF__NR; j++) acc[r][j] += a * b[j];
+            for (int j = 0; j < nv * LTF__VL; j++) t[r][j] += a * Bp[k * bk + j];
         }
-    }
 #endif
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nr; j++)
-            Cm[r * ldc + j] = (set ? (bias ? bias[j] : 0.0f) : Cm[r * ldc + j]) + acc[r][j];
+            Cm[r * ldc + j] = (!set ? Cm[r * ldc + j] : bias ? bias[j] : 0.0f) + t[r][j];
 }
 
-/* B[kc0.., jc..] (kc x nc) into NR-wide panels [kc][NR], zero-padded past nc. The loop that
- * walks B's unit stride is innermost, so a W^T operand (b_row = 1) is read along its rows. */
+/* The tile of width nr, with nv a constant in each call so the compiler unrolls it fully */
+static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp, ptrdiff_t bk,
+                            float *Cm, ptrdiff_t ldc, int mr, int nr, int set, const float *bias) {
+    switch ((nr + LTF__VL - 1) / LTF__VL) {
+    case 1: ltf__gemm_tile(kc, Ap, ar, ak, Bp, bk, Cm, ldc, mr, nr, set, bias, 1); break;
+#if LTF__NV > 2
+    case 2: ltf__gemm_tile(kc, Ap, ar, ak, Bp, bk, Cm, ldc, mr, nr, set, bias, 2); break;
+    case 3: ltf__gemm_tile(kc, Ap, ar, ak, Bp, bk, Cm, ldc, mr, nr, set, bias, 3); break;
+#endif
+    default: ltf__gemm_tile(kc, Ap, ar, ak, Bp, bk, Cm, ldc, mr, nr, set, bias, LTF__NV); break;
+    }
+}
+
+/* B[kc0.., jc..] (kc x nc) into panels [kc][w] of NR columns, the last one w = its columns
+ * rounded up to whole vectors, zero-padded. The loop that walks B's unit stride is innermost,
+ * so a W^T operand (b_row = 1) is read along its rows. */
+static int ltf__panel_width(int cols) { return cols < LTF__NR ? (cols + LTF__VL - 1) / LTF__VL * LTF__VL : LTF__NR; }
+
 static void ltf__gemm_pack_b(float *Bp, const float *B, ptrdiff_t b_row, ptrdiff_t b_col, int kc, int nc) {
     for (int jp = 0; jp < nc; jp += LTF__NR) {
         float *panel = Bp + (size_t)jp * kc;
-        int w = nc - jp < LTF__NR ? nc - jp : LTF__NR;
+        int w = nc - jp < LTF__NR ? nc - jp : LTF__NR, wp = ltf__panel_width(w);
         if (b_row == 1) {
-            for (int j = 0; j < LTF__NR; j++)
-                for (int k = 0; k < kc; k++) panel[k * LTF__NR + j] = j < w ? B[k + (jp + j) * b_col] : 0.0f;
+            for (int j = 0; j < wp; j++)
+                for (int k = 0; k < kc; k++) panel[k * wp + j] = j < w ? B[k + (jp + j) * b_col] : 0.0f;
         } else {
             for (int k = 0; k < kc; k++)
-                for (int j = 0; j < LTF__NR; j++) panel[k * LTF__NR + j] = j < w ? B[k * b_row + (jp + j) * b_col] : 0.0f;
+                for (int j = 0; j < wp; j++) panel[k * wp + j] = j < w ? B[k * b_row + (jp + j) * b_col] : 0.0f;
         }
     }
 }
@@ -925,13 +944,13 @@ static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff
 
 /* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner);
  * set = 1: Cm = bias + A . B (K >= 1). Operands whose rows are contiguous (a_col = 1,
- * b_col = 1) are packed only at ragged edges. */
+ * b_col = 1) are read in place, and packed only where a tile would read past their edge. */
 static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
                             int set, const float *bias) {
     float Bp[LTF__KC * LTF__NC];
     float Ap[LTF__KC * LTF__MR];
-    int pack_b = b_col != 1 || N % LTF__NR != 0;
+    int pack_b = b_col != 1 || N % LTF__VL != 0;
     for (int jc = 0; jc < N; jc += LTF__NC) {
         int nc = N - jc < LTF__NC ? N - jc : LTF__NC;
         for (int kc0 = 0; kc0 < K; kc0 += LTF__KC) {
@@ -946,7 +965,7 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
                 for (int jp = 0; jp < nc; jp += LTF__NR) {
                     int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
                     ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : 1,
-                                    pack_b ? Bp + (size_t)jp * kc : Bk + jp, pack_b ? LTF__NR : b_row,
+                                    pack_b ? Bp + (size_t)jp * kc : Bk + jp, pack_b ? ltf__panel_width(nr) : b_row,
                                     Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr,
                                     set && kc0 == 0, bias ? bias + jc + jp : NULL);
                 }
@@ -1484,15 +1503,14 @@ static void ltf__read_out(const ltf_model *m, float *pred, const float *Y, int B
  * gradient sums over (b, i) in order; its threads split the C columns. */
 static void ltf__read_out_backward(ltf_model *m, float *dY, const float *dpred, const float *Y, int B, int n) {
     int C = m->cfg.n_embd, tasks = (C + LTF__COLS - 1) / LTF__COLS;
-    int par = (size_t)B * n * C > LTF__PAR_MIN;
-    #pragma omp parallel for collapse(2) if (par)
+    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int i = 0; i < n; i++) {
             size_t r = ((size_t)b * 2 * n + 2 * i) * C;
             float dp = dpred[(size_t)b * n + i];
             for (int k = 0; k < C; k++) dY[r + k] += dp * m->w.read_out_w[k];
         }
-    #pragma omp parallel for if (par)
+    #pragma omp parallel for if ((size_t)B * n * C > LTF__PAR_MIN)
     for (int c = 0; c < tasks; c++) {
         int k0 = c * LTF__COLS, k1 = k0 + LTF__COLS < C ? k0 + LTF__COLS : C;
         for (size_t bi = 0; bi < (size_t)B * n; bi++)

@@ -115,7 +115,8 @@ static void test_gemm(void) {
     /* fast vs plain on random shapes, including every edge (not multiples of the tiles) and all
      * four transpositions; the plain one is a straight triple loop */
     int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 32, 128}, {37, 65, 129}, {130, 33, 300}, {64, 192, 64}, {200, 256, 17},
-                     {40, 600, 300}, {9, 1000, 50}, {300, 290, 260}};   /* the last three: split by columns, rows, both big */
+                     {40, 600, 300}, {9, 1000, 50}, {300, 290, 260},   /* split by columns, rows, both big */
+                     {50, 16, 70}, {22, 22, 16}, {31, 48, 9}};         /* one, two, three vectors wide */
     double worst = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
