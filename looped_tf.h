@@ -1058,13 +1058,16 @@ static void ltf__sum_rows(float *acc, const float *x, int rows, int cols) {
     }
 }
 
-/* p[0..n) = 0, split across the threads for large n */
+/* p[0..n) = 0, in one equal slice per thread for large n */
 static void ltf__zero(float *p, size_t n) {
-    long chunks = (long)((n + LTF__PAR_MIN - 1) / LTF__PAR_MIN);
-    #pragma omp parallel for if (chunks > 1)
-    for (long c = 0; c < chunks; c++) {
-        size_t i0 = (size_t)c * LTF__PAR_MIN, len = n - i0 < LTF__PAR_MIN ? n - i0 : LTF__PAR_MIN;
-        memset(p + i0, 0, len * sizeof(float));
+    #pragma omp parallel if (n > LTF__PAR_MIN)
+    {
+        size_t i0 = 0, i1 = n;
+#ifdef _OPENMP
+        size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        i0 = n * id / nt; i1 = n * (id + 1) / nt;
+#endif
+        memset(p + i0, 0, (i1 - i0) * sizeof(float));
     }
 }
 
@@ -1089,22 +1092,37 @@ void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
  *   dw_i += dout_i * xhat_i,   db_i += dout_i                                             */
 /* Sums of C floats are taken in LTF__LANES interleaved partial sums (lane l adds entries
  * l, l + LANES, ...), which the compiler turns into vector adds; a plain running sum is one
- * long dependency chain it may not reorder (IEEE addition is not associative). */
+ * long dependency chain it may not reorder (IEEE addition is not associative).
+ * ltf__dot(a, b, n) = sum_i a[i] b[i]; ltf__sum(a, n) = sum_i a[i]. */
 #define LTF__LANES 16
 static float ltf__lanes_total(const float *p) {
     float s = 0.0f;
     for (int l = 0; l < LTF__LANES; l++) s += p[l];
     return s;
 }
+static float ltf__dot(const float *a, const float *b, int n) {
+    float p[LTF__LANES] = {0};
+    int i = 0;
+    for (; i + LTF__LANES <= n; i += LTF__LANES)
+        for (int l = 0; l < LTF__LANES; l++) p[l] += a[i + l] * b[i + l];
+    for (int l = 0; i < n; i++, l++) p[l] += a[i] * b[i];
+    return ltf__lanes_total(p);
+}
+static float ltf__sum(const float *a, int n) {
+    float p[LTF__LANES] = {0};
+    int i = 0;
+    for (; i + LTF__LANES <= n; i += LTF__LANES)
+        for (int l = 0; l < LTF__LANES; l++) p[l] += a[i + l];
+    for (int l = 0; i < n; i++, l++) p[l] += a[i];
+    return ltf__lanes_total(p);
+}
 
 /* One row: out = LN(x) with its mean and rstd. out doubles as scratch for x - mean. */
 static void ltf__layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w,
                                const float *b, int C) {
-    float p[LTF__LANES] = {0}, q[LTF__LANES] = {0};
-    for (int i = 0; i < C; i++) p[i % LTF__LANES] += x[i];
-    float m = ltf__lanes_total(p) / (float)C;
-    for (int i = 0; i < C; i++) { o[i] = x[i] - m; q[i % LTF__LANES] += o[i] * o[i]; }
-    float s = 1.0f / sqrtf(ltf__lanes_total(q) / (float)C + 1e-5f);
+    float m = ltf__sum(x, C) / (float)C;
+    for (int i = 0; i < C; i++) o[i] = x[i] - m;
+    float s = 1.0f / sqrtf(ltf__dot(o, o, C) / (float)C + 1e-5f);
     for (int i = 0; i < C; i++) o[i] = o[i] * s * w[i] + b[i];
     *mean = m; *rstd = s;
 }
@@ -1137,12 +1155,15 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
         float m = mean[r], s = rstd[r], pg[LTF__LANES] = {0}, pgx[LTF__LANES] = {0};
-        for (int i = 0; i < C; i++) {
-            float xhat = (x[i] - m) * s, g = w[i] * dy[i];
-            pg[i % LTF__LANES] += g; pgx[i % LTF__LANES] += g * xhat;
-        }
+        int i = 0;
+        for (; i + LTF__LANES <= C; i += LTF__LANES)         /* the two sums, in lanes */
+            for (int l = 0; l < LTF__LANES; l++) {
+                float g = w[i + l] * dy[i + l];
+                pg[l] += g; pgx[l] += g * ((x[i + l] - m) * s);
+            }
+        for (int l = 0; i < C; i++, l++) { float g = w[i] * dy[i]; pg[l] += g; pgx[l] += g * ((x[i] - m) * s); }
         float g_mean = ltf__lanes_total(pg) / (float)C, gx_mean = ltf__lanes_total(pgx) / (float)C;
-        for (int i = 0; i < C; i++) {
+        for (i = 0; i < C; i++) {
             float xhat = (x[i] - m) * s, g = w[i] * dy[i];
             dx[i] += s * (g - g_mean - xhat * gx_mean);
         }
