@@ -1299,8 +1299,12 @@ static int cmd_bench(options *o) {
                        "the GPU each step), median of %d after 2 warm-up\n", o->bench_runs);
     else printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
                 o->bench_runs, threads, threads == 1 ? "" : "s");
-    printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %10s %10s %9s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
-           "ms/step", "best ms", "GFLOP/s", "model MB");
+    double peak = o->gpu ? 0 : ltf_fma_peak_gflops(0.5);
+    if (!o->gpu)
+        printf("multiply-add peak of this machine: %.1f GFLOP/s on %d thread%s (ltf_fma_peak_gflops: 12 independent\n"
+               "vector FMA chains per thread, no memory traffic)\n", peak, threads, threads == 1 ? "" : "s");
+    printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %10s %10s %9s %6s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
+           "ms/step", "best ms", "GFLOP/s", "%peak", "model MB");
     if (o->bench_compare) printf(" %12s %8s", "PyTorch ms", "ours/PT");
     printf("\n");
     for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
@@ -1315,9 +1319,11 @@ static int cmd_bench(options *o) {
         rc = time_steps(&m, &tc, o->bench_runs, &med, &best);
         if (rc == 0) {
             double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
-            printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %10.2f %10.2f %9.1f %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
+            char pct[16] = "-";
+            if (peak > 0) snprintf(pct, sizeof pct, "%.0f", 100.0 * gf / (med / 1e3) / peak);
+            printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %10.2f %10.2f %9.1f %6s %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
                    c.n_head, c.n_layer, c.kind == LTF_LOOPED ? c.n_loops : 1, c.kind == LTF_LOOPED ? c.loop_window : 1,
-                   tc.batch_size, med, best, gf / (med / 1e3), ltf_model_bytes(&m) / 1e6);
+                   tc.batch_size, med, best, gf / (med / 1e3), pct, ltf_model_bytes(&m) / 1e6);
             fflush(stdout);
             if (o->bench_compare) {
                 double pt = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);

@@ -13,6 +13,8 @@
  *   as <stb/stb_ds.h>); the implementation file also compiles stb_ds's implementation unless
  *   you define LTF_NO_STB_DS_IMPLEMENTATION (do that if your program already has it).
  *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
+ *   The matrix multiply uses AVX-512 or AVX2 + FMA when the compiler targets them
+ *   (-march=native does on such a CPU), else plain C: about 5x slower (section [4]).
  *   GPU (section [16]): define LOOPED_TF_CUDA before the include in that one file and compile
  *   it as CUDA, which pulls in looped_tf_cuda.cu (next to this header):
  *       nvcc -O3 -x cu -DLOOPED_TF_CUDA -arch=sm_90 -Xcompiler -fopenmp my.c -o my
@@ -82,7 +84,9 @@
  *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  GPU state back to the host (and stay / leave)
  *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
  *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
- *   ltf_residual_forward/backward, ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain.
+ *   ltf_residual_forward/backward, ltf_residual_layernorm_forward (the two fused),
+ *   ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain (fast / readable Cm += A.B).
+ *   ltf_fma_peak_gflops(seconds)                   this machine's multiply-add peak (bench's yardstick)
  *
  * SECTIONS OF THIS FILE (search for the banner)
  *   [1] config          [2] rng            [3] model struct and parameter table
@@ -231,6 +235,7 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
               const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc);
 void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                     const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc);
+double ltf_fma_peak_gflops(double seconds);   /* this machine's multiply-add peak, all threads */
 
 /* ============================== [5] ops ============================== */
 
@@ -973,6 +978,62 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
         }
     }
 }
+
+/* The yardstick for ltf_gemm: this machine's multiply-add peak in GFLOP/s on all threads. Each
+ * thread runs 12 independent chains of vector fused multiply-adds (no memory traffic; 12 chains
+ * cover the FMA latency times the FMA units of current x86 cores) for about `seconds`; the
+ * best of three rounds counts. `demo bench` prints a step's GFLOP/s as a fraction of it. */
+#ifdef _OPENMP
+#define ltf__wtime() omp_get_wtime()
+#else
+#include <time.h>
+#define ltf__wtime() ((double)clock() / CLOCKS_PER_SEC)
+#endif
+#ifdef LTF__SIMD
+typedef ltf__vec ltf__peak_t;
+#define ltf__peak_fma(a, x, y) ltf__vfma(a, x, y)
+#define ltf__peak_lane0(v) ((float *)&(v))[0]
+#define LTF__PEAK_FLOPS (2.0 * LTF__VL)
+#else
+typedef float ltf__peak_t;   /* no vector FMA: multiply, then add */
+#define ltf__vset1(x) (x)
+#define ltf__peak_fma(a, x, y) ((a) * (x) + (y))
+#define ltf__peak_lane0(v) (v)
+#define LTF__PEAK_FLOPS 2.0
+#endif
+double ltf_fma_peak_gflops(double seconds) {
+    double best = 0;
+    long iters = 1 << 20;
+    volatile float sink = 0;
+    for (int round = 0; round < 3; round++) {
+        double t0 = ltf__wtime(), flops = 0, keep = 0;
+        #pragma omp parallel reduction(+ : flops, keep)
+        {
+            ltf__peak_t x = ltf__vset1(0.9999999f), y = ltf__vset1(1e-7f);
+            ltf__peak_t p0 = ltf__vset1(0.1f), p1 = ltf__vset1(0.2f), p2 = ltf__vset1(0.3f), p3 = ltf__vset1(0.4f);
+            ltf__peak_t p4 = ltf__vset1(0.5f), p5 = ltf__vset1(0.6f), p6 = ltf__vset1(0.7f), p7 = ltf__vset1(0.8f);
+            ltf__peak_t p8 = ltf__vset1(0.9f), p9 = ltf__vset1(1.1f), p10 = ltf__vset1(1.2f), p11 = ltf__vset1(1.3f);
+            for (long it = 0; it < iters; it++) {
+                p0 = ltf__peak_fma(p0, x, y); p1 = ltf__peak_fma(p1, x, y); p2 = ltf__peak_fma(p2, x, y);
+                p3 = ltf__peak_fma(p3, x, y); p4 = ltf__peak_fma(p4, x, y); p5 = ltf__peak_fma(p5, x, y);
+                p6 = ltf__peak_fma(p6, x, y); p7 = ltf__peak_fma(p7, x, y); p8 = ltf__peak_fma(p8, x, y);
+                p9 = ltf__peak_fma(p9, x, y); p10 = ltf__peak_fma(p10, x, y); p11 = ltf__peak_fma(p11, x, y);
+            }
+            p0 = ltf__peak_fma(p0, p1, p2); p3 = ltf__peak_fma(p3, p4, p5); p6 = ltf__peak_fma(p6, p7, p8);
+            p9 = ltf__peak_fma(p9, p10, p11); p0 = ltf__peak_fma(p0, p3, p6); p0 = ltf__peak_fma(p0, p9, p0);
+            keep += ltf__peak_lane0(p0);   /* the result is used: the chains stay */
+            flops += 12.0 * LTF__PEAK_FLOPS * (double)iters;
+        }
+        double t = ltf__wtime() - t0;
+        sink = sink + (float)keep;
+        if (t > 0 && flops / t / 1e9 > best) best = flops / t / 1e9;
+        if (t < seconds / 3 && iters < (1L << 40)) { iters *= 2; round--; }   /* too short to time: longer */
+    }
+    return best;
+}
+#ifndef LTF__SIMD
+#undef ltf__vset1
+#endif
 
 /* The threaded driver: Cm += A . B, or with set = 1, Cm = bias + A . B */
 static void ltf__gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,

@@ -660,6 +660,13 @@ static void test_training_learns(void) {
     ltf_model_free(&m);
 }
 
+static void test_fma_peak(void) {
+    /* the bench's yardstick: a positive, finite rate (its size is the bench's to print) */
+    double g = ltf_fma_peak_gflops(0.05);
+    printf("  multiply-add peak %.1f GFLOP/s\n", g);
+    CHECK(isfinite(g) && g > 0.1, "ltf_fma_peak_gflops = %g", g);
+}
+
 static void test_threads_same_bits(void) {
     /* the threads split rows, columns and heads but never a sum: 3 training steps on all
      * threads and on one give the same parameters bit for bit */
@@ -2807,6 +2814,7 @@ int main(int argc, char **argv) {
     test_case tests[] = {
         {"gemm", test_gemm},
         {"threads_same_bits", test_threads_same_bits},
+        {"fma_peak", test_fma_peak},
         {"op_gradients", test_op_gradients},
         {"model_gradients", test_model_gradients},
         {"pytorch_fixtures", test_pytorch_fixtures},
