@@ -14,7 +14,7 @@
  *   you define LTF_NO_STB_DS_IMPLEMENTATION (do that if your program already has it).
  *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
  *   The matrix multiply uses AVX-512 or AVX2 + FMA when the compiler targets them
- *   (-march=native does on such a CPU), else plain C: about 5x slower (section [4]).
+ *   (-march=native does on such a CPU), else plain C, about 3x slower (section [4]).
  *   GPU (section [16]): define LOOPED_TF_CUDA before the include in that one file and compile
  *   it as CUDA, which pulls in looped_tf_cuda.cu (next to this header):
  *       nvcc -O3 -x cu -DLOOPED_TF_CUDA -arch=sm_90 -Xcompiler -fopenmp my.c -o my
@@ -799,10 +799,12 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memor
  * the order the hardware likes (the GotoBLAS/BLIS scheme):
  *   - The threads split Cm into slices of rows (or of columns, when Cm is wider than tall, as
  *     for weight gradients like dW_fcp [C, 4C]); each thread runs ltf__gemm_block on its slice.
- *   - K is walked in blocks of KC and N in blocks of NC. The B block is copied ("packed") into
- *     a contiguous, zero-padded [NC/NR][KC][NR] buffer on the stack, MR rows of A likewise into
- *     [KC][MR]: every read of the inner loop is then unit-stride and hits L1/L2 cache, whatever
- *     the strides of A and B were.
+ *   - K is walked in blocks of KC and N in blocks of NC. An operand read across its rows (W^T
+ *     in forward, dout^T in the weight gradient, K^T in attention) is copied ("packed") block
+ *     by block into a contiguous, zero-padded buffer on the stack: B into NR-wide panels
+ *     [KC][NR], MR rows of A into [KC][MR]. Every read of the inner loop is then unit-stride
+ *     and hits L1/L2 cache. An operand whose rows are contiguous is read in place (packed only
+ *     where a tile would run past its edge): copying it would cost more than it saves.
  *   - The micro-kernel holds an MR x NR tile of Cm in vector registers while k runs over the
  *     block: per k, NV vector loads of B and MR broadcasts of A, MR * NV fused multiply-adds
  *     of whole vectors. The tile is then added to Cm. A tile at the ragged right edge runs
@@ -979,62 +981,6 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
     }
 }
 
-/* The yardstick for ltf_gemm: this machine's multiply-add peak in GFLOP/s on all threads. Each
- * thread runs 12 independent chains of vector fused multiply-adds (no memory traffic; 12 chains
- * cover the FMA latency times the FMA units of current x86 cores) for about `seconds`; the
- * best of three rounds counts. `demo bench` prints a step's GFLOP/s as a fraction of it. */
-#ifdef _OPENMP
-#define ltf__wtime() omp_get_wtime()
-#else
-#include <time.h>
-#define ltf__wtime() ((double)clock() / CLOCKS_PER_SEC)
-#endif
-#ifdef LTF__SIMD
-typedef ltf__vec ltf__peak_t;
-#define ltf__peak_fma(a, x, y) ltf__vfma(a, x, y)
-#define ltf__peak_lane0(v) ((float *)&(v))[0]
-#define LTF__PEAK_FLOPS (2.0 * LTF__VL)
-#else
-typedef float ltf__peak_t;   /* no vector FMA: multiply, then add */
-#define ltf__vset1(x) (x)
-#define ltf__peak_fma(a, x, y) ((a) * (x) + (y))
-#define ltf__peak_lane0(v) (v)
-#define LTF__PEAK_FLOPS 2.0
-#endif
-double ltf_fma_peak_gflops(double seconds) {
-    double best = 0;
-    long iters = 1 << 20;
-    volatile float sink = 0;
-    for (int round = 0; round < 3; round++) {
-        double t0 = ltf__wtime(), flops = 0, keep = 0;
-        #pragma omp parallel reduction(+ : flops, keep)
-        {
-            ltf__peak_t x = ltf__vset1(0.9999999f), y = ltf__vset1(1e-7f);
-            ltf__peak_t p0 = ltf__vset1(0.1f), p1 = ltf__vset1(0.2f), p2 = ltf__vset1(0.3f), p3 = ltf__vset1(0.4f);
-            ltf__peak_t p4 = ltf__vset1(0.5f), p5 = ltf__vset1(0.6f), p6 = ltf__vset1(0.7f), p7 = ltf__vset1(0.8f);
-            ltf__peak_t p8 = ltf__vset1(0.9f), p9 = ltf__vset1(1.1f), p10 = ltf__vset1(1.2f), p11 = ltf__vset1(1.3f);
-            for (long it = 0; it < iters; it++) {
-                p0 = ltf__peak_fma(p0, x, y); p1 = ltf__peak_fma(p1, x, y); p2 = ltf__peak_fma(p2, x, y);
-                p3 = ltf__peak_fma(p3, x, y); p4 = ltf__peak_fma(p4, x, y); p5 = ltf__peak_fma(p5, x, y);
-                p6 = ltf__peak_fma(p6, x, y); p7 = ltf__peak_fma(p7, x, y); p8 = ltf__peak_fma(p8, x, y);
-                p9 = ltf__peak_fma(p9, x, y); p10 = ltf__peak_fma(p10, x, y); p11 = ltf__peak_fma(p11, x, y);
-            }
-            p0 = ltf__peak_fma(p0, p1, p2); p3 = ltf__peak_fma(p3, p4, p5); p6 = ltf__peak_fma(p6, p7, p8);
-            p9 = ltf__peak_fma(p9, p10, p11); p0 = ltf__peak_fma(p0, p3, p6); p0 = ltf__peak_fma(p0, p9, p0);
-            keep += ltf__peak_lane0(p0);   /* the result is used: the chains stay */
-            flops += 12.0 * LTF__PEAK_FLOPS * (double)iters;
-        }
-        double t = ltf__wtime() - t0;
-        sink = sink + (float)keep;
-        if (t > 0 && flops / t / 1e9 > best) best = flops / t / 1e9;
-        if (t < seconds / 3 && iters < (1L << 40)) { iters *= 2; round--; }   /* too short to time: longer */
-    }
-    return best;
-}
-#ifndef LTF__SIMD
-#undef ltf__vset1
-#endif
-
 /* The threaded driver: Cm += A . B, or with set = 1, Cm = bias + A . B */
 static void ltf__gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                       const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
@@ -1074,6 +1020,59 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
     ltf__gemm(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, 0, NULL);
 }
 
+/* The yardstick for ltf_gemm: this machine's multiply-add peak in GFLOP/s on all threads. Each
+ * thread runs 12 independent chains of vector fused multiply-adds (no memory traffic; 12 chains
+ * cover the FMA latency times the FMA units of current x86 cores) for about `seconds`; the
+ * best of three rounds counts. `demo bench` prints a step's GFLOP/s as a fraction of it. */
+#ifdef _OPENMP
+#define ltf__wtime() omp_get_wtime()
+#else
+#include <time.h>
+#define ltf__wtime() ((double)clock() / CLOCKS_PER_SEC)
+#endif
+#ifdef LTF__SIMD
+typedef ltf__vec ltf__peak_t;
+#define ltf__peak_set(x) ltf__vset1(x)
+#define ltf__peak_fma(a, x, y) ltf__vfma(a, x, y)
+#define ltf__peak_lane0(v) ((float *)&(v))[0]
+#define LTF__PEAK_FLOPS (2.0 * LTF__VL)
+#else
+typedef float ltf__peak_t;   /* no vector FMA: multiply, then add */
+#define ltf__peak_set(x) (x)
+#define ltf__peak_fma(a, x, y) ((a) * (x) + (y))
+#define ltf__peak_lane0(v) (v)
+#define LTF__PEAK_FLOPS 2.0
+#endif
+double ltf_fma_peak_gflops(double seconds) {
+    double best = 0;
+    long iters = 1 << 20;
+    volatile float sink = 0;
+    for (int round = 0; round < 3; round++) {
+        double t0 = ltf__wtime(), flops = 0, keep = 0;
+        #pragma omp parallel reduction(+ : flops, keep)
+        {
+            ltf__peak_t x = ltf__peak_set(0.9999999f), y = ltf__peak_set(1e-7f);
+            ltf__peak_t p0 = ltf__peak_set(0.1f), p1 = ltf__peak_set(0.2f), p2 = ltf__peak_set(0.3f), p3 = ltf__peak_set(0.4f);
+            ltf__peak_t p4 = ltf__peak_set(0.5f), p5 = ltf__peak_set(0.6f), p6 = ltf__peak_set(0.7f), p7 = ltf__peak_set(0.8f);
+            ltf__peak_t p8 = ltf__peak_set(0.9f), p9 = ltf__peak_set(1.1f), p10 = ltf__peak_set(1.2f), p11 = ltf__peak_set(1.3f);
+            for (long it = 0; it < iters; it++) {
+                p0 = ltf__peak_fma(p0, x, y); p1 = ltf__peak_fma(p1, x, y); p2 = ltf__peak_fma(p2, x, y);
+                p3 = ltf__peak_fma(p3, x, y); p4 = ltf__peak_fma(p4, x, y); p5 = ltf__peak_fma(p5, x, y);
+                p6 = ltf__peak_fma(p6, x, y); p7 = ltf__peak_fma(p7, x, y); p8 = ltf__peak_fma(p8, x, y);
+                p9 = ltf__peak_fma(p9, x, y); p10 = ltf__peak_fma(p10, x, y); p11 = ltf__peak_fma(p11, x, y);
+            }
+            p0 = ltf__peak_fma(p0, p1, p2); p3 = ltf__peak_fma(p3, p4, p5); p6 = ltf__peak_fma(p6, p7, p8);
+            p9 = ltf__peak_fma(p9, p10, p11); p0 = ltf__peak_fma(p0, p3, p6); p0 = ltf__peak_fma(p0, p9, p0);
+            keep += ltf__peak_lane0(p0);   /* the result is used: the chains stay */
+            flops += 12.0 * LTF__PEAK_FLOPS * (double)iters;
+        }
+        double t = ltf__wtime() - t0;
+        sink = sink + (float)keep;
+        if (t > 0 && flops / t / 1e9 > best) best = flops / t / 1e9;
+        if (t < seconds / 3 && iters < ((long)1 << 30)) { iters *= 2; round--; }   /* too short to time: longer */
+    }
+    return best;
+}
 /* ============================== [5] ops: forward and backward pairs ==============================
  * Each op takes raw pointers and sizes. Backward functions ADD into their gradient outputs
  * (dinp, dw, ...), so a tensor used twice simply receives both contributions. */
