@@ -1107,14 +1107,17 @@ static inline LTF__HD float ltf__tanhf(float u) {
 #define LTF__PAR_MIN 32768
 #define LTF__COLS 32   /* columns per task of a column-split sum */
 
-/* acc[j] += sum_r x[r, j] for r = 0..rows-1 in order */
+/* acc[j] += sum_r x[r, j], the rows summed in order into a local sum (held in registers:
+ * adding into acc itself would chain every row through a store and a load) */
 static void ltf__sum_rows(float *acc, const float *x, int rows, int cols) {
     int tasks = (cols + LTF__COLS - 1) / LTF__COLS;
     #pragma omp parallel for if ((size_t)rows * cols > LTF__PAR_MIN)
     for (int c = 0; c < tasks; c++) {
-        int j0 = c * LTF__COLS, j1 = j0 + LTF__COLS < cols ? j0 + LTF__COLS : cols;
+        int j0 = c * LTF__COLS, w = j0 + LTF__COLS < cols ? LTF__COLS : cols - j0;
+        float sum[LTF__COLS] = {0};
         for (int r = 0; r < rows; r++)
-            for (int j = j0; j < j1; j++) acc[j] += x[(size_t)r * cols + j];
+            for (int j = 0; j < w; j++) sum[j] += x[(size_t)r * cols + j0 + j];
+        for (int j = 0; j < w; j++) acc[j0 + j] += sum[j];
     }
 }
 
@@ -1231,12 +1234,14 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     int tasks = (C + LTF__COLS - 1) / LTF__COLS;
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int c = 0; c < tasks; c++) {                        /* dw, db: sums over rows, by columns */
-        int i0 = c * LTF__COLS, i1 = i0 + LTF__COLS < C ? i0 + LTF__COLS : C;
+        int i0 = c * LTF__COLS, w = i0 + LTF__COLS < C ? LTF__COLS : C - i0;
+        float sw[LTF__COLS] = {0}, sb[LTF__COLS] = {0};     /* local sums, as in ltf__sum_rows */
         for (int r = 0; r < BT; r++) {
-            const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
+            const float *x = inp + (size_t)r * C + i0, *dy = dout + (size_t)r * C + i0;
             float m = mean[r], s = rstd[r];
-            for (int i = i0; i < i1; i++) { dw[i] += dy[i] * ((x[i] - m) * s); db[i] += dy[i]; }
+            for (int i = 0; i < w; i++) { sw[i] += dy[i] * ((x[i] - m) * s); sb[i] += dy[i]; }
         }
+        for (int i = 0; i < w; i++) { dw[i0 + i] += sw[i]; db[i0 + i] += sb[i]; }
     }
 }
 
@@ -1346,8 +1351,13 @@ void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, i
     ltf_residual_backward(dinp, NULL, dout, (size_t)B * N * C);
     #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
     for (int t = 0; t < N; t++)              /* each thread owns some positions t, adds b in order */
-        for (int b = 0; b < B; b++)
-            for (int i = 0; i < C; i++) dwpe[(size_t)t * C + i] += dout[((size_t)b * N + t) * C + i];
+        for (int i0 = 0; i0 < C; i0 += LTF__COLS) {
+            int w = i0 + LTF__COLS < C ? LTF__COLS : C - i0;
+            float sum[LTF__COLS] = {0};      /* local sums, as in ltf__sum_rows */
+            for (int b = 0; b < B; b++)
+                for (int i = 0; i < w; i++) sum[i] += dout[((size_t)b * N + t) * C + i0 + i];
+            for (int i = 0; i < w; i++) dwpe[(size_t)t * C + i0 + i] += sum[i];
+        }
 }
 
 /* ============================== [6] the backbone f ==============================
@@ -1593,9 +1603,11 @@ static void ltf__read_out_backward(ltf_model *m, float *dY, const float *dpred, 
         }
     #pragma omp parallel for if ((size_t)B * n * C > LTF__PAR_MIN)
     for (int c = 0; c < tasks; c++) {
-        int k0 = c * LTF__COLS, k1 = k0 + LTF__COLS < C ? k0 + LTF__COLS : C;
+        int k0 = c * LTF__COLS, w = k0 + LTF__COLS < C ? LTF__COLS : C - k0;
+        float sum[LTF__COLS] = {0};          /* local sums, as in ltf__sum_rows */
         for (size_t bi = 0; bi < (size_t)B * n; bi++)
-            for (int k = k0; k < k1; k++) m->g.read_out_w[k] += dpred[bi] * Y[2 * bi * C + k];
+            for (int k = 0; k < w; k++) sum[k] += dpred[bi] * Y[2 * bi * C + k0 + k];
+        for (int k = 0; k < w; k++) m->g.read_out_w[k0 + k] += sum[k];
     }
     for (size_t bi = 0; bi < (size_t)B * n; bi++) m->g.read_out_b[0] += dpred[bi];
 }
