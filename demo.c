@@ -68,6 +68,7 @@ static const flag_info flag_table[] = {
     {"--out", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
     {"--configs", F_BENCH},
     {"--runs", F_BENCH},
+    {"--rounds", F_BENCH},
     {"--compare", F_BENCH},
     {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
 };
@@ -87,7 +88,7 @@ typedef struct {
     const char *out, *ckpt, *resume;
     int sweep_mode;           /* mask-sweep: LTF_MASK_KEEP_LAST or KEEP_FIRST               */
     int model_flags;          /* bench: a model flag was given, so time that config too      */
-    int bench_runs, bench_compare;
+    int bench_runs, bench_rounds, bench_compare;
     const char *bench_configs;
     const char *given[N_FLAGS];   /* the value of each flag on the command line, or NULL      */
     int gpu;                  /* 1: train and evaluate the model on the GPU (--gpu on)       */
@@ -154,6 +155,8 @@ static void usage(FILE *f) {
         "bench\n"
         "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
         "  --runs N                 timed steps per config, median reported    (10)\n"
+        "  --rounds N               time each config N times, ours then PyTorch, and report the\n"
+        "                           medians: of the times and of the N ratios (1; 1..20)\n"
         "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
         "GPU\n"
         "  --gpu on|off             train, evaluate and bench the model on the GPU (off); needs the\n"
@@ -259,7 +262,7 @@ static void defaults(options *o) {
     o->steps = 3000; o->seed = 42; o->curriculum = 1; o->cur_interval = -1;
     o->eval_prompts = 1280; o->eval_loops = -1; o->fixed_point = 500; o->baseline_prompts = -1;
     o->ckpt_every = 1000; o->out = "out"; o->sweep_mode = LTF_MASK_KEEP_LAST;
-    o->bench_runs = 10; o->bench_configs = "small,report,paper";
+    o->bench_runs = 10; o->bench_rounds = 1; o->bench_configs = "small,report,paper";
 }
 
 /* --configs: a comma-separated list of known settings, checked before anything runs. */
@@ -317,6 +320,7 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--eval-loops") == 0) return parse_int(f, a, 1, 1000000, &o->eval_loops);
     if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
     if (strcmp(f, "--runs") == 0) return parse_int(f, a, 1, 100000, &o->bench_runs);
+    if (strcmp(f, "--rounds") == 0) return parse_int(f, a, 1, 20, &o->bench_rounds);
     if (strcmp(f, "--compare") == 0) return parse_choice(f, a, onoff, 2, &o->bench_compare);
     if (strcmp(f, "--gpu") == 0) return parse_choice(f, a, onoff, 2, &o->gpu);
     if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
@@ -1240,6 +1244,12 @@ static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int thread
     return rc == 0 ? ms : NAN;
 }
 
+/* The median of v[0..n) (sorts v) */
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Median ms of `runs` training steps (Adam included) on one fixed batch, after 2 warm-up steps. */
 static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
     int B = tc->batch_size, n = tc->n_points, d = m->cfg.n_dims, rc = 0;
@@ -1258,8 +1268,7 @@ static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double
     }
     if (rc != 0) fprintf(stderr, "demo: bench step: %s\n", m->err);
     else {
-        qsort(t, (size_t)runs, sizeof(double), cmp_double);
-        *median = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+        *median = median_of(t, runs);
         *best = t[0];
     }
     free(xs); free(ys); free(t);
@@ -1299,6 +1308,9 @@ static int cmd_bench(options *o) {
                        "the GPU each step), median of %d after 2 warm-up\n", o->bench_runs);
     else printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
                 o->bench_runs, threads, threads == 1 ? "" : "s");
+    if (o->bench_rounds > 1)
+        printf("%d rounds per config (ours, then PyTorch if --compare on): ms/step and PyTorch ms are the medians of the\n"
+               "rounds' medians, ours/PT the median of the rounds' ratios (each listed after it)\n", o->bench_rounds);
     double peak = o->gpu ? 0 : ltf_fma_peak_gflops(0.5);
     if (!o->gpu)
         printf("multiply-add peak of this machine: %.1f GFLOP/s on %d thread%s (ltf_fma_peak_gflops: 12 independent\n"
@@ -1316,19 +1328,30 @@ static int cmd_bench(options *o) {
         if (bench_config(name, o, &c, &tc) != 0) return 2;
         if (ltf_model_create(&m, &c, 42, err) != 0) { fprintf(stderr, "demo: %s: %s\n", name, err); return 1; }
         if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
-        rc = time_steps(&m, &tc, o->bench_runs, &med, &best);
+        /* rounds: ours, then PyTorch, R times; each round's ratio is taken within the round */
+        double meds[20], pts[20], ratios[20];
+        int R = o->bench_rounds;
+        for (int r = 0; r < R && rc == 0; r++) {
+            double b_r;
+            rc = time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
+            if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
+            if (rc == 0 && o->bench_compare) {
+                pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);
+                ratios[r] = meds[r] / pts[r];
+            }
+        }
         if (rc == 0) {
+            char rounds[200] = "";
+            for (int r = 0; R > 1 && o->bench_compare && r < R; r++)
+                snprintf(rounds + strlen(rounds), sizeof rounds - strlen(rounds), "%s%.3f", r ? " " : "  rounds: ", ratios[r]);
+            med = median_of(meds, R);
             double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
             char pct[16] = "-";
             if (peak > 0) snprintf(pct, sizeof pct, "%.0f", 100.0 * gf / (med / 1e3) / peak);
             printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %10.2f %10.2f %9.1f %6s %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
                    c.n_head, c.n_layer, c.kind == LTF_LOOPED ? c.n_loops : 1, c.kind == LTF_LOOPED ? c.loop_window : 1,
                    tc.batch_size, med, best, gf / (med / 1e3), pct, ltf_model_bytes(&m) / 1e6);
-            fflush(stdout);
-            if (o->bench_compare) {
-                double pt = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);
-                printf(" %12.2f %8.3f", pt, med / pt);
-            }
+            if (o->bench_compare) printf(" %12.2f %8.3f%s", median_of(pts, R), median_of(ratios, R), rounds);
             printf("\n");
             fflush(stdout);
         }

@@ -2004,6 +2004,7 @@ static void test_demo_flags(void) {
         {"--curriculum off --cur-interval 9", "--cur-interval", "'9'", "--curriculum off"},
         {"--lr 0.1 --lr 0.2", "--lr", "'0.2'", "give it once"},
         {"--runs 5", "--runs", "'5'", "only to bench"},
+        {"bench --rounds 0", "--rounds", "'0'", "1..20"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -2030,7 +2031,7 @@ static void test_demo_flags(void) {
     static const char *const flags[] = {"--preset", "--task", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
         "--b", "--T", "--mask", "--mask-n", "--mask-when", "--steps", "--batch", "--lr", "--wd", "--seed", "--curriculum",
         "--cur-interval", "--ckpt-every", "--resume", "--ckpt", "--eval-prompts", "--eval-loops", "--fixed-point",
-        "--baseline-prompts", "--out", "--configs", "--runs", "--compare", "--help"};
+        "--baseline-prompts", "--out", "--configs", "--runs", "--rounds", "--compare", "--help"};
     snprintf(help_path, sizeof help_path, "/tmp/ltf_help_%d.txt", (int)getpid());
     snprintf(args, sizeof args, "OMP_NUM_THREADS=1 %s --help > %s 2>&1", demo_bin(), help_path);
     int st = system(args);
