@@ -440,8 +440,8 @@ int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* sync, th
 /* private: where the CPU code of the implementation hands over to looped_tf_cuda.cu */
 int    ltf__gpu_reserve(ltf_model *m, int B, int N);
 int    ltf__gpu_holds_batch(const ltf_model *m, int B, int n);
-int    ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
-                           int want_grad, const float *Ys_given);
+int    ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
+                           float *loss, int want_grad, const float *Ys_given);
 int    ltf__gpu_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys);
 int    ltf__gpu_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                         float *pred_last, float *pred_iters);
@@ -1645,17 +1645,18 @@ static int ltf__check_batch(ltf_model *m, const float *xs, const float *ys, int 
     return ltf__reserve(m, B, 2 * n);
 }
 
-/* The training forward (and, if want_grad, backward): returns the loss of SPEC 4/3.
+/* The training forward (and, if want_grad, backward) over b_loops iterations (the config's b,
+ * or the curriculum's b of this step; 1 for the standard model): returns the loss of SPEC 4/3.
  * Ys_given (optional, [BT, C]) replaces the s pre-window iterations: the window starts there. */
-static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
-                           int want_grad, const float *Ys_given) {
+static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
+                           float *loss, int want_grad, const float *Ys_given) {
     if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
 #ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_train_pass(m, xs, ys, B, n, loss, want_grad, Ys_given);
+    if (m->gpu) return ltf__gpu_train_pass(m, xs, ys, B, n, b_loops, loss, want_grad, Ys_given);
 #endif
     const ltf_config *c = &m->cfg;
     int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
-    int b_loops = ltf__train_loops(c), s = b_loops - ltf__window(c), K = b_loops - s;
+    int s = b_loops - ltf__window(c), K = b_loops - s;
     int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
     size_t rc = (size_t)BT * C, bn = (size_t)B * n;
     ltf__work wk = ltf__get_work(m, B, N);
@@ -1701,16 +1702,16 @@ static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B
 }
 
 int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss) {
-    return ltf__train_pass(m, xs, ys, B, n, loss, 1, NULL);
+    return ltf__train_pass(m, xs, ys, B, n, ltf__train_loops(&m->cfg), loss, 1, NULL);
 }
 
 int ltf_forward_loss(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss) {
-    return ltf__train_pass(m, xs, ys, B, n, loss, 0, NULL);
+    return ltf__train_pass(m, xs, ys, B, n, ltf__train_loops(&m->cfg), loss, 0, NULL);
 }
 
 int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B, int n,
                           const float *Ys, float *loss) {
-    return ltf__train_pass(m, xs, ys, B, n, loss, 0, Ys);
+    return ltf__train_pass(m, xs, ys, B, n, ltf__train_loops(&m->cfg), loss, 0, Ys);
 }
 
 /* Y_s [B*2n, C]: the state after the s = b - T pre-window iterations (zeros when s = 0). */
@@ -1800,15 +1801,21 @@ static size_t ltf__first_nonfinite_grad(ltf_model *m) {
 
 /* One training step. On NaN/Inf loss or gradient it returns -1 and leaves the parameters and
  * the Adam state exactly as they were, so nothing is lost. */
-int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
-                   int B, int n, float *loss) {
-    if (ltf_forward_backward(m, xs, ys, B, n, loss) != 0) return -1;
+/* A training step with b_loops iterations: forward, backward, and Adam unless a gradient is not finite */
+static int ltf__train_step_loops(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
+                                 int B, int n, int b_loops, float *loss) {
+    if (ltf__train_pass(m, xs, ys, B, n, b_loops, loss, 1, NULL) != 0) return -1;
     size_t i = ltf__first_nonfinite_grad(m);
     if (i == (size_t)-1) return -1;
     if (i < m->n_params)
         return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
                          ltf__tensor_at(m, i));
     return ltf_adam_step(m, t);
+}
+
+int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
+                   int B, int n, float *loss) {
+    return ltf__train_step_loops(m, t, xs, ys, B, n, ltf__train_loops(&m->cfg), loss);
 }
 
 /* ============================== [9] tasks ==============================
@@ -2450,11 +2457,9 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
     }
 #endif
     if (xs) ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
-    int b_end = m->cfg.n_loops;
-    if (m->cfg.kind == LTF_LOOPED) m->cfg.n_loops = loops;   /* b grows, the window T stays */
-    int rc = ltf_train_step(m, &t, xs, ys, t.batch_size, n, loss);
-    m->cfg.n_loops = b_end;
-    if (rc != 0) return -1;
+    /* b grows with the curriculum, the window T stays; the standard model runs f once */
+    int b_loops = m->cfg.kind == LTF_LOOPED ? loops : 1;
+    if (ltf__train_step_loops(m, &t, xs, ys, t.batch_size, n, b_loops, loss) != 0) return -1;
     st->step++;
     if (n_used) *n_used = n;
     return 0;

@@ -778,12 +778,12 @@ static const float *ltf__gpu_loop_forward(const ltf_model *m, ltf__work *wk, ltf
 /* The header's ltf__train_pass (which checked the batch and made room) on the device. xs == NULL:
  * the batch already on the device. A given Y_s is copied into dY, which nothing reads or writes
  * before the backward starts, and the backward never needs Y_s (it is a constant there). */
-int ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss,
-                        int want_grad, const float *Ys_given) {
+int ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
+                        float *loss, int want_grad, const float *Ys_given) {
     ltf__gpu *G = ltf__G(m);
     const ltf_config *c = &m->cfg;
     int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
-    int b_loops = ltf__train_loops(c), s = b_loops - ltf__window(c), K = b_loops - s;
+    int s = b_loops - ltf__window(c), K = b_loops - s;
     int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
     size_t rc = (size_t)BT * C, bn = (size_t)B * n;
     ltf__work wk = ltf__gpu_get_work(m, B, N);

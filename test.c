@@ -968,6 +968,26 @@ static void test_curriculum(void) {
     for (int i = 0; i < 6; i++) ok &= ltf_train_next(&m, &st, xs, ys, &loss, &ns[i]) == 0;
     CHECK(ok && st.step == 6 && m.cfg.n_loops == 6, "6 steps taken, b restored (%ld, %d)", st.step, m.cfg.n_loops);
     CHECK(ns[0] == 3 && ns[2] == 5 && ns[4] == 7 && ns[5] == 7, "points follow the curriculum: %d %d %d", ns[0], ns[2], ns[4]);
+    /* and trains with the curriculum's b: one step at b = 4 equals ltf_train_step on a twin
+     * whose config says b = 4, bit for bit (the same prompts: train_next leaves them in xs, ys) */
+    ltf_model twin;
+    ltf_model_create(&twin, &t, 3, err);
+    memcpy(twin.params, m.params, sizeof(float) * m.n_params);
+    memcpy(twin.adam_m, m.adam_m, sizeof(float) * m.n_params);
+    memcpy(twin.adam_v, m.adam_v, sizeof(float) * m.n_params);
+    twin.adam_t = m.adam_t;
+    cur.loops = (ltf_schedule){4, 4, 0, 1};
+    st.curriculum = cur;
+    int n4 = 0;
+    float loss_twin = 0;
+    ltf_train_config tc4 = st.train;
+    CHECK(ltf_train_next(&m, &st, xs, ys, &loss, &n4) == 0, "curriculum step at b = 4: %s", m.err);
+    twin.cfg.n_loops = 4;
+    tc4.n_points = n4;
+    CHECK(ltf_train_step(&twin, &tc4, xs, ys, tc.batch_size, n4, &loss_twin) == 0, "twin step: %s", twin.err);
+    CHECK(loss == loss_twin && memcmp(m.params, twin.params, sizeof(float) * m.n_params) == 0 && m.cfg.n_loops == 6,
+          "train_next at b = 4 (loss %.9g) differs from a b = 4 step (loss %.9g)", loss, loss_twin);
+    ltf_model_free(&twin);
     free(xs); free(ys);
     ltf_model_free(&m);
 }
