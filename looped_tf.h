@@ -1109,11 +1109,12 @@ static inline LTF__HD float ltf__tanhf(float u) {
 
 /* acc[j] += sum_r x[r, j], the rows summed in order into a local sum (held in registers:
  * adding into acc itself would chain every row through a store and a load) */
-static void ltf__sum_rows(float *acc, const float *x, int rows, int cols) {
-    int tasks = (cols + LTF__COLS - 1) / LTF__COLS;
+static void ltf__sum_rows(float *acc, const float *x, int rows, size_t cols) {
+    long tasks = (long)((cols + LTF__COLS - 1) / LTF__COLS);
     #pragma omp parallel for if ((size_t)rows * cols > LTF__PAR_MIN)
-    for (int c = 0; c < tasks; c++) {
-        int j0 = c * LTF__COLS, w = j0 + LTF__COLS < cols ? LTF__COLS : cols - j0;
+    for (long c = 0; c < tasks; c++) {
+        size_t j0 = (size_t)c * LTF__COLS;
+        int w = j0 + LTF__COLS < cols ? LTF__COLS : (int)(cols - j0);
         float sum[LTF__COLS] = {0};
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < w; j++) sum[j] += x[(size_t)r * cols + j0 + j];
@@ -1349,15 +1350,7 @@ void ltf_position_forward(float *out, const float *inp, const float *wpe, int B,
 }
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C) {
     ltf_residual_backward(dinp, NULL, dout, (size_t)B * N * C);
-    #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
-    for (int t = 0; t < N; t++)              /* each thread owns some positions t, adds b in order */
-        for (int i0 = 0; i0 < C; i0 += LTF__COLS) {
-            int w = i0 + LTF__COLS < C ? LTF__COLS : C - i0;
-            float sum[LTF__COLS] = {0};      /* local sums, as in ltf__sum_rows */
-            for (int b = 0; b < B; b++)
-                for (int i = 0; i < w; i++) sum[i] += dout[((size_t)b * N + t) * C + i0 + i];
-            for (int i = 0; i < w; i++) dwpe[(size_t)t * C + i0 + i] += sum[i];
-        }
+    ltf__sum_rows(dwpe, dout, B, (size_t)N * C);   /* dout as B rows of N*C: dwpe[t, i] is column t*C + i */
 }
 
 /* ============================== [6] the backbone f ==============================
