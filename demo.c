@@ -12,6 +12,11 @@
 #define _POSIX_C_SOURCE 200809L
 #define LOOPED_TF_IMPLEMENTATION
 #include "looped_tf.h"
+/* the workbench: what the experiments need beside the model (README "Layout") */
+#include "workbench/baselines.h"   /* zero, least squares, averaging, 3-NN, Lasso, tree, ReLU net */
+#include "workbench/bands.h"       /* bootstrap bands of the mean error over prompts             */
+#include "workbench/plot.h"        /* SVG line plots                                             */
+#include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 
 #include <errno.h>
 #include <signal.h>
@@ -1332,7 +1337,7 @@ static int cmd_bench(options *o) {
         double meds[20], pts[20], ratios[20];
         int R = o->bench_rounds;
         for (int r = 0; r < R && rc == 0; r++) {
-            double b_r;
+            double b_r = 0;
             rc = time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
             if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
             if (rc == 0 && o->bench_compare) {

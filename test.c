@@ -43,6 +43,11 @@ static void test_free(void *p) {
 #define LTF_FREE(p) test_free(p)
 #define LOOPED_TF_IMPLEMENTATION
 #include "looped_tf.h"
+/* the workbench: what the experiments need beside the model (README "Layout") */
+#include "workbench/baselines.h"   /* zero, least squares, averaging, 3-NN, Lasso, tree, ReLU net */
+#include "workbench/bands.h"       /* bootstrap bands of the mean error over prompts             */
+#include "workbench/plot.h"        /* SVG line plots                                             */
+#include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 
 #include <sys/resource.h>
 #include <sys/stat.h>
