@@ -595,7 +595,7 @@ static void describe(const ltf_model *m, const options *o, const char *what) {
             ltf_task_kind_name(o->task), c->n_dims, o->tc.n_points, c->n_embd, c->n_head, c->n_layer);
     if (c->kind == LTF_LOOPED) fprintf(stderr, " b=%d T=%d", c->n_loops, c->loop_window);
     char where[32];
-    snprintf(where, sizeof where, m->gpu ? "on the GPU" : "%d thread%s", threads, threads == 1 ? "" : "s");
+    snprintf(where, sizeof where, strcmp(ltf_model_backend(m), "cpu") != 0 ? "on the GPU" : "%d thread%s", threads, threads == 1 ? "" : "s");
     fprintf(stderr, ", %zu params, batch %d, lr %g, %s, %.2f GFLOP/step at full size\n", ltf_model_num_params(m),
             o->tc.batch_size, (double)o->tc.lr, where, ltf_flops_per_step(c, o->tc.batch_size, o->tc.n_points) / 1e9);
 }

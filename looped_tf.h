@@ -201,25 +201,45 @@ typedef struct {          /* activations of ONE pass of f over BT = B*N rows (SP
     float *out;           /* [BT, C]      ln_f output = f(u) = Y_{t+1}                        */
 } ltf_acts;
 
+typedef struct {          /* two scalars a training pass leaves in the backend's memory       */
+    double loss_sum;      /* sum of the squared errors of the window                          */
+    unsigned long long first_bad;   /* index of the first non-finite gradient, n_params if none */
+} ltf_stats;
+
+typedef struct {                /* a model's numbers where its backend computes ([6])          */
+    float *params, *grads;      /* [n_params] each; on the CPU the model's own arrays           */
+    float *adam_m, *adam_v;     /* [n_params] each                                              */
+    ltf_weights w, g;           /* views into params and grads                                  */
+    int n_sets;                 /* activation sets: T window sets + 1 scratch set               */
+    ltf_acts *sets;             /* [n_sets] views into act_mem (the array is host memory)       */
+    float *act_mem, *work;      /* the sets' memory; the per-step work buffers                  */
+    size_t cap_rows, cap_bhnn;  /* room for B*N token rows and B*H*N*N attention entries        */
+    size_t act_floats, work_floats;
+    const float *xs, *ys;       /* the batch the ops read: [B, n, d], [B, n]                    */
+    int batch_B, batch_n;       /* its shape (0: none)                                          */
+    float *batch;               /* the backend's copy of it, where that is not host memory      */
+    size_t cap_points;          /* points of room in batch                                      */
+    float *preds;               /* ltf_predict's predictions of every iteration [loops, B, n]   */
+    size_t cap_preds;
+    ltf_stats *stats;           /* [1] the loss sum and the gradient check of a training pass   */
+} ltf_store;
+
+struct ltf_backend;             /* [6]: the ops a model runs on (the CPU's, or CUDA's)          */
+
 typedef struct {
     ltf_config cfg;
     ltf_tensor *tensors;  /* stb_ds string map: PyTorch name -> tensor (insertion ordered) */
     size_t n_params;      /* floats in params                                          */
-    float *params;        /* all parameters, one contiguous buffer                     */
+    float *params;        /* all parameters, one contiguous buffer (host)              */
     float *grads;         /* gradients, same layout                                    */
     float *adam_m, *adam_v; /* Adam moments, same layout                               */
     long adam_t;          /* Adam steps taken                                          */
     ltf_weights w, g;     /* views into params and grads                               */
-    /* buffers sized for cap_rows = B*N token rows, grown on demand, never inside a step */
-    size_t cap_rows, cap_bh_nn;   /* capacity: token rows, and B*H*N*N attention entries */
-    int n_acts;           /* activation sets: T window + 1 scratch for pre-window loops */
-    ltf_acts *acts;       /* [n_acts]                                                  */
-    float *act_mem;       /* backing memory of all activation sets                     */
-    float *work;          /* per-step work buffers (see ltf__reserve)                  */
-    size_t act_floats, work_floats;
-    double loss;          /* loss of the last training-mode forward, in double             */
+    const struct ltf_backend *backend;   /* where the ops run ([6]); the CPU's by default */
+    ltf_store run;        /* the numbers the ops work on, in the backend's memory      */
+    double loss;          /* loss of the last training-mode forward, in double         */
+    size_t grad_bad;      /* first non-finite gradient of the last training pass, or n_params */
     char err[LTF_ERR_LEN];
-    void *gpu;            /* NULL: the model runs on the CPU; else its device state ([16]) */
 } ltf_model;
 
 int         ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[LTF_ERR_LEN]);
@@ -228,6 +248,7 @@ ltf_tensor *ltf_model_find(ltf_model *m, const char *name);
 size_t      ltf_model_num_params(const ltf_model *m);
 size_t      ltf_model_bytes(const ltf_model *m);
 void        ltf_model_init_weights(ltf_model *m, uint64_t seed);
+const char *ltf_model_backend(const ltf_model *m);   /* "cpu" or "cuda": where it runs */
 
 /* ============================== [4] matrix multiply ============================== */
 
@@ -257,7 +278,59 @@ void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
 
-/* ============================== [7] training ============================== */
+/* ============================== [6] backends ============================== */
+
+/* The ops a model runs on. The loop of the paper ([7] backbone, [8] loop) is written once, as
+ * host code calling these; the CPU's table holds the ops of [5], looped_tf_cuda.cu's holds CUDA
+ * kernels. Every float pointer is in the backend's memory. Ops return nothing: errors of a
+ * device are reported by the next get or finish, which wait for everything queued before. */
+struct ltf_task;
+typedef struct ltf_backend {
+    const char *name;         /* "cpu", "cuda"                                                 */
+    int host_memory;          /* 1: the backend computes in host memory (the batch is used in place) */
+    /* memory */
+    int  (*alloc)(float **p, size_t n, char *err, const char *what);   /* n floats, zeroed   */
+    void (*release)(float *p);
+    int  (*put)(void *dst, const void *src, size_t bytes, char *err);  /* host -> backend    */
+    int  (*get)(void *dst, const void *src, size_t bytes, char *err, const char *what); /* waits; backend -> host */
+    int  (*finish)(char *err, const char *what);                       /* waits; reports     */
+    /* the ops of [5]; backward ADDS into gradients */
+    void (*zero)(float *p, size_t n);
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC);
+    void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                            const float *w, int BT, int C, int OC);
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                              const float *b, int BT, int C);
+    void (*residual_layernorm_forward)(float *h, float *out, float *mean, float *rstd, const float *a,
+                                       const float *c, const float *w, const float *b, int BT, int C);
+    void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                               const float *w, const float *mean, const float *rstd, int BT, int C);
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int N, int C, int H);
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
+                               const float *att, int B, int N, int C, int H);
+    void (*gelu_forward)(float *out, const float *inp, size_t n);
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
+    void (*residual_backward)(float *da, float *db, const float *dout, size_t n);
+    void (*position_forward)(float *out, const float *inp, const float *wpe, int B, int N, int C);
+    void (*position_backward)(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
+    /* the ops of the loop: tokens, injection with the state mask (keep tokens keep_lo..keep_hi-1),
+     * read-out, loss; the gradient check; Adam's update */
+    void (*tokens)(float *z, const float *xs, const float *ys, int B, int n, int d);
+    void (*inject)(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi);
+    void (*mask_backward)(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi);
+    void (*read_out)(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C);
+    void (*read_out_backward)(float *dY, float *dw, float *db, const float *dpred, const float *Y,
+                              const float *w, int B, int n, int C);
+    void (*loss_sum)(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first);
+    void (*loss_backward)(float *dpred, const float *ys, size_t count, float denom);
+    void (*check_finite)(ltf_stats *stats, const float *p, size_t n);
+    void (*adam)(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+                 float decay, float b1, float b2, float eps);
+    /* optional: draws a training batch in the backend's memory (NULL: the host draws it) */
+    int  (*sample)(ltf_model *m, const struct ltf_task *task, const ltf_rng *run_rng, long step, int B, int n);
+} ltf_backend;
+
+/* ============================== [8] the loop and training ============================== */
 
 int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
 int ltf_forward_loss(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
@@ -377,21 +450,6 @@ int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* 0, or -1
 int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]);  /* host copies current; stays on GPU */
 int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* sync, then free the device state */
 
-#ifdef LOOPED_TF_CUDA
-/* private: where the CPU code of the implementation hands over to looped_tf_cuda.cu */
-int    ltf__gpu_reserve(ltf_model *m, int B, int N);
-int    ltf__gpu_holds_batch(const ltf_model *m, int B, int n);
-int    ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
-                           float *loss, int want_grad, const float *Ys_given);
-int    ltf__gpu_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys);
-int    ltf__gpu_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
-                        float *pred_last, float *pred_iters);
-int    ltf__gpu_adam(ltf_model *m, float step, float sqrt_bc2, float decay, float b1, float b2, float eps);
-size_t ltf__gpu_first_nonfinite_grad(ltf_model *m);
-int    ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rng *run_rng, long step, int B, int n);
-void   ltf__gpu_free(ltf_model *m);
-size_t ltf__gpu_bytes(const ltf_model *m);
-#endif
 
 #ifdef __cplusplus
 }
@@ -669,6 +727,11 @@ void ltf_model_init_weights(ltf_model *m, uint64_t seed) {
     ltf__fill_uniform(&r, w->read_out_b, 1, out_bound);
 }
 
+/* [6]: the store of the model's numbers on a backend */
+static const ltf_backend *ltf__cpu(void);
+static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err);
+static void ltf__store_free(ltf_model *m);
+
 int ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[LTF_ERR_LEN]) {
     memset(m, 0, sizeof *m);
     if (ltf_config_check(c, err) != 0) return -1;
@@ -687,18 +750,21 @@ int ltf_model_create(ltf_model *m, const ltf_config *c, uint64_t seed, char err[
     ltf__layout(m, c, m->params, &m->w);
     ltf__rebase(&m->g, &m->w, m->params, m->grads, c->n_layer);
     ltf_model_init_weights(m, seed);
+    if (ltf__use_backend(m, ltf__cpu(), err) != 0) {   /* [6]: the ops run on the CPU */
+        ltf_model_free(m);
+        return -1;
+    }
     return 0;
 }
 
 void ltf_model_free(ltf_model *m) {
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) ltf__gpu_free(m);
-#endif
+    ltf__store_free(m);
     LTF_FREE(m->params); LTF_FREE(m->grads); LTF_FREE(m->adam_m); LTF_FREE(m->adam_v);
-    LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
     if (m->tensors) shfree(m->tensors);
     memset(m, 0, sizeof *m);
 }
+
+const char *ltf_model_backend(const ltf_model *m) { return m->backend ? m->backend->name : "none"; }
 
 ltf_tensor *ltf_model_find(ltf_model *m, const char *name) {
     ptrdiff_t i = shgeti(m->tensors, name);
@@ -721,12 +787,11 @@ static const char *ltf__tensor_at(const ltf_model *m, size_t i) {
     return "?";
 }
 
-size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus device memory on the GPU */
-    size_t host = sizeof(float) * (4 * m->n_params + m->act_floats + m->work_floats);
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return host + ltf__gpu_bytes(m);
-#endif
-    return host;
+size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend's */
+    const ltf_store *s = &m->run;
+    size_t floats = 4 * m->n_params + s->act_floats + s->work_floats + s->cap_points * (size_t)(m->cfg.n_dims + 1)
+                  + s->cap_preds + (m->backend && !m->backend->host_memory ? 4 * m->n_params : 0);
+    return floats * sizeof(float) + sizeof(ltf_stats);
 }
 
 /* ============================== [4] matrix multiply ==============================
@@ -1241,13 +1306,119 @@ void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, i
     ltf__sum_rows(dwpe, dout, B, (size_t)N * C);   /* dout as B rows of N*C: dwpe[t, i] is column t*C + i */
 }
 
-/* ============================== [6] the backbone f ==============================
- * f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
- * Buffers: ltf__reserve sizes everything for B*N token rows once (and again only if a larger
- * batch arrives), so a training step itself never allocates. */
+/* ---- ops of the loop (docs/MATH.md §1, §4): tokens, input injection, read-out, loss ---- */
 
-typedef struct {          /* per-step work buffers (views into model->work)              */
-    float *z;             /* [BT, d]  interleaved tokens x_i, (y_i, 0, ..., 0) (SPEC 1)   */
+/* tokens (§1): z[p, 2i] = x_i, z[p, 2i+1] = (y_i, 0, ..., 0)      z [B, 2n, d] */
+static void ltf__tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
+    for (int p = 0; p < B; p++)
+        for (int i = 0; i < n; i++) {
+            float *zx = z + ((size_t)p * 2 * n + 2 * i) * d, *zy = zx + d;
+            memcpy(zx, xs + ((size_t)p * n + i) * d, (size_t)d * sizeof(float));
+            memset(zy, 0, (size_t)d * sizeof(float));
+            zy[0] = ys[(size_t)p * n + i];
+        }
+}
+
+/* input injection with the state mask (§4): u = mask(Y) + E, where mask keeps the tokens
+ * keep_lo <= t < keep_hi of each prompt's N and zeroes the rest; Y == NULL means Y = 0.
+ * backward (ltf__mask_backward): dY = mask(du); E's gradient is du itself (added by the loop). */
+static void ltf__inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi) {
+    #pragma omp parallel for collapse(2) if ((size_t)B * N * C > LTF__PAR_MIN)
+    for (int p = 0; p < B; p++)
+        for (int t = 0; t < N; t++) {
+            size_t r = ((size_t)p * N + t) * C;
+            int keep = Y && t >= keep_lo && t < keep_hi;
+            for (int i = 0; i < C; i++) u[r + i] = E[r + i] + (keep ? Y[r + i] : 0.0f);
+        }
+}
+
+static void ltf__mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi) {
+    #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
+    for (int r = 0; r < B * N; r++) {
+        int keep = r % N >= keep_lo && r % N < keep_hi;
+        for (int i = 0; i < C; i++) dY[(size_t)r * C + i] = keep ? du[(size_t)r * C + i] : 0.0f;
+    }
+}
+
+/* read-out at the x tokens (§1): pred[p, i] = w . Y[p, 2i] + b          w [1, C], b [1]
+ * backward: dY[p, 2i] += dpred[p, i] w,  dw += sum_(p,i) dpred[p, i] Y[p, 2i],  db += sum dpred.
+ * The weight gradient sums over (p, i) in order; its threads split the C columns. */
+static void ltf__read_out(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C) {
+    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
+    for (int p = 0; p < B; p++)
+        for (int i = 0; i < n; i++) {
+            const float *y = Y + ((size_t)p * 2 * n + 2 * i) * C;
+            float s = b[0];
+            for (int k = 0; k < C; k++) s += w[k] * y[k];
+            pred[(size_t)p * n + i] = s;
+        }
+}
+
+static void ltf__read_out_backward(float *dY, float *dw, float *db, const float *dpred, const float *Y,
+                                   const float *w, int B, int n, int C) {
+    int tasks = (C + LTF__COLS - 1) / LTF__COLS;
+    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
+    for (int p = 0; p < B; p++)
+        for (int i = 0; i < n; i++) {
+            size_t r = ((size_t)p * 2 * n + 2 * i) * C;
+            float dp = dpred[(size_t)p * n + i];
+            for (int k = 0; k < C; k++) dY[r + k] += dp * w[k];
+        }
+    #pragma omp parallel for if ((size_t)B * n * C > LTF__PAR_MIN)
+    for (int c = 0; c < tasks; c++) {
+        int k0 = c * LTF__COLS, width = k0 + LTF__COLS < C ? LTF__COLS : C - k0;
+        float sum[LTF__COLS] = {0};          /* local sums, as in ltf__sum_rows */
+        for (size_t pi = 0; pi < (size_t)B * n; pi++)
+            for (int k = 0; k < width; k++) sum[k] += dpred[pi] * Y[2 * pi * C + k0 + k];
+        for (int k = 0; k < width; k++) dw[k0 + k] += sum[k];
+    }
+    for (size_t pi = 0; pi < (size_t)B * n; pi++) db[0] += dpred[pi];
+}
+
+/* the loss (§4): sum of (pred - y)^2 in double, added to stats->loss_sum (first = 1: set);
+ * its gradient dL/dpred = 2 (pred - y) / count, written over pred */
+static void ltf__loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first) {
+    double sum = first ? 0.0 : stats->loss_sum;
+    for (size_t i = 0; i < count; i++) sum += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
+    stats->loss_sum = sum;
+}
+
+static void ltf__loss_backward(float *dpred, const float *ys, size_t count, float denom) {
+    for (size_t i = 0; i < count; i++) dpred[i] = 2.0f * (dpred[i] - ys[i]) / denom;
+}
+
+/* stats->first_bad = the index of the first NaN or Inf of p[n], or n when all are finite */
+static void ltf__check_finite(ltf_stats *stats, const float *p, size_t n) {
+    stats->first_bad = (unsigned long long)ltf__first_nonfinite(p, n);
+}
+
+/* Adam's update on n floats (§6; the section [9] comment derives it): step = lr / (1 - b1^t),
+ * sqrt_bc2 = sqrt(1 - b2^t), decay = 1 - lr wd. Also the ReLU-net baseline's optimizer. */
+static void ltf__adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+                             float decay, float b1, float b2, float eps) {
+    for (size_t i = 0; i < n; i++) {
+        float mi = b1 * m[i] + (1.0f - b1) * g[i];
+        float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        m[i] = mi; v[i] = vi;
+        p[i] = p[i] * decay - step * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+    }
+}
+
+/* ============================== [6] backends ==============================
+ * The paper's logic, the backbone [7] and the loop [8], is written once, as host code that calls
+ * the ops of a backend through the table ltf_backend (declared at the top). The CPU backend is
+ * the table below: the ops of [5] on host memory. looped_tf_cuda.cu fills the same table with
+ * CUDA kernels on device memory. Where a model's numbers live is its store (ltf_store): the
+ * parameters, gradients and Adam moments with their views, the activation sets and work
+ * buffers, the batch, the predictions and two scalars (the loss sum, the first non-finite
+ * gradient). On the CPU the store's parameters are the model's own arrays; on the GPU they
+ * are a device copy, which ltf_model_sync_host brings back.
+ * An op returns nothing the host reads: a training step queues its ops and reads its loss
+ * (and the gradient check) once, at its end, with be->get. So the GPU runs a step without a
+ * host synchronisation in the middle (ready to be captured as one CUDA graph). */
+
+typedef struct {          /* per-step work buffers (views into store->work)               */
+    float *z;             /* [BT, d]  interleaved tokens x_i, (y_i, 0, ..., 0) (§1)       */
     float *E;             /* [BT, C]  read_in(z), the injected input                      */
     float *u;             /* [BT, C]  f's input: mask(Y_t) + E                            */
     float *dY, *dE, *du;  /* [BT, C]  gradients of the state, E, f's input                */
@@ -1292,46 +1463,11 @@ static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t 
     return (size_t)(p - start);
 }
 
+/* the loss window T, and the loop count b of training, of a config (the standard model: 1, 1) */
 static int ltf__window(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->loop_window : 1; }
 static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->n_loops : 1; }
 
-/* Floats for B prompts of N tokens: one activation set, and the work buffers. */
-static void ltf__buffer_floats(const ltf_config *c, int B, int N, size_t *per_set, size_t *work) {
-    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
-    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
-    *per_set = ltf__acts_floats(c, rows, bhnn);
-    *work = ltf__work_map(NULL, NULL, c, rows, bhnn, preds);
-}
-
-/* Makes room for B prompts of N tokens: T window activation sets + 1 scratch set + work. */
-static int ltf__reserve(ltf_model *m, int B, int N) {
-    const ltf_config *c = &m->cfg;
-    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
-    if (rows <= m->cap_rows && bhnn <= m->cap_bh_nn && m->acts) return 0;
-    int n_acts = ltf__window(c) + 1;
-    size_t per_set, work;
-    ltf__buffer_floats(c, B, N, &per_set, &work);
-    LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
-    m->acts = NULL; m->act_mem = m->work = NULL; m->cap_rows = m->cap_bh_nn = 0;
-    m->act_floats = m->work_floats = 0;
-    if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_acts)
-        return ltf__fail(m->err, "batch %d x %d tokens is too large to address", B, N);
-    m->acts = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_acts);
-    m->act_mem = (float *)ltf__calloc_floats(per_set * (size_t)n_acts);
-    m->work = (float *)ltf__calloc_floats(work);
-    if (!m->acts || !m->act_mem || !m->work) {
-        double mb = 4.0 * ((double)per_set * n_acts + (double)work) / 1e6;
-        LTF_FREE(m->acts); LTF_FREE(m->act_mem); LTF_FREE(m->work);
-        m->acts = NULL; m->act_mem = m->work = NULL;
-        return ltf__fail(m->err, "out of memory: batch %d x %d tokens needs %.1f MB of activations", B, N, mb);
-    }
-    for (int i = 0; i < n_acts; i++) ltf__acts_map(&m->acts[i], m->act_mem + per_set * (size_t)i, c, rows, bhnn);
-    m->n_acts = n_acts; m->cap_rows = rows; m->cap_bh_nn = bhnn;
-    m->act_floats = per_set * (size_t)n_acts; m->work_floats = work;
-    return 0;
-}
-
-/* The work buffers of a B x N batch laid over `base` (the host's m->work, or the device's). */
+/* The work buffers of a B x N batch laid over `base` (the store's work memory). */
 static ltf__work ltf__work_at(float *base, const ltf_config *c, int B, int N) {
     ltf__work w;
     size_t preds = (size_t)ltf__window(c) * B * (N / 2);
@@ -1339,246 +1475,377 @@ static ltf__work ltf__work_at(float *base, const ltf_config *c, int B, int N) {
     return w;
 }
 
-static ltf__work ltf__get_work(ltf_model *m, int B, int N) { return ltf__work_at(m->work, &m->cfg, B, N); }
+/* ---- the store: allocated through the backend, laid out here once ---- */
 
-/* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). tmp: [BT, C] scratch. */
-static void ltf__backbone_forward(const ltf_model *m, ltf_acts *a, const float *u, float *tmp, int B, int N) {
+static void ltf__store_release(const ltf_backend *be, float **p) {
+    if (*p) be->release(*p);
+    *p = NULL;
+}
+
+/* A backend buffer of at least `need` floats in *p (capacity *cap); what it held is dropped. */
+static int ltf__store_room(ltf_model *m, float **p, size_t *cap, size_t need, const char *what) {
+    if (need <= *cap && *p) return 0;
+    ltf__store_release(m->backend, p);
+    *cap = 0;
+    if (m->backend->alloc(p, need, m->err, what) != 0) return -1;
+    *cap = need;
+    return 0;
+}
+
+static void ltf__store_free_sets(ltf_model *m) {
+    ltf_store *s = &m->run;
+    ltf__store_release(m->backend, &s->act_mem);
+    ltf__store_release(m->backend, &s->work);
+    LTF_FREE(s->sets);
+    s->sets = NULL; s->n_sets = 0; s->cap_rows = s->cap_bhnn = 0; s->act_floats = s->work_floats = 0;
+}
+
+/* Everything the store holds; the parameters too where they are the backend's own copy. */
+static void ltf__store_free(ltf_model *m) {
+    ltf_store *s = &m->run;
+    if (!m->backend) return;
+    ltf__store_free_sets(m);
+    ltf__store_release(m->backend, &s->batch);
+    ltf__store_release(m->backend, &s->preds);
+    ltf__store_release(m->backend, (float **)&s->stats);
+    if (!m->backend->host_memory) ltf__store_release(m->backend, &s->params);
+    memset(s, 0, sizeof *s);
+    m->backend = NULL;
+}
+
+/* Moves the model's store to backend `be`: its parameters, gradients and Adam state copied
+ * from the host arrays (where be computes in host memory, they ARE the host arrays). On
+ * failure the model stays where it was. */
+static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
+    ltf_store s;
+    size_t n = m->n_params;
+    memset(&s, 0, sizeof s);
+    if (be->host_memory) {
+        s.params = m->params; s.grads = m->grads; s.adam_m = m->adam_m; s.adam_v = m->adam_v;
+    } else {
+        if (be->alloc(&s.params, 4 * n, err, "the parameters, gradients and Adam moments") != 0) return -1;
+        s.grads = s.params + n; s.adam_m = s.params + 2 * n; s.adam_v = s.params + 3 * n;
+        const float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
+        float *dev[4] = {s.params, s.grads, s.adam_m, s.adam_v};
+        for (int i = 0; i < 4; i++)
+            if (be->put(dev[i], host[i], n * sizeof(float), err) != 0) { be->release(s.params); return -1; }
+    }
+    if (be->alloc((float **)&s.stats, sizeof(ltf_stats) / sizeof(float), err, "the loss") != 0) {
+        if (!be->host_memory) be->release(s.params);
+        return -1;
+    }
+    ltf__rebase(&s.w, &m->w, m->params, s.params, m->cfg.n_layer);
+    ltf__rebase(&s.g, &m->w, m->params, s.grads, m->cfg.n_layer);
+    ltf__store_free(m);
+    m->backend = be;
+    m->run = s;
+    return 0;
+}
+
+/* Makes room for B prompts of N tokens: T window activation sets + 1 scratch set + work. The
+ * buffers only grow, so a training step itself never allocates. */
+static int ltf__reserve(ltf_model *m, int B, int N) {
     const ltf_config *c = &m->cfg;
-    const ltf_weights *w = &m->w;
-    int C = c->n_embd, H = c->n_head, BT = B * N;
+    const ltf_backend *be = m->backend;
+    ltf_store *s = &m->run;
+    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
+    if (rows <= s->cap_rows && bhnn <= s->cap_bhnn && s->sets) return 0;
+    int n_sets = ltf__window(c) + 1;
+    size_t per_set = ltf__acts_floats(c, rows, bhnn);
+    size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, (size_t)ltf__window(c) * B * (N / 2));
+    char what[96];
+    ltf__store_free_sets(m);
+    if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_sets)
+        return ltf__fail(m->err, "batch %d x %d tokens is too large to address", B, N);
+    snprintf(what, sizeof what, "the activations of a batch of %d x %d tokens", B, N);
+    s->sets = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_sets);
+    if (!s->sets) return ltf__fail(m->err, "out of memory: %d activation sets", n_sets);
+    if (be->alloc(&s->act_mem, per_set * (size_t)n_sets, m->err, what) != 0 ||
+        be->alloc(&s->work, work, m->err, what) != 0) {
+        ltf__store_free_sets(m);
+        return -1;
+    }
+    for (int i = 0; i < n_sets; i++) ltf__acts_map(&s->sets[i], s->act_mem + per_set * (size_t)i, c, rows, bhnn);
+    s->n_sets = n_sets; s->cap_rows = rows; s->cap_bhnn = bhnn;
+    s->act_floats = per_set * (size_t)n_sets; s->work_floats = work;
+    return 0;
+}
+
+/* Room for a batch of `points` points in the backend's memory (a backend that is not the
+ * host's keeps its own copy of the batch: xs [points, d] then ys [points]). */
+static int ltf__batch_room(ltf_model *m, size_t points) {
+    ltf_store *s = &m->run;
+    size_t d = (size_t)m->cfg.n_dims, cap = s->cap_points * (d + 1);
+    if (points <= s->cap_points && s->batch) return 0;
+    s->batch_B = s->batch_n = 0;
+    s->cap_points = 0;
+    if (ltf__store_room(m, &s->batch, &cap, points * (d + 1), "the batch (xs, ys)") != 0) return -1;
+    s->cap_points = points;
+    s->xs = s->batch; s->ys = s->batch + points * d;
+    return 0;
+}
+
+/* Makes xs [B, n, d], ys [B, n] (host memory) the batch the ops read: in place on the host,
+ * a copy on another backend. */
+static int ltf__put_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
+    ltf_store *s = &m->run;
+    const ltf_backend *be = m->backend;
+    size_t points = (size_t)B * n;
+    if (be->host_memory) {
+        s->xs = xs; s->ys = ys;
+    } else {
+        if (ltf__batch_room(m, points) != 0) return -1;
+        s->batch_B = s->batch_n = 0;   /* until both copies are done */
+        if (be->put(s->batch, xs, points * m->cfg.n_dims * sizeof(float), m->err) != 0 ||
+            be->put(s->batch + s->cap_points * m->cfg.n_dims, ys, points * sizeof(float), m->err) != 0) return -1;
+    }
+    s->batch_B = B; s->batch_n = n;
+    return 0;
+}
+
+/* ---- the CPU backend: section [5]'s ops on host memory ---- */
+
+static int ltf__cpu_alloc(float **p, size_t n, char *err, const char *what) {
+    *p = (float *)ltf__calloc_floats(n);
+    return *p ? 0 : ltf__fail(err, "out of memory: %s need %.1f MB", what, 4.0 * (double)n / 1e6);
+}
+static void ltf__cpu_release(float *p) { LTF_FREE(p); }
+static int ltf__cpu_copy(void *dst, const void *src, size_t bytes, char *err) {
+    (void)err;
+    if (dst != src && bytes) memcpy(dst, src, bytes);
+    return 0;
+}
+static int ltf__cpu_get(void *dst, const void *src, size_t bytes, char *err, const char *what) {
+    (void)what;
+    return ltf__cpu_copy(dst, src, bytes, err);
+}
+static int ltf__cpu_finish(char *err, const char *what) { (void)err; (void)what; return 0; }
+
+static const ltf_backend *ltf__cpu(void) {
+    static ltf_backend be;
+    if (!be.name) {
+        be.host_memory = 1;
+        be.alloc = ltf__cpu_alloc; be.release = ltf__cpu_release;
+        be.put = ltf__cpu_copy; be.get = ltf__cpu_get; be.finish = ltf__cpu_finish;
+        be.zero = ltf__zero;
+        be.matmul_forward = ltf_matmul_forward; be.matmul_backward = ltf_matmul_backward;
+        be.layernorm_forward = ltf_layernorm_forward; be.layernorm_backward = ltf_layernorm_backward;
+        be.residual_layernorm_forward = ltf_residual_layernorm_forward;
+        be.attention_forward = ltf_attention_forward; be.attention_backward = ltf_attention_backward;
+        be.gelu_forward = ltf_gelu_forward; be.gelu_backward = ltf_gelu_backward;
+        be.residual_backward = ltf_residual_backward;
+        be.position_forward = ltf_position_forward; be.position_backward = ltf_position_backward;
+        be.tokens = ltf__tokens; be.inject = ltf__inject; be.mask_backward = ltf__mask_backward;
+        be.read_out = ltf__read_out; be.read_out_backward = ltf__read_out_backward;
+        be.loss_sum = ltf__loss_sum; be.loss_backward = ltf__loss_backward;
+        be.check_finite = ltf__check_finite; be.adam = ltf__adam_update;
+        be.sample = NULL;   /* the host draws the batch */
+        be.name = "cpu";
+    }
+    return &be;
+}
+
+/* ============================== [7] the backbone f ==============================
+ * §2: f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
+ * Written once over the backend's ops; `be` computes, `w` and `g` are the store's views. */
+
+typedef struct {              /* one pass over a batch: what the loop and the backbone share */
+    ltf_model *m;
+    const ltf_backend *be;
+    ltf_store *s;             /* the model's store: weights, gradients, activation sets, batch */
+    int B, n, N, BT, C, d, H;
+    int keep_lo, keep_hi;     /* the state mask keeps tokens keep_lo..keep_hi-1 ([0, N): none) */
+    ltf__work wk;
+} ltf__pass;
+
+/* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). */
+static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *u) {
+    const ltf_backend *be = P->be;
+    const ltf_weights *w = &P->s->w;
+    int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
-    ltf_position_forward(a->h, u, w->wpe, B, N, C);                 /* h = u + wpe           */
-    ltf_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->h, w->h[0].ln1_w, w->h[0].ln1_b, BT, C);
-    for (int l = 0; l < c->n_layer; l++) {
+    float *tmp = P->wk.dtmp;
+    be->position_forward(a->h, u, w->wpe, B, N, C);                                   /* h = u + wpe */
+    be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->h, w->h[0].ln1_w, w->h[0].ln1_b, BT, C);
+    for (int l = 0; l < L; l++) {
         const ltf_block *p = &w->h[l];
         float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
         float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
         float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
-        ltf_matmul_forward(qkv, ln1, p->qkv_w, p->qkv_b, BT, C, 3 * C);
-        ltf_attention_forward(atty, att, qkv, B, N, C, H);
-        ltf_matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
-        ltf_residual_layernorm_forward(hmid, ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
+        be->matmul_forward(qkv, ln1, p->qkv_w, p->qkv_b, BT, C, 3 * C);
+        be->attention_forward(atty, att, qkv, B, N, C, H);
+        be->matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
+        be->residual_layernorm_forward(hmid, ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
                                        x, tmp, p->ln2_w, p->ln2_b, BT, C);   /* hmid = h + attn(ln_1(h)) */
-        ltf_matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
-        ltf_gelu_forward(fcg, fch, 4 * rc);
-        ltf_matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
+        be->matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
+        be->gelu_forward(fcg, fch, 4 * rc);
+        be->matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
         /* h[l+1] = hmid + mlp(ln_2(hmid)), and the LayerNorm that reads it: the next block's
          * ln_1, or after the last block ln_f, whose output is f(u) */
-        int last = l + 1 == c->n_layer;
-        ltf_residual_layernorm_forward(a->h + (l + 1) * rc, last ? a->out : ln1 + rc,
+        int last = l + 1 == L;
+        be->residual_layernorm_forward(a->h + (l + 1) * rc, last ? a->out : ln1 + rc,
                                        last ? a->lnf_mean : a->ln1_mean + (l + 1) * BT,
                                        last ? a->lnf_rstd : a->ln1_rstd + (l + 1) * BT, hmid, tmp,
                                        last ? w->lnf_w : w->h[l + 1].ln1_w, last ? w->lnf_b : w->h[l + 1].ln1_b, BT, C);
     }
 }
 
-/* Backward of f: given dout = dL/d f(u), ADDS dL/du into du and parameter grads into m->g.
- * Clobbers dout. */
-static void ltf__backbone_backward(ltf_model *m, const ltf_acts *a, float *dout, float *du, ltf__work *wk, int B, int N) {
-    const ltf_config *c = &m->cfg;
-    const ltf_weights *w = &m->w;
-    ltf_weights *g = &m->g;
-    int C = c->n_embd, H = c->n_head, BT = B * N, L = c->n_layer;
+/* Backward of f: given dout = dL/d f(u), ADDS dL/du into du and parameter grads into the
+ * store's g. Clobbers dout. */
+static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *du) {
+    const ltf_backend *be = P->be;
+    const ltf_weights *w = &P->s->w;
+    const ltf_weights *g = &P->s->g;
+    const ltf__work *wk = &P->wk;
+    int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     float *dh = wk->dh;
-    ltf__zero(dh, rc);
-    ltf_layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
+    be->zero(dh, rc);
+    be->layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
-        const ltf_block *p = &w->h[l];
-        ltf_block *gp = &g->h[l];
+        const ltf_block *p = &w->h[l], *gp = &g->h[l];
         const float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
         const float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
         const float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
         /* dh is dL/dh[l+1]; h[l+1] = hmid + mlp(ln_2(hmid)): the residual passes dh to hmid */
-        ltf__zero(wk->dfcg, 4 * rc);
-        ltf_matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
-        ltf__zero(wk->dfch, 4 * rc);
-        ltf_gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
-        ltf__zero(wk->dln, rc);
-        ltf_matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
-        ltf_layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
+        be->zero(wk->dfcg, 4 * rc);
+        be->matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
+        be->zero(wk->dfch, 4 * rc);
+        be->gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
+        be->zero(wk->dln, rc);
+        be->matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
+        be->layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
                                a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);   /* dh = dL/dhmid */
         /* hmid = x + attn(ln_1(x)) */
-        ltf__zero(wk->dtmp, rc);
-        ltf_matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
-        ltf__zero(wk->dqkv, 3 * rc);
-        ltf_attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
-        ltf__zero(wk->dln, rc);
-        ltf_matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
-        ltf_layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
+        be->zero(wk->dtmp, rc);
+        be->matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
+        be->zero(wk->dqkv, 3 * rc);
+        be->attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
+        be->zero(wk->dln, rc);
+        be->matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
+        be->layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
                                a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
     }
-    ltf_position_backward(du, g->wpe, dh, B, N, C);
+    be->position_backward(du, g->wpe, dh, B, N, C);
 }
 
-/* ============================== [7] the loop, the loss, the training step ==============================
- * SPEC 1: tokens z[2i] = x_i, z[2i+1] = (y_i, 0, ..., 0);  E = read_in(z).
- * SPEC 4: Y_0 = 0;  Y_{t+1} = f(mask(Y_t) + E);  the prediction of iteration t+1 for point i is
- *         read_out(Y_{t+1})[2i]. The standard model (SPEC 3) is the same code with b = 1 and no
- *         mask: f(0 + E) = f(E).
- * Training: s = max(0, b - T). Iterations t < s run forward only on the scratch activation set
- * (so memory does not grow with b); iterations s..b-1 keep their activations in the T window
- * sets. Loss = mean over the K = b - s window iterations, B prompts and n points of
- * (y_hat - y)^2; backward runs t = b-1 down to s, and Y_s is a constant. */
+/* ============================== [8] the loop, the loss, the training pass ==============================
+ * §1: tokens z[2i] = x_i, z[2i+1] = (y_i, 0, ..., 0);  E = read_in(z).
+ * §4: Y_0 = 0;  Y_{t+1} = f(mask(Y_t) + E);  the prediction of iteration t+1 for point i is
+ *     read_out(Y_{t+1})[2i]. The standard model (§3) is the same code with b = 1 and no mask:
+ *     f(0 + E) = f(E).
+ * Training: s0 = max(0, b - T). Iterations t < s0 run forward only on the scratch activation
+ * set (so memory does not grow with b); iterations s0..b-1 keep their activations in the T
+ * window sets. Loss = mean over the n_win = b - s0 window iterations, B prompts and n points
+ * of (y_hat - y)^2; backward runs t = b-1 down to s0, and Y_s0 is a constant. */
 
-static void ltf__tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < n; i++) {
-            float *zx = z + ((size_t)b * 2 * n + 2 * i) * d, *zy = zx + d;
-            memcpy(zx, xs + ((size_t)b * n + i) * d, (size_t)d * sizeof(float));
-            memset(zy, 0, (size_t)d * sizeof(float));
-            zy[0] = ys[(size_t)b * n + i];
-        }
+/* Checks the batch, makes room for it and puts it where the backend reads it. xs = ys = NULL
+ * (a backend with its own memory only): the batch it holds, drawn by ltf_train_next. `when`:
+ * LTF_AT_TRAIN or LTF_AT_EVAL, which decides whether the state mask applies. */
+static int ltf__begin(ltf_model *m, ltf__pass *P, const float *xs, const float *ys, int B, int n, int when) {
+    const ltf_config *c = &m->cfg;
+    ltf_store *s = &m->run;
+    int held = !xs && !ys && !m->backend->host_memory && B > 0 && s->batch_B == B && s->batch_n == n;
+    if ((!xs || !ys) && !held) return ltf__fail(m->err, "xs or ys is NULL");
+    if (B < 1) return ltf__fail(m->err, "batch size B = %d: must be at least 1", B);
+    if (n < 1 || n > c->n_positions)
+        return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, c->n_positions);
+    if (c->mask_mode != LTF_MASK_NONE && c->mask_pairs > n)
+        return ltf__fail(m->err, "mask keeps %d pairs but the prompt has only n = %d points", c->mask_pairs, n);
+    if (ltf__reserve(m, B, 2 * n) != 0) return -1;
+    if (!held && ltf__put_batch(m, xs, ys, B, n) != 0) return -1;
+    memset(P, 0, sizeof *P);
+    P->m = m; P->be = m->backend; P->s = s;
+    P->B = B; P->n = n; P->N = 2 * n; P->BT = B * 2 * n; P->C = c->n_embd; P->d = c->n_dims; P->H = c->n_head;
+    P->keep_lo = 0; P->keep_hi = P->N;
+    if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_LAST) P->keep_lo = P->N - 2 * c->mask_pairs;
+    if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_FIRST) P->keep_hi = 2 * c->mask_pairs;
+    P->wk = ltf__work_at(s->work, c, B, P->N);
+    return 0;
 }
 
 /* z = tokens(xs, ys), E = read_in(z) */
-static void ltf__embed(const ltf_model *m, ltf__work *wk, const float *xs, const float *ys, int B, int n) {
-    int d = m->cfg.n_dims;
-    ltf__tokens(wk->z, xs, ys, B, n, d);
-    ltf_matmul_forward(wk->E, wk->z, m->w.read_in_w, m->w.read_in_b, B * 2 * n, d, m->cfg.n_embd);
-}
-
-/* SPEC 4 variant: is token t of N kept in the carried state? */
-static LTF__HD int ltf__kept(const ltf_config *c, int t, int N) {
-    int keep = 2 * c->mask_pairs;
-    if (c->mask_mode == LTF_MASK_KEEP_LAST) return t >= N - keep;
-    if (c->mask_mode == LTF_MASK_KEEP_FIRST) return t < keep;
-    return 1;
-}
-
-/* u = mask(Y) + E (masked tokens of Y contribute 0); Y == NULL means Y = 0. */
-static void ltf__inject(const ltf_config *c, int masked, float *u, const float *Y, const float *E, int B, int N) {
-    int C = c->n_embd;
-    #pragma omp parallel for collapse(2) if ((size_t)B * N * C > LTF__PAR_MIN)
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < N; t++) {
-            size_t r = ((size_t)b * N + t) * C;
-            int keep = Y && (!masked || ltf__kept(c, t, N));
-            for (int i = 0; i < C; i++) u[r + i] = E[r + i] + (keep ? Y[r + i] : 0.0f);
-        }
-}
-
-/* read_out at the x tokens: pred[b, i] = w_out . Y[b, 2i] + b_out */
-static void ltf__read_out(const ltf_model *m, float *pred, const float *Y, int B, int n) {
-    int C = m->cfg.n_embd;
-    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < n; i++) {
-            const float *y = Y + ((size_t)b * 2 * n + 2 * i) * C;
-            float s = m->w.read_out_b[0];
-            for (int k = 0; k < C; k++) s += m->w.read_out_w[k] * y[k];
-            pred[(size_t)b * n + i] = s;
-        }
-}
-
-/* backward of read_out: dpred [B, n] -> dY (added at x tokens), read_out grads. The weight
- * gradient sums over (b, i) in order; its threads split the C columns. */
-static void ltf__read_out_backward(ltf_model *m, float *dY, const float *dpred, const float *Y, int B, int n) {
-    int C = m->cfg.n_embd, tasks = (C + LTF__COLS - 1) / LTF__COLS;
-    #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < n; i++) {
-            size_t r = ((size_t)b * 2 * n + 2 * i) * C;
-            float dp = dpred[(size_t)b * n + i];
-            for (int k = 0; k < C; k++) dY[r + k] += dp * m->w.read_out_w[k];
-        }
-    #pragma omp parallel for if ((size_t)B * n * C > LTF__PAR_MIN)
-    for (int c = 0; c < tasks; c++) {
-        int k0 = c * LTF__COLS, w = k0 + LTF__COLS < C ? LTF__COLS : C - k0;
-        float sum[LTF__COLS] = {0};          /* local sums, as in ltf__sum_rows */
-        for (size_t bi = 0; bi < (size_t)B * n; bi++)
-            for (int k = 0; k < w; k++) sum[k] += dpred[bi] * Y[2 * bi * C + k0 + k];
-        for (int k = 0; k < w; k++) m->g.read_out_w[k0 + k] += sum[k];
-    }
-    for (size_t bi = 0; bi < (size_t)B * n; bi++) m->g.read_out_b[0] += dpred[bi];
+static void ltf__embed(const ltf__pass *P) {
+    const ltf_store *s = P->s;
+    P->be->tokens(P->wk.z, s->xs, s->ys, P->B, P->n, P->d);
+    P->be->matmul_forward(P->wk.E, P->wk.z, s->w.read_in_w, s->w.read_in_b, P->BT, P->d, P->C);
 }
 
 /* Runs `iters` loop iterations forward on ONE activation set (reused every time: nothing is
  * kept), starting from state Y (NULL means Y = 0). Returns the final state (a->out, or Y when
  * iters = 0). preds [iters, B, n] (optional) gets the read-out after every iteration. */
-static const float *ltf__loop_forward(const ltf_model *m, ltf__work *wk, ltf_acts *a, int iters, const float *Y,
-                                      int masked, int B, int n, float *preds) {
+static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters, const float *Y, float *preds) {
+    const ltf_weights *w = &P->s->w;
     for (int t = 0; t < iters; t++) {
-        ltf__inject(&m->cfg, masked, wk->u, Y, wk->E, B, 2 * n);     /* u = mask(Y_t) + E */
-        ltf__backbone_forward(m, a, wk->u, wk->dtmp, B, 2 * n);       /* Y_{t+1} = f(u)    */
+        P->be->inject(P->wk.u, Y, P->wk.E, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* u = mask(Y_t) + E */
+        ltf__backbone_forward(P, a, P->wk.u);                                             /* Y_{t+1} = f(u)    */
         Y = a->out;
-        if (preds) ltf__read_out(m, preds + (size_t)t * B * n, Y, B, n);
+        if (preds) P->be->read_out(preds + (size_t)t * P->B * P->n, Y, w->read_out_w, w->read_out_b, P->B, P->n, P->C);
     }
     return Y;
 }
 
-/* Checks the batch and makes room for it (on the GPU for a model there, where xs = ys = NULL
- * means the batch already on the device, drawn by ltf_train_next). */
-static int ltf__check_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
-    int on_device = 0;
-#ifdef LOOPED_TF_CUDA
-    on_device = m->gpu && !xs && !ys && ltf__gpu_holds_batch(m, B, n);
-#endif
-    if ((!xs || !ys) && !on_device) return ltf__fail(m->err, "xs or ys is NULL");
-    if (B < 1) return ltf__fail(m->err, "batch size B = %d: must be at least 1", B);
-    if (n < 1 || n > m->cfg.n_positions)
-        return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
-    if (m->cfg.mask_mode != LTF_MASK_NONE && m->cfg.mask_pairs > n)
-        return ltf__fail(m->err, "mask keeps %d pairs but the prompt has only n = %d points", m->cfg.mask_pairs, n);
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_reserve(m, B, 2 * n);
-#endif
-    return ltf__reserve(m, B, 2 * n);
+/* The backward of the window (§4, "Backward of the loop"): from the window's predictions in
+ * wk.pred to every gradient; then the gradient check. */
+static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops) {
+    const ltf_backend *be = P->be;
+    ltf_store *s = P->s;
+    const ltf__work *wk = &P->wk;
+    size_t rc = (size_t)P->BT * P->C, bn = (size_t)P->B * P->n;
+    int n_win = b_loops - s0;
+    be->zero(s->grads, P->m->n_params);
+    be->zero(wk->dY, rc);
+    be->zero(wk->dE, rc);
+    for (int t = b_loops - 1; t >= s0; t--) {
+        ltf_acts *a = &s->sets[t - s0];
+        float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* overwrites the prediction in place */
+        be->loss_backward(dpred, s->ys, bn, (float)((double)n_win * bn));               /* dL/dpred          */
+        be->read_out_backward(wk->dY, s->g.read_out_w, s->g.read_out_b, dpred, a->out,
+                              s->w.read_out_w, P->B, P->n, P->C);                        /* dY = dL/dY_{t+1}  */
+        be->zero(wk->du, rc);
+        ltf__backbone_backward(P, a, wk->dY, wk->du);                                   /* du = dL/du_t      */
+        be->residual_backward(wk->dE, NULL, wk->du, rc);                                /* E feeds every u   */
+        if (t > s0) be->mask_backward(wk->dY, wk->du, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* dY_t */
+    }
+    be->matmul_backward(NULL, s->g.read_in_w, s->g.read_in_b, wk->dE, wk->z, s->w.read_in_w, P->BT, P->d, P->C);
+    be->check_finite(s->stats, s->grads, P->m->n_params);
 }
 
 /* The training forward (and, if want_grad, backward) over b_loops iterations (the config's b,
- * or the curriculum's b of this step; 1 for the standard model): returns the loss of SPEC 4/3.
- * Ys_given (optional, [BT, C]) replaces the s pre-window iterations: the window starts there. */
+ * or the curriculum's b of this step; 1 for the standard model): the loss of §4 / §3 into
+ * *loss and m->loss; with want_grad the gradients and, in m->grad_bad, the index of the first
+ * non-finite one (n_params if none). Ys_given (optional, host [BT, C]) replaces the s0
+ * pre-window iterations: the window starts there. Reads the backend once, at the end. */
 static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
                            float *loss, int want_grad, const float *Ys_given) {
-    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_train_pass(m, xs, ys, B, n, b_loops, loss, want_grad, Ys_given);
-#endif
-    const ltf_config *c = &m->cfg;
-    int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
-    int s = b_loops - ltf__window(c), K = b_loops - s;
-    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
-    size_t rc = (size_t)BT * C, bn = (size_t)B * n;
-    ltf__work wk = ltf__get_work(m, B, N);
-    double sum = 0.0;
+    ltf__pass P;
+    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
+    const ltf_backend *be = P.be;
+    ltf_store *s = P.s;
+    int s0 = b_loops - ltf__window(&m->cfg), n_win = b_loops - s0;
+    size_t rc = (size_t)P.BT * P.C, bn = (size_t)B * n;
+    ltf_stats got;
 
-    ltf__embed(m, &wk, xs, ys, B, n);
-    const float *Y = s == 0 ? NULL : Ys_given ? Ys_given                          /* Y_s, a constant */
-                   : ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], s, NULL, masked, B, n, NULL);
-    for (int t = s; t < b_loops; t++) {                                           /* the window      */
-        ltf_acts *a = &m->acts[t - s];
-        float *pred = wk.pred + (size_t)(t - s) * bn;
-        Y = ltf__loop_forward(m, &wk, a, 1, Y, masked, B, n, pred);
-        for (size_t i = 0; i < bn; i++) sum += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
+    ltf__embed(&P);
+    const float *Y = NULL;                                             /* Y_s0, a constant */
+    if (s0 > 0 && Ys_given) {   /* into dY, which nothing uses before the backward */
+        if (be->put(P.wk.dY, Ys_given, rc * sizeof(float), m->err) != 0) return -1;
+        Y = P.wk.dY;
+    } else if (s0 > 0) {
+        Y = ltf__loop_forward(&P, &s->sets[s->n_sets - 1], s0, NULL, NULL);
     }
-    m->loss = sum / ((double)K * bn);
+    for (int t = s0; t < b_loops; t++) {                               /* the window */
+        float *pred = P.wk.pred + (size_t)(t - s0) * bn;
+        Y = ltf__loop_forward(&P, &s->sets[t - s0], 1, Y, pred);
+        be->loss_sum(s->stats, pred, s->ys, bn, t == s0);
+    }
+    if (want_grad) ltf__window_backward(&P, s0, b_loops);
+    if (be->get(&got, s->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0) return -1;
+    m->loss = got.loss_sum / ((double)n_win * bn);
+    m->grad_bad = want_grad && got.first_bad < m->n_params ? (size_t)got.first_bad : m->n_params;
     *loss = (float)m->loss;
     if (!isfinite(*loss))
         return ltf__fail(m->err, "loss is %s: the model diverged (try a smaller lr)", isnan(*loss) ? "NaN" : "Inf");
-    if (!want_grad) return 0;
-
-    /* backward: dL/dpred = 2 (pred - y) / (K B n) */
-    ltf__zero(m->grads, m->n_params);
-    ltf__zero(wk.dY, rc);
-    ltf__zero(wk.dE, rc);
-    for (int t = b_loops - 1; t >= s; t--) {
-        ltf_acts *a = &m->acts[t - s];
-        float *dpred = wk.pred + (size_t)(t - s) * bn;   /* overwrite the prediction in place */
-        for (size_t i = 0; i < bn; i++) dpred[i] = 2.0f * (dpred[i] - ys[i]) / (float)((double)K * bn);
-        ltf__read_out_backward(m, wk.dY, dpred, a->out, B, n);                   /* dY = dL/dY_{t+1} */
-        ltf__zero(wk.du, rc);
-        ltf__backbone_backward(m, a, wk.dY, wk.du, &wk, B, N);                   /* du = dL/du_t     */
-        ltf_residual_backward(wk.dE, NULL, wk.du, rc);                          /* E feeds every u  */
-        if (t > s) {   /* u_t = mask(Y_t) + E: dY_t = mask(du); masked tokens get zero gradient */
-            #pragma omp parallel for if (rc > LTF__PAR_MIN)
-            for (int r = 0; r < BT; r++) {
-                int keep = !masked || ltf__kept(c, r % N, N);
-                for (int i = 0; i < C; i++) wk.dY[(size_t)r * C + i] = keep ? wk.du[(size_t)r * C + i] : 0.0f;
-            }
-        }
-    }
-    ltf_matmul_backward(NULL, m->g.read_in_w, m->g.read_in_b, wk.dE, wk.z, m->w.read_in_w, BT, d, C);
     return 0;
 }
 
@@ -1595,64 +1862,48 @@ int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B,
     return ltf__train_pass(m, xs, ys, B, n, ltf__train_loops(&m->cfg), loss, 0, Ys);
 }
 
-/* Y_s [B*2n, C]: the state after the s = b - T pre-window iterations (zeros when s = 0). */
+/* Y_s0 [B*2n, C]: the state after the s0 = b - T pre-window iterations (zeros when s0 = 0). */
 int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys) {
-    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_window_start_state(m, xs, ys, B, n, Ys);
-#endif
-    const ltf_config *c = &m->cfg;
-    int N = 2 * n, s = ltf__train_loops(c) - ltf__window(c);
-    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
-    size_t rc = (size_t)B * N * c->n_embd;
-    ltf__work wk = ltf__get_work(m, B, N);
-    ltf__embed(m, &wk, xs, ys, B, n);
-    const float *Y = ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], s, NULL, masked, B, n, NULL);
-    if (Y) memcpy(Ys, Y, rc * sizeof(float));
-    else memset(Ys, 0, rc * sizeof(float));
-    return 0;
+    ltf__pass P;
+    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
+    int s0 = ltf__train_loops(&m->cfg) - ltf__window(&m->cfg);
+    size_t rc = (size_t)P.BT * P.C;
+    ltf__embed(&P);
+    const float *Y = ltf__loop_forward(&P, &P.s->sets[P.s->n_sets - 1], s0, NULL, NULL);
+    if (Y) return P.be->get(Ys, Y, rc * sizeof(float), m->err, "ltf_window_start_state");
+    memset(Ys, 0, rc * sizeof(float));
+    return P.be->finish(m->err, "ltf_window_start_state");
 }
 
-/* Evaluation forward (SPEC 4, last point): runs n_loops iterations (any number, e.g. 500; the
+/* Evaluation forward (§4, last point): runs n_loops iterations (any number, e.g. 500; the
  * standard model ignores it and runs f once), on the scratch set only. pred_last [B, n] gets
  * the last iteration, pred_iters [n_loops, B, n] (optional) every iteration. */
 int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                 float *pred_last, float *pred_iters) {
-    if (ltf__check_batch(m, xs, ys, B, n) != 0) return -1;
-    const ltf_config *c = &m->cfg;
-    if (c->kind == LTF_STANDARD) n_loops = 1;
+    ltf__pass P;
+    if (m->cfg.kind == LTF_STANDARD) n_loops = 1;
     if (n_loops < 1 || n_loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_predict(m, xs, ys, B, n, n_loops, pred_last, pred_iters);
-#endif
-    int N = 2 * n;
-    int masked = (c->mask_when & LTF_AT_EVAL) != 0 && c->mask_mode != LTF_MASK_NONE;
-    ltf__work wk = ltf__get_work(m, B, N);
-    ltf__embed(m, &wk, xs, ys, B, n);
-    const float *Y = ltf__loop_forward(m, &wk, &m->acts[m->n_acts - 1], n_loops, NULL, masked, B, n, pred_iters);
-    if (pred_last) ltf__read_out(m, pred_last, Y, B, n);
-    return 0;
+    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_EVAL) != 0) return -1;
+    ltf_store *s = P.s;
+    size_t bn = (size_t)B * n, all = (size_t)n_loops * bn;
+    if (pred_iters && ltf__store_room(m, &s->preds, &s->cap_preds, all, "the predictions of every loop iteration") != 0)
+        return -1;
+    ltf__embed(&P);
+    const float *Y = ltf__loop_forward(&P, &s->sets[s->n_sets - 1], n_loops, NULL, pred_iters ? s->preds : NULL);
+    if (pred_last) P.be->read_out(P.wk.pred, Y, s->w.read_out_w, s->w.read_out_b, B, n, P.C);
+    if (pred_last && P.be->get(pred_last, P.wk.pred, bn * sizeof(float), m->err, "ltf_predict") != 0) return -1;
+    if (pred_iters && P.be->get(pred_iters, s->preds, all * sizeof(float), m->err, "ltf_predict") != 0) return -1;
+    return P.be->finish(m->err, "ltf_predict");
 }
 
-/* ============================== [8] Adam ==============================
- * PyTorch's Adam (bias-corrected), step t = 1, 2, ...:
+/* ============================== [9] Adam and the training step ==============================
+ * PyTorch's Adam (bias-corrected), step t = 1, 2, ... (§6):
  *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * with optional decoupled weight decay (AdamW): p *= 1 - lr * wd before the update. The paper
- * uses plain Adam (wd = 0). */
-/* The update above on n floats: step = lr / (1 - b1^t), sqrt_bc2 = sqrt(1 - b2^t), decay = 1 - lr wd.
- * Shared by the model (ltf_adam_step) and the ReLU-net baseline. */
-static void ltf__adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
-                             float decay, float b1, float b2, float eps) {
-    for (size_t i = 0; i < n; i++) {
-        float mi = b1 * m[i] + (1.0f - b1) * g[i];
-        float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        m[i] = mi; v[i] = vi;
-        p[i] = p[i] * decay - step * mi / (sqrtf(vi) / sqrt_bc2 + eps);
-    }
-}
-
+ * uses plain Adam (wd = 0). The host computes the step sizes; the backend's adam op (the
+ * update ltf__adam_update of [5]) runs it on every float. */
 int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     ltf_train_config only_adam = *t;   /* batch shape is not Adam's business */
     char err[LTF_ERR_LEN];
@@ -1663,34 +1914,21 @@ int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     double bc2 = 1.0 - pow((double)t->beta2, (double)m->adam_t);
     float step = (float)(t->lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
     float decay = 1.0f - t->lr * t->weight_decay;
-    float b1 = t->beta1, b2 = t->beta2;
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_adam(m, step, sqrt_bc2, decay, b1, b2, t->eps);
-#endif
-    ltf__adam_update(m->params, m->adam_m, m->adam_v, m->grads, m->n_params, step, sqrt_bc2, decay, b1, b2, t->eps);
-    return 0;
+    ltf_store *s = &m->run;
+    m->backend->adam(s->params, s->adam_m, s->adam_v, s->grads, m->n_params, step, sqrt_bc2, decay,
+                     t->beta1, t->beta2, t->eps);
+    return m->backend->finish(m->err, "the Adam step");
 }
 
-/* Index of the first gradient that is NaN or Inf; n_params if none; (size_t)-1 + m->err if the
- * GPU failed. */
-static size_t ltf__first_nonfinite_grad(ltf_model *m) {
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) return ltf__gpu_first_nonfinite_grad(m);
-#endif
-    return ltf__first_nonfinite(m->grads, m->n_params);
-}
-
-/* One training step. On NaN/Inf loss or gradient it returns -1 and leaves the parameters and
- * the Adam state exactly as they were, so nothing is lost. */
-/* A training step with b_loops iterations: forward, backward, and Adam unless a gradient is not finite */
+/* A training step with b_loops iterations: forward, backward, and Adam unless the loss or a
+ * gradient is not finite; then it returns -1 and leaves the parameters and the Adam state
+ * exactly as they were, so nothing is lost. */
 static int ltf__train_step_loops(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
                                  int B, int n, int b_loops, float *loss) {
     if (ltf__train_pass(m, xs, ys, B, n, b_loops, loss, 1, NULL) != 0) return -1;
-    size_t i = ltf__first_nonfinite_grad(m);
-    if (i == (size_t)-1) return -1;
-    if (i < m->n_params)
+    if (m->grad_bad < m->n_params)
         return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
-                         ltf__tensor_at(m, i));
+                         ltf__tensor_at(m, m->grad_bad));
     return ltf_adam_step(m, t);
 }
 
@@ -1927,14 +2165,14 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
     ltf_task task = ltf_task_make(st->task_kind, m->cfg.n_dims, d_active);
     ltf_train_config t = st->train;
     t.n_points = n;
-#ifdef LOOPED_TF_CUDA
-    if (m->gpu) {   /* drawn on the device, [16]: xs and ys stay unwritten; NULL = that batch */
-        if (ltf__gpu_reserve(m, t.batch_size, 2 * cur->points.end) != 0 ||   /* room for the end */
-            ltf__gpu_task_sample(m, &task, &st->data_rng, st->step, t.batch_size, n) != 0) return -1;
+    if (m->backend->sample) {   /* drawn where the backend computes; xs and ys stay unwritten */
+        if (ltf__reserve(m, t.batch_size, 2 * cur->points.end) != 0 ||          /* room for the end */
+            ltf__batch_room(m, (size_t)t.batch_size * cur->points.end) != 0 ||
+            m->backend->sample(m, &task, &st->data_rng, st->step, t.batch_size, n) != 0) return -1;
         xs = ys = NULL;
+    } else if (xs) {
+        ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
     }
-#endif
-    if (xs) ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
     /* b grows with the curriculum, the window T stays; the standard model runs f once */
     int b_loops = m->cfg.kind == LTF_LOOPED ? loops : 1;
     if (ltf__train_step_loops(m, &t, xs, ys, t.batch_size, n, b_loops, loss) != 0) return -1;
@@ -2854,9 +3092,31 @@ int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, con
     return 0;
 }
 
-/* ============================== [16] GPU ==============================
- * With LOOPED_TF_CUDA the kernels and the functions below come from looped_tf_cuda.cu,
- * included after the C linkage block closes (it has C++ templates). Without it: */
+/* ============================== [14] GPU ==============================
+ * The CUDA backend is looped_tf_cuda.cu, included below with LOOPED_TF_CUDA (after the C
+ * linkage block closes: it has C++ templates). It fills an ltf_backend ([6]) with kernels and
+ * defines ltf_gpu_available and ltf_model_to_gpu. Syncing and moving back are the same for any
+ * backend, here. */
+int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]) {
+    const ltf_store *s = &m->run;
+    float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
+    const float *kept[4] = {s->params, s->grads, s->adam_m, s->adam_v};
+    if (!m->backend || m->backend->host_memory) return 0;
+    for (int i = 0; i < 4; i++)
+        if (m->backend->get(host[i], kept[i], m->n_params * sizeof(float), err, "ltf_model_sync_host") != 0) return -1;
+    return 0;
+}
+
+int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]) {
+    char why[LTF_ERR_LEN];
+    if (!m->backend || m->backend->host_memory) return 0;
+    int rc = ltf_model_sync_host(m, err);
+    if (rc != 0) snprintf(why, sizeof why, "%s", err);
+    if (ltf__use_backend(m, ltf__cpu(), err) != 0) return -1;
+    if (rc != 0) return ltf__fail(err, "%s; the model is back on the CPU with its state as of the last sync", why);
+    return 0;
+}
+
 #ifndef LOOPED_TF_CUDA
 static int ltf__no_cuda(char *err) {
     return ltf__fail(err, "this build has no GPU support: compile the implementation with nvcc -x cu "
@@ -2864,8 +3124,6 @@ static int ltf__no_cuda(char *err) {
 }
 int ltf_gpu_available(char msg[LTF_ERR_LEN]) { return ltf__no_cuda(msg); }
 int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; return ltf__no_cuda(err); }
-int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; (void)err; return 0; }
-int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; (void)err; return 0; }
 #endif
 
 #ifdef __cplusplus

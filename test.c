@@ -2318,7 +2318,7 @@ static void test_gpu_errors(void) {
         ltf_model_create(&m, &c, 1, err);
         int rc = ltf_model_to_gpu(&m, err);
         printf("  without a GPU: ltf_model_to_gpu says \"%s\"\n", err);
-        CHECK(rc == -1 && m.gpu == NULL && strstr(err, "CUDA") && strcmp(err, why) == 0, "to_gpu without a GPU: rc %d, '%s'", rc, err);
+        CHECK(rc == -1 && strcmp(ltf_model_backend(&m), "cpu") == 0 && strstr(err, "CUDA") && strcmp(err, why) == 0, "to_gpu without a GPU: rc %d, '%s'", rc, err);
         CHECK(ltf_train_step(&m, &t, xs, ys, 2, 4, &loss) == 0, "the model no longer trains on the CPU: %s", m.err);
         CHECK(ltf_model_sync_host(&m, err) == 0 && ltf_model_to_cpu(&m, err) == 0, "sync/to_cpu of a CPU model: %s", err);
         ltf_model_free(&m);
@@ -2800,7 +2800,7 @@ static void test_gpu_train(void) {
     else {
         train_steps(&b, &sb, K);
         ltf_model_to_cpu(&a, err);
-        CHECK(ltf_model_to_cpu(&b, err) == 0 && a.gpu == NULL && b.gpu == NULL, "to_cpu: %s", err);
+        CHECK(ltf_model_to_cpu(&b, err) == 0 && strcmp(ltf_model_backend(&a), "cpu") == 0 && strcmp(ltf_model_backend(&b), "cpu") == 0, "to_cpu: %s", err);
         CHECK(same_floats(a.params, b.params, a.n_params) && same_floats(a.adam_v, b.adam_v, a.n_params) && a.adam_t == 2 * K,
               "GPU run resumed from a checkpoint differs from the uninterrupted one");
         ltf_model c2;
@@ -2825,7 +2825,7 @@ static void test_gpu_skipped(void) {
     ltf_model m;
     ltf_config c = small_config(LTF_LOOPED, 1, 2, 2);
     ltf_model_create(&m, &c, 1, why);
-    CHECK(ltf_gpu_available(why) == -1 && ltf_model_to_gpu(&m, why) == -1 && m.gpu == NULL && strstr(why, "build.sh cuda"),
+    CHECK(ltf_gpu_available(why) == -1 && ltf_model_to_gpu(&m, why) == -1 && strcmp(ltf_model_backend(&m), "cpu") == 0 && strstr(why, "build.sh cuda"),
           "a CPU build must refuse the GPU with a message: '%s'", why);
     ltf_model_free(&m);
     printf("  skipped: built without CUDA (./build.sh cuda)\n");
