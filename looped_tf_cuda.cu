@@ -1,45 +1,42 @@
-/* looped_tf_cuda.cu - the GPU backend of looped_tf.h: every op of a training step as a CUDA kernel.
+/* looped_tf_cuda.cu - the CUDA backend of looped_tf.h: the ops of a training step as kernels.
  *
  * Not a separate translation unit: looped_tf.h includes this file at the end of its
  * implementation when LOOPED_TF_CUDA is defined, so the one file that defines
  * LOOPED_TF_IMPLEMENTATION is compiled by nvcc as CUDA (HOW TO USE in the header; ./build.sh
- * cuda). It therefore sees the header's private helpers and reuses them instead of restating
- * them: the activation and work-buffer layouts (ltf__acts_map, ltf__work_at), the loss window
- * (ltf__window, ltf__train_loops), the state mask rule (ltf__kept) and the exp/tanh of the ops
- * (ltf__expf, ltf__tanhf; LTF__HD makes them callable from kernels).
+ * cuda). It sees the header's private helpers and reuses them instead of restating them: the
+ * exp and tanh of the ops (ltf__expf, ltf__tanhf; LTF__HD makes them callable from kernels),
+ * the batch room of the store (ltf__batch_room) and ltf__use_backend.
  *
  * DESIGN
- *   Structure: the CPU path, op for op. Each op of header section [5] has one launcher here
- *   (ltf__gpu_matmul_forward for ltf_matmul_forward, ...) with the same arguments, now device
- *   pointers, and the same contract (backward ADDS into gradients). Sections [6] and [7] below
- *   call them in the order the header's [6] and [7] call the CPU ops; read them side by side.
- *   Memory: parameters, gradients and Adam's m and v are one device allocation in the host's
- *   layout, with ltf_weights views into it. Activations and work buffers use the CPU's layout
- *   over device memory, allocated once per batch shape (ltf_train_next reserves for the
- *   curriculum's largest n up front) and zeroed, as calloc does on the host.
+ *   What lives here: ops, not the loop. The header writes the paper's logic once ([7] the
+ *   backbone, [8] the loop, the window loss and its backward, predict, [9] Adam's step sizes)
+ *   over the op table ltf_backend ([6]). This file fills that table for a GPU: memory (alloc,
+ *   put, get, finish) and one launcher per op with the arguments of the CPU op, now device
+ *   pointers, and the same contract (backward ADDS into gradients). ltf_model_to_gpu moves a
+ *   model's store (parameters, gradients, Adam moments, activations, batch) to the device.
  *   Precision: float32 everywhere, no TF32, sums in the CPU's order where the CPU has one
  *   (bias and LayerNorm weight gradients, attention), a tiled order in the matrix multiply, a
  *   tree in row reductions. Kernels agree with the CPU ops to ~1e-7 relative (test.c: gpu_*).
  *   Deterministic: no floating-point atomics, so the same inputs give the same bits on every
  *   run (a GPU run resumes bit-identically from its checkpoint).
- *   Bus traffic per training step: ltf_train_next draws the prompts on the device; the loss
- *   (8 bytes) and the index of the first non-finite gradient (8 bytes) come back.
+ *   Synchronisation: ops only queue work on the default stream. A training step reads the
+ *   device once, at its end (the loss and the gradient check, 16 bytes), and Adam's step
+ *   waits for its kernel; ltf_train_next draws its prompts on the device.
  *   Simple first: one thread per query row in attention, one block per row in LayerNorm, a
- *   64 x 64 shared-memory tile in the matrix multiply. Speed is for later.
+ *   64 x 64 shared-memory tile in the matrix multiply; residual + LayerNorm as two kernels.
  *   Errors: every CUDA runtime call is checked; a kernel that fails to launch is noted and
- *   reported, with its name, by the entry point that launched it, which returns -1 + m->err.
+ *   reported, with its name, by the next get or finish, which returns -1 + the message.
  *
- * SECTIONS (numbered as the header's)
- *   [0] runtime, errors, launches   [2] counter-based RNG    [3] the model on the device
- *   [4] matrix multiply             [5] ops                  [6] the backbone f
- *   [7] the loop, the loss, the training pass, prediction    [8] Adam
- *   [9] tasks on the device         [16] public API
+ * SECTIONS
+ *   [0] runtime, errors, launches   [1] counter-based RNG    [2] device memory
+ *   [3] matrix multiply             [4] ops of the block     [5] ops of the loop
+ *   [6] Adam and the gradient check [7] tasks on the device  [8] the backend table, public API
  *
  * Test build: with LTF_CUDA_EMU (g++, no nvcc) tests/cuda_emu.h stands in for the CUDA runtime
  * and runs the kernels on the CPU (./build.sh cuda-emu): the GPU tests without a GPU.
  */
 #ifdef LTF_CUDA_EMU
-#include "tests/cuda_emu.h"
+#include "tests/cuda_emu.h"   /* the CUDA runtime, emulated on the CPU */
 #else
 #include <cuda_runtime.h>
 #endif
@@ -130,8 +127,7 @@ __device__ T ltf__block_sum(T v, T *buf) {
 static void ltf__gpu_zero(float *p, size_t n) {
     ltf__gpu_note(cudaMemset(p, 0, n * sizeof(float)), "cudaMemset");
 }
-
-/* ============================== [2] counter-based RNG ==============================
+/* ============================== [1] counter-based RNG ==============================
  * Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3",
  * SC 2011): 128 random bits as a pure function of a 128-bit counter and a 64-bit key. Every
  * thread computes the numbers it needs from their coordinates, with no state to share or
@@ -184,27 +180,7 @@ static uint64_t ltf__mix64(uint64_t z) {
 static uint64_t ltf__step_key(const ltf_rng *r, long step) {
     return ltf__mix64(ltf__mix64(r->state ^ ltf__mix64(r->inc)) + (uint64_t)step);
 }
-
-/* ============================== [3] the model on the device ============================== */
-
-typedef struct {
-    float *params, *grads, *adam_m, *adam_v;  /* n_params floats each, one allocation        */
-    ltf_weights w, g;                         /* views into params and grads, as m->w, m->g  */
-    size_t cap_rows, cap_bh_nn;               /* as the host model's: room for this batch     */
-    int n_acts;                               /* T window sets + 1 scratch set                */
-    ltf_acts *acts;                           /* [n_acts] on the host, pointing into act_mem  */
-    float *act_mem, *work;                    /* device                                       */
-    size_t act_floats, work_floats;
-    float *xs, *ys;                           /* the batch on the device: [B, n, d], [B, n]   */
-    size_t cap_batch;                         /* B*n points of room                           */
-    int batch_B, batch_n;                     /* the shape of the batch there; 0 = none        */
-    float *iters;                             /* ltf_predict's [loops, B, n] predictions      */
-    size_t cap_iters;
-    double *loss_sum;                         /* device scalars: the loss sum and ...         */
-    unsigned long long *first_bad;            /* ... the first non-finite gradient's index    */
-} ltf__gpu;
-
-static ltf__gpu *ltf__G(const ltf_model *m) { return (ltf__gpu *)m->gpu; }
+/* ============================== [2] device memory ============================== */
 
 /* cudaMalloc of n floats, zeroed; "out of GPU memory" says how much was asked and is free. */
 static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
@@ -224,96 +200,24 @@ static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
     return 0;
 }
 
-static void ltf__gpu_release(float **p) {
-    if (*p) cudaFree(*p);
-    *p = NULL;
-}
-
-static void ltf__gpu_free_acts(ltf__gpu *G) {
-    ltf__gpu_release(&G->act_mem); ltf__gpu_release(&G->work);
-    LTF_FREE(G->acts);
-    G->acts = NULL; G->n_acts = 0; G->cap_rows = G->cap_bh_nn = 0; G->act_floats = G->work_floats = 0;
-}
-
-/* Room for a batch of `points` points (xs, ys) on the device. A batch already there stays
- * unless the buffer has to grow. */
-static int ltf__gpu_batch_room(ltf_model *m, size_t points) {
-    ltf__gpu *G = ltf__G(m);
-    size_t d = (size_t)m->cfg.n_dims;
-    if (points <= G->cap_batch && G->xs) return 0;
-    G->batch_B = G->batch_n = 0;
-    ltf__gpu_release(&G->xs);
-    G->cap_batch = 0;
-    if (ltf__gpu_alloc(&G->xs, points * (d + 1), m->err, "the batch (xs, ys)") != 0) return -1;
-    G->ys = G->xs + points * d;
-    G->cap_batch = points;
-    return 0;
-}
-
-/* Makes room for B prompts of N tokens, as ltf__reserve does on the host, and for the batch. */
-int ltf__gpu_reserve(ltf_model *m, int B, int N) {
-    ltf__gpu *G = ltf__G(m);
-    const ltf_config *c = &m->cfg;
-    if (B < 1 || N < 2) return ltf__fail(m->err, "batch of B = %d prompts of %d tokens: need B >= 1 and n >= 1", B, N / 2);
-    size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
-    if (rows <= G->cap_rows && bhnn <= G->cap_bh_nn && G->acts) return 0;
-    int n_acts = ltf__window(c) + 1;
-    size_t per_set, work;
-    ltf__buffer_floats(c, B, N, &per_set, &work);
-    ltf__gpu_free_acts(G);
-    if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_acts)
-        return ltf__fail(m->err, "batch %d x %d tokens is too large to address", B, N);
-    char what[128];
-    snprintf(what, sizeof what, "the activations of a batch of %d x %d tokens", B, N);
-    G->acts = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_acts);
-    if (!G->acts) return ltf__fail(m->err, "out of memory (host) for %d activation sets", n_acts);
-    if (ltf__gpu_alloc(&G->act_mem, per_set * (size_t)n_acts, m->err, what) != 0 ||
-        ltf__gpu_alloc(&G->work, work, m->err, what) != 0) {
-        ltf__gpu_free_acts(G);
-        return -1;
-    }
-    for (int i = 0; i < n_acts; i++) ltf__acts_map(&G->acts[i], G->act_mem + per_set * (size_t)i, c, rows, bhnn);
-    G->n_acts = n_acts; G->cap_rows = rows; G->cap_bh_nn = bhnn;
-    G->act_floats = per_set * (size_t)n_acts; G->work_floats = work;
-    return ltf__gpu_batch_room(m, rows / 2);
-}
-
-int ltf__gpu_holds_batch(const ltf_model *m, int B, int n) {
-    return ltf__G(m)->batch_B == B && ltf__G(m)->batch_n == n && B > 0;
-}
-
-/* xs [B, n, d], ys [B, n] from the host to the device's batch */
-static int ltf__gpu_upload_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
-    ltf__gpu *G = ltf__G(m);
-    size_t points = (size_t)B * n;
-    if (ltf__gpu_batch_room(m, points) != 0) return -1;
-    G->batch_B = G->batch_n = 0;   /* until both copies are done */
-    LTF__CU(m->err, cudaMemcpy(G->xs, xs, points * m->cfg.n_dims * sizeof(float), cudaMemcpyHostToDevice), "copying xs to the GPU");
-    LTF__CU(m->err, cudaMemcpy(G->ys, ys, points * sizeof(float), cudaMemcpyHostToDevice), "copying ys to the GPU");
-    G->batch_B = B; G->batch_n = n;
-    return 0;
-}
-
-static ltf__work ltf__gpu_get_work(const ltf_model *m, int B, int N) { return ltf__work_at(ltf__G(m)->work, &m->cfg, B, N); }
-
-void ltf__gpu_free(ltf_model *m) {
-    ltf__gpu *G = ltf__G(m);
-    if (!G) return;
-    ltf__gpu_free_acts(G);
-    ltf__gpu_release(&G->params); ltf__gpu_release(&G->xs); ltf__gpu_release(&G->iters);
-    if (G->loss_sum) cudaFree(G->loss_sum);
+static void ltf__gpu_free(float *p) {
+    cudaFree(p);
     cudaGetLastError();   /* freeing after a lost context fails too: nothing more to do */
-    LTF_FREE(G);
-    m->gpu = NULL;
 }
 
-size_t ltf__gpu_bytes(const ltf_model *m) {
-    const ltf__gpu *G = ltf__G(m);
-    size_t floats = 4 * m->n_params + G->act_floats + G->work_floats + G->cap_batch * (m->cfg.n_dims + 1) + G->cap_iters;
-    return floats * sizeof(float) + 2 * sizeof(double);
+static int ltf__gpu_put(void *dst, const void *src, size_t bytes, char *err) {
+    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copying to the GPU");
+    return 0;
 }
 
-/* ============================== [4] matrix multiply ==============================
+/* waits for everything queued, reports its first failure, then copies device -> host */
+static int ltf__gpu_get(void *dst, const void *src, size_t bytes, char *err, const char *what) {
+    if (ltf__gpu_finish(err, what) != 0) return -1;
+    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copying from the GPU");
+    return 0;
+}
+
+/* ============================== [3] matrix multiply ==============================
  *     Cm[M, N] += A[M, K] . B[K, N]      A, B read through (row, column) strides, as ltf_gemm
  * One block of 256 threads per 64 x 64 tile of Cm; each thread holds a 4 x 4 piece of it in
  * registers (rows ty + 16 r, columns tx + 16 c) while k runs through 16-wide slices of A and
@@ -365,7 +269,7 @@ static void ltf__gpu_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, 
     LTF__LAUNCH(ltf__k_gemm, grid, 256, M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
 }
 
-/* ============================== [5] ops ==============================
+/* ============================== [4] ops of the block ==============================
  * The ops of the header's [5], same arguments (device pointers), same math (see the comments
  * there), backward ADDS into gradients. */
 
@@ -608,71 +512,15 @@ static void ltf__gpu_position_backward(float *dinp, float *dwpe, const float *do
     LTF__LAUNCH(ltf__k_position_backward, ltf__blocks((size_t)N * C), LTF__THREADS, dinp, dwpe, dout, B, N, C);
 }
 
-/* ============================== [6] the backbone f ==============================
- * The header's ltf__backbone_forward / _backward, line for line, on the device. */
-
-static void ltf__gpu_backbone_forward(const ltf_model *m, ltf_acts *a, const float *u, float *tmp, int B, int N) {
-    const ltf_config *c = &m->cfg;
-    const ltf_weights *w = &ltf__G(m)->w;
-    int C = c->n_embd, H = c->n_head, BT = B * N;
-    size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
-    ltf__gpu_position_forward(a->h, u, w->wpe, B, N, C);                 /* h = u + wpe           */
-    for (int l = 0; l < c->n_layer; l++) {
-        const ltf_block *p = &w->h[l];
-        float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
-        float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
-        float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
-        ltf__gpu_layernorm_forward(ln1, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, x, p->ln1_w, p->ln1_b, BT, C);
-        ltf__gpu_matmul_forward(qkv, ln1, p->qkv_w, p->qkv_b, BT, C, 3 * C);
-        ltf__gpu_attention_forward(atty, att, qkv, B, N, C, H);
-        ltf__gpu_matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
-        ltf__gpu_residual_forward(hmid, x, tmp, rc);                     /* h + attn(ln_1(h))     */
-        ltf__gpu_layernorm_forward(ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, hmid, p->ln2_w, p->ln2_b, BT, C);
-        ltf__gpu_matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
-        ltf__gpu_gelu_forward(fcg, fch, 4 * rc);
-        ltf__gpu_matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
-        ltf__gpu_residual_forward(a->h + (l + 1) * rc, hmid, tmp, rc);   /* + mlp(ln_2(h))        */
-    }
-    ltf__gpu_layernorm_forward(a->out, a->lnf_mean, a->lnf_rstd, a->h + c->n_layer * rc, w->lnf_w, w->lnf_b, BT, C);
+/* h = a + c, out = LN(h): the CPU fuses the two (one pass over a row in cache); here two kernels */
+static void ltf__gpu_residual_layernorm_forward(float *h, float *out, float *mean, float *rstd, const float *a,
+                                                const float *c, const float *w, const float *b, int BT, int C) {
+    ltf__gpu_residual_forward(h, a, c, (size_t)BT * C);
+    ltf__gpu_layernorm_forward(out, mean, rstd, h, w, b, BT, C);
 }
 
-static void ltf__gpu_backbone_backward(ltf_model *m, const ltf_acts *a, float *dout, float *du, ltf__work *wk, int B, int N) {
-    const ltf_config *c = &m->cfg;
-    const ltf_weights *w = &ltf__G(m)->w;
-    ltf_weights *g = &ltf__G(m)->g;
-    int C = c->n_embd, H = c->n_head, BT = B * N, L = c->n_layer;
-    size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
-    float *dh = wk->dh;
-    ltf__gpu_zero(dh, rc);
-    ltf__gpu_layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
-    for (int l = L - 1; l >= 0; l--) {
-        const ltf_block *p = &w->h[l];
-        ltf_block *gp = &g->h[l];
-        const float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
-        const float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
-        const float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
-        ltf__gpu_zero(wk->dfcg, 4 * rc);
-        ltf__gpu_matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
-        ltf__gpu_zero(wk->dfch, 4 * rc);
-        ltf__gpu_gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
-        ltf__gpu_zero(wk->dln, rc);
-        ltf__gpu_matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
-        ltf__gpu_layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
-                                    a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);   /* dh = dL/dhmid */
-        ltf__gpu_zero(wk->dtmp, rc);
-        ltf__gpu_matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
-        ltf__gpu_zero(wk->dqkv, 3 * rc);
-        ltf__gpu_attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
-        ltf__gpu_zero(wk->dln, rc);
-        ltf__gpu_matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
-        ltf__gpu_layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
-                                    a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
-    }
-    ltf__gpu_position_backward(du, g->wpe, dh, B, N, C);
-}
-
-/* ============================== [7] the loop, the loss, the training pass ==============================
- * The header's [7] on the device: tokens, read_in, mask + inject, read_out, the loss window. */
+/* ============================== [5] ops of the loop ==============================
+ * The header's loop ops ([5] there: tokens, injection with the state mask, read-out, loss). */
 
 /* z[b, 2i] = x_i, z[b, 2i+1] = (y_i, 0, ..., 0): one thread per element of z [B*2n, d] */
 __global__ void ltf__k_tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
@@ -683,19 +531,18 @@ __global__ void ltf__k_tokens(float *z, const float *xs, const float *ys, int B,
     }
 }
 
-/* u = mask(Y) + E (Y == NULL: Y = 0); dY = mask(du) for the backward of the same */
-__global__ void ltf__k_inject(ltf_config c, int masked, float *u, const float *Y, const float *E, int B, int N) {
-    int C = c.n_embd;
+/* u = mask(Y) + E (Y == NULL: Y = 0); dY = mask(du) for the backward of the same. The mask
+ * keeps tokens keep_lo..keep_hi-1 of each prompt. */
+__global__ void ltf__k_inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi) {
     LTF__FOR_EACH(e, (size_t)B * N * C) {
-        int keep = Y && (!masked || ltf__kept(&c, (int)(e / C % N), N));
+        int t = (int)(e / C % N), keep = Y && t >= keep_lo && t < keep_hi;
         u[e] = E[e] + (keep ? Y[e] : 0.0f);
     }
 }
-__global__ void ltf__k_mask_backward(ltf_config c, int masked, float *dY, const float *du, int B, int N) {
-    int C = c.n_embd;
+__global__ void ltf__k_mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi) {
     LTF__FOR_EACH(e, (size_t)B * N * C) {
-        int keep = !masked || ltf__kept(&c, (int)(e / C % N), N);
-        dY[e] = keep ? du[e] : 0.0f;
+        int t = (int)(e / C % N);
+        dY[e] = t >= keep_lo && t < keep_hi ? du[e] : 0.0f;
     }
 }
 
@@ -727,13 +574,13 @@ __global__ void ltf__k_read_out_backward_params(float *g_w, float *g_b, const fl
     }
 }
 
-/* *sum += sum_i (pred_i - y_i)^2 in double: one block */
-__global__ void ltf__k_loss_sum(double *sum, const float *pred, const float *ys, size_t bn) {
+/* stats->loss_sum (+)= sum_i (pred_i - y_i)^2 in double (first = 1: =): one block */
+__global__ void ltf__k_loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t bn, int first) {
     __shared__ double buf[LTF__RED];
     double s = 0.0;
     for (size_t i = threadIdx.x; i < bn; i += blockDim.x) s += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
     s = ltf__block_sum(s, buf);
-    if (threadIdx.x == 0) *sum += s;
+    if (threadIdx.x == 0) stats->loss_sum = (first ? 0.0 : stats->loss_sum) + s;
 }
 
 /* dL/dpred = 2 (pred - y) / (K B n), in place over the prediction */
@@ -741,138 +588,32 @@ __global__ void ltf__k_loss_backward(float *dpred, const float *ys, size_t bn, f
     LTF__FOR_EACH(i, bn) dpred[i] = 2.0f * (dpred[i] - ys[i]) / count;
 }
 
-static void ltf__gpu_embed(const ltf_model *m, ltf__work *wk, int B, int n) {
-    const ltf__gpu *G = ltf__G(m);
-    int d = m->cfg.n_dims;
-    LTF__LAUNCH(ltf__k_tokens, ltf__blocks((size_t)B * 2 * n * d), LTF__THREADS, wk->z, G->xs, G->ys, B, n, d);
-    ltf__gpu_matmul_forward(wk->E, wk->z, G->w.read_in_w, G->w.read_in_b, B * 2 * n, d, m->cfg.n_embd);
+static void ltf__gpu_tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
+    LTF__LAUNCH(ltf__k_tokens, ltf__blocks((size_t)B * 2 * n * d), LTF__THREADS, z, xs, ys, B, n, d);
+}
+static void ltf__gpu_inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi) {
+    LTF__LAUNCH(ltf__k_inject, ltf__blocks((size_t)B * N * C), LTF__THREADS, u, Y, E, B, N, C, keep_lo, keep_hi);
+}
+static void ltf__gpu_mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi) {
+    LTF__LAUNCH(ltf__k_mask_backward, ltf__blocks((size_t)B * N * C), LTF__THREADS, dY, du, B, N, C, keep_lo, keep_hi);
+}
+static void ltf__gpu_read_out(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C) {
+    LTF__LAUNCH(ltf__k_read_out, ltf__blocks((size_t)B * n), LTF__THREADS, pred, Y, w, b, B, n, C);
+}
+static void ltf__gpu_read_out_backward(float *dY, float *dw, float *db, const float *dpred, const float *Y,
+                                       const float *w, int B, int n, int C) {
+    LTF__LAUNCH(ltf__k_read_out_backward_state, ltf__blocks((size_t)B * n * C), LTF__THREADS, dY, dpred, w, B, n, C);
+    LTF__LAUNCH(ltf__k_read_out_backward_params, ltf__blocks((size_t)C + 1), LTF__THREADS, dw, db, dpred, Y, B, n, C);
+}
+static void ltf__gpu_loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first) {
+    LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, stats, pred, ys, count, first);
+}
+static void ltf__gpu_loss_backward(float *dpred, const float *ys, size_t count, float denom) {
+    LTF__LAUNCH(ltf__k_loss_backward, ltf__blocks(count), LTF__THREADS, dpred, ys, count, denom);
 }
 
-static void ltf__gpu_inject(const ltf_config *c, int masked, float *u, const float *Y, const float *E, int B, int N) {
-    LTF__LAUNCH(ltf__k_inject, ltf__blocks((size_t)B * N * c->n_embd), LTF__THREADS, *c, masked, u, Y, E, B, N);
-}
-
-static void ltf__gpu_read_out(const ltf_model *m, float *pred, const float *Y, int B, int n) {
-    const ltf__gpu *G = ltf__G(m);
-    LTF__LAUNCH(ltf__k_read_out, ltf__blocks((size_t)B * n), LTF__THREADS, pred, Y, G->w.read_out_w, G->w.read_out_b, B, n, m->cfg.n_embd);
-}
-
-static void ltf__gpu_read_out_backward(ltf_model *m, float *dY, const float *dpred, const float *Y, int B, int n) {
-    ltf__gpu *G = ltf__G(m);
-    int C = m->cfg.n_embd;
-    LTF__LAUNCH(ltf__k_read_out_backward_state, ltf__blocks((size_t)B * n * C), LTF__THREADS, dY, dpred, G->w.read_out_w, B, n, C);
-    LTF__LAUNCH(ltf__k_read_out_backward_params, ltf__blocks((size_t)C + 1), LTF__THREADS, G->g.read_out_w, G->g.read_out_b, dpred, Y, B, n, C);
-}
-
-static const float *ltf__gpu_loop_forward(const ltf_model *m, ltf__work *wk, ltf_acts *a, int iters, const float *Y,
-                                          int masked, int B, int n, float *preds) {
-    for (int t = 0; t < iters; t++) {
-        ltf__gpu_inject(&m->cfg, masked, wk->u, Y, wk->E, B, 2 * n);     /* u = mask(Y_t) + E */
-        ltf__gpu_backbone_forward(m, a, wk->u, wk->dtmp, B, 2 * n);       /* Y_{t+1} = f(u)    */
-        Y = a->out;
-        if (preds) ltf__gpu_read_out(m, preds + (size_t)t * B * n, Y, B, n);
-    }
-    return Y;
-}
-
-/* The header's ltf__train_pass (which checked the batch and made room) on the device. xs == NULL:
- * the batch already on the device. A given Y_s is copied into dY, which nothing reads or writes
- * before the backward starts, and the backward never needs Y_s (it is a constant there). */
-int ltf__gpu_train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
-                        float *loss, int want_grad, const float *Ys_given) {
-    ltf__gpu *G = ltf__G(m);
-    const ltf_config *c = &m->cfg;
-    int N = 2 * n, BT = B * N, C = c->n_embd, d = c->n_dims;
-    int s = b_loops - ltf__window(c), K = b_loops - s;
-    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
-    size_t rc = (size_t)BT * C, bn = (size_t)B * n;
-    ltf__work wk = ltf__gpu_get_work(m, B, N);
-    double sum = 0.0;
-
-    if (xs && ltf__gpu_upload_batch(m, xs, ys, B, n) != 0) return -1;
-    if (Ys_given) LTF__CU(m->err, cudaMemcpy(wk.dY, Ys_given, rc * sizeof(float), cudaMemcpyHostToDevice), "copying Y_s to the GPU");
-    LTF__CU(m->err, cudaMemset(G->loss_sum, 0, sizeof(double)), "clearing the loss on the GPU");
-    ltf__gpu_embed(m, &wk, B, n);
-    const float *Y = s == 0 ? NULL : Ys_given ? wk.dY                                  /* Y_s, a constant */
-                   : ltf__gpu_loop_forward(m, &wk, &G->acts[G->n_acts - 1], s, NULL, masked, B, n, NULL);
-    for (int t = s; t < b_loops; t++) {                                                /* the window      */
-        ltf_acts *a = &G->acts[t - s];
-        float *pred = wk.pred + (size_t)(t - s) * bn;
-        Y = ltf__gpu_loop_forward(m, &wk, a, 1, Y, masked, B, n, pred);
-        LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, G->loss_sum, pred, G->ys, bn);
-    }
-    if (ltf__gpu_finish(m->err, "the forward pass") != 0) return -1;
-    LTF__CU(m->err, cudaMemcpy(&sum, G->loss_sum, sizeof sum, cudaMemcpyDeviceToHost), "copying the loss from the GPU");
-    m->loss = sum / ((double)K * bn);
-    *loss = (float)m->loss;
-    if (!isfinite(*loss))
-        return ltf__fail(m->err, "loss is %s: the model diverged (try a smaller lr)", isnan(*loss) ? "NaN" : "Inf");
-    if (!want_grad) return 0;
-
-    /* backward: dL/dpred = 2 (pred - y) / (K B n) */
-    ltf__gpu_zero(G->grads, m->n_params);
-    ltf__gpu_zero(wk.dY, rc);
-    ltf__gpu_zero(wk.dE, rc);
-    for (int t = b_loops - 1; t >= s; t--) {
-        ltf_acts *a = &G->acts[t - s];
-        float *dpred = wk.pred + (size_t)(t - s) * bn;   /* overwrite the prediction in place */
-        LTF__LAUNCH(ltf__k_loss_backward, ltf__blocks(bn), LTF__THREADS, dpred, G->ys, bn, (float)((double)K * bn));
-        ltf__gpu_read_out_backward(m, wk.dY, dpred, a->out, B, n);                   /* dY = dL/dY_{t+1} */
-        ltf__gpu_zero(wk.du, rc);
-        ltf__gpu_backbone_backward(m, a, wk.dY, wk.du, &wk, B, N);                   /* du = dL/du_t     */
-        ltf__gpu_residual_backward(wk.dE, NULL, wk.du, rc);                          /* E feeds every u  */
-        if (t > s)   /* u_t = mask(Y_t) + E: dY_t = mask(du); masked tokens get zero gradient */
-            LTF__LAUNCH(ltf__k_mask_backward, ltf__blocks(rc), LTF__THREADS, *c, masked, wk.dY, wk.du, B, N);
-    }
-    ltf__gpu_matmul_backward(NULL, G->g.read_in_w, G->g.read_in_b, wk.dE, wk.z, G->w.read_in_w, BT, d, C);
-    return ltf__gpu_finish(m->err, "the backward pass");
-}
-
-int ltf__gpu_window_start_state(ltf_model *m, const float *xs, const float *ys, int B, int n, float *Ys) {
-    ltf__gpu *G = ltf__G(m);
-    const ltf_config *c = &m->cfg;
-    int N = 2 * n, s = ltf__train_loops(c) - ltf__window(c);
-    int masked = (c->mask_when & LTF_AT_TRAIN) != 0 && c->mask_mode != LTF_MASK_NONE;
-    size_t rc = (size_t)B * N * c->n_embd;
-    ltf__work wk = ltf__gpu_get_work(m, B, N);
-    if (xs && ltf__gpu_upload_batch(m, xs, ys, B, n) != 0) return -1;
-    ltf__gpu_embed(m, &wk, B, n);
-    const float *Y = ltf__gpu_loop_forward(m, &wk, &G->acts[G->n_acts - 1], s, NULL, masked, B, n, NULL);
-    if (ltf__gpu_finish(m->err, "ltf_window_start_state") != 0) return -1;
-    if (Y) LTF__CU(m->err, cudaMemcpy(Ys, Y, rc * sizeof(float), cudaMemcpyDeviceToHost), "copying Y_s from the GPU");
-    else memset(Ys, 0, rc * sizeof(float));
-    return 0;
-}
-
-/* The header's ltf_predict on the device; the predictions of every iteration collect in a
- * device buffer (grown on demand) and come back in one copy. */
-int ltf__gpu_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
-                     float *pred_last, float *pred_iters) {
-    ltf__gpu *G = ltf__G(m);
-    const ltf_config *c = &m->cfg;
-    int N = 2 * n;
-    int masked = (c->mask_when & LTF_AT_EVAL) != 0 && c->mask_mode != LTF_MASK_NONE;
-    size_t bn = (size_t)B * n, all = (size_t)n_loops * bn;
-    ltf__work wk = ltf__gpu_get_work(m, B, N);
-    if (xs && ltf__gpu_upload_batch(m, xs, ys, B, n) != 0) return -1;
-    if (pred_iters && all > G->cap_iters) {
-        ltf__gpu_release(&G->iters);
-        G->cap_iters = 0;
-        if (ltf__gpu_alloc(&G->iters, all, m->err, "the predictions of every loop iteration") != 0) return -1;
-        G->cap_iters = all;
-    }
-    ltf__gpu_embed(m, &wk, B, n);
-    const float *Y = ltf__gpu_loop_forward(m, &wk, &G->acts[G->n_acts - 1], n_loops, NULL, masked, B, n,
-                                           pred_iters ? G->iters : NULL);
-    if (pred_last) ltf__gpu_read_out(m, wk.pred, Y, B, n);
-    if (ltf__gpu_finish(m->err, "ltf_predict") != 0) return -1;
-    if (pred_last) LTF__CU(m->err, cudaMemcpy(pred_last, wk.pred, bn * sizeof(float), cudaMemcpyDeviceToHost), "copying predictions from the GPU");
-    if (pred_iters) LTF__CU(m->err, cudaMemcpy(pred_iters, G->iters, all * sizeof(float), cudaMemcpyDeviceToHost), "copying predictions from the GPU");
-    return 0;
-}
-
-/* ============================== [8] Adam ==============================
- * The header's update, element for element (it computed the step sizes). */
+/* ============================== [6] Adam and the gradient check ==============================
+ * The header's update, element for element (the host computed the step sizes). */
 
 __global__ void ltf__k_adam(float *p, float *mom, float *vel, const float *grad, size_t n, float step,
                             float sqrt_bc2, float decay, float b1, float b2, float eps) {
@@ -885,35 +626,25 @@ __global__ void ltf__k_adam(float *p, float *mom, float *vel, const float *grad,
     }
 }
 
-int ltf__gpu_adam(ltf_model *m, float step, float sqrt_bc2, float decay, float b1, float b2, float eps) {
-    ltf__gpu *G = ltf__G(m);
-    LTF__LAUNCH(ltf__k_adam, ltf__blocks(m->n_params), LTF__THREADS, G->params, G->adam_m, G->adam_v, G->grads,
-                m->n_params, step, sqrt_bc2, decay, b1, b2, eps);
-    return ltf__gpu_finish(m->err, "the Adam step");
+static void ltf__gpu_adam(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+                          float decay, float b1, float b2, float eps) {
+    LTF__LAUNCH(ltf__k_adam, ltf__blocks(n), LTF__THREADS, p, m, v, g, n, step, sqrt_bc2, decay, b1, b2, eps);
 }
 
-__global__ void ltf__k_first_nonfinite(unsigned long long *first, const float *g, size_t n) {
+/* stats->first_bad = the first i with g[i] NaN or Inf, else n: set n, then the minimum of the
+ * bad indices (integers: the order of the atomics does not matter) */
+__global__ void ltf__k_first_bad_reset(ltf_stats *stats, size_t n) { stats->first_bad = (unsigned long long)n; }
+__global__ void ltf__k_first_bad(ltf_stats *stats, const float *g, size_t n) {
     LTF__FOR_EACH(i, n)
-        if (!isfinite(g[i])) atomicMin(first, (unsigned long long)i);   /* integers: order-free */
+        if (!isfinite(g[i])) atomicMin(&stats->first_bad, (unsigned long long)i);
 }
 
-size_t ltf__gpu_first_nonfinite_grad(ltf_model *m) {
-    ltf__gpu *G = ltf__G(m);
-    unsigned long long first = ~0ULL;
-    cudaError_t e = cudaMemcpy(G->first_bad, &first, sizeof first, cudaMemcpyHostToDevice);
-    if (e == cudaSuccess) {
-        LTF__LAUNCH(ltf__k_first_nonfinite, ltf__blocks(m->n_params), LTF__THREADS, G->first_bad, G->grads, m->n_params);
-        if (ltf__gpu_finish(m->err, "checking the gradients") != 0) return (size_t)-1;
-        e = cudaMemcpy(&first, G->first_bad, sizeof first, cudaMemcpyDeviceToHost);
-    }
-    if (e != cudaSuccess) {
-        ltf__cuda_fail(m->err, e, "checking the gradients");
-        return (size_t)-1;
-    }
-    return first < m->n_params ? (size_t)first : m->n_params;
+static void ltf__gpu_check_finite(ltf_stats *stats, const float *g, size_t n) {
+    LTF__LAUNCH(ltf__k_first_bad_reset, 1, 1, stats, n);
+    LTF__LAUNCH(ltf__k_first_bad, ltf__blocks(n), LTF__THREADS, stats, g, n);
 }
 
-/* ============================== [9] tasks on the device ==============================
+/* ============================== [7] tasks on the device ==============================
  * The samplers of the header's [9], one thread per point: every number a point needs is a
  * pure function of (step key, purpose, prompt, index), so the threads of one prompt agree on
  * its function (w, the tree, the net) without sharing anything: each recomputes what it uses.
@@ -963,19 +694,44 @@ __global__ void ltf__k_task_sample(ltf_task t, uint64_t key, int B, int n, float
 }
 
 /* A batch of B prompts of n points for step `step` of the run whose data RNG is run_rng, into
- * the device's batch (ltf_train_next then trains on it with xs = ys = NULL). */
-int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rng *run_rng, long step, int B, int n) {
-    ltf__gpu *G = ltf__G(m);
+ * the store's batch (ltf_train_next then trains on it with xs = ys = NULL). */
+static int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rng *run_rng, long step, int B, int n) {
+    ltf_store *s = &m->run;
     if (B < 1 || n < 1) return ltf__fail(m->err, "batch of B = %d prompts of n = %d points: need B, n >= 1", B, n);
     if (task->n_dims != m->cfg.n_dims)
         return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
-    if (ltf__gpu_batch_room(m, (size_t)B * n) != 0) return -1;
-    LTF__LAUNCH(ltf__k_task_sample, ltf__blocks((size_t)B * n), LTF__THREADS, *task, ltf__step_key(run_rng, step), B, n, G->xs, G->ys);
-    G->batch_B = B; G->batch_n = n;
-    return 0;   /* a failure shows at the step's next ltf__gpu_finish */
+    if (ltf__batch_room(m, (size_t)B * n) != 0) return -1;
+    LTF__LAUNCH(ltf__k_task_sample, ltf__blocks((size_t)B * n), LTF__THREADS, *task, ltf__step_key(run_rng, step), B, n,
+                s->batch, s->batch + s->cap_points * m->cfg.n_dims);
+    s->batch_B = B; s->batch_n = n;
+    return 0;   /* a failure shows at the step's next get or finish */
 }
 
-/* ============================== [16] public API ============================== */
+/* ============================== [8] the backend table, public API ============================== */
+
+static const ltf_backend *ltf__cuda(void) {
+    static ltf_backend be;
+    if (!be.name) {
+        be.host_memory = 0;
+        be.alloc = ltf__gpu_alloc; be.release = ltf__gpu_free;
+        be.put = ltf__gpu_put; be.get = ltf__gpu_get; be.finish = ltf__gpu_finish;
+        be.zero = ltf__gpu_zero;
+        be.matmul_forward = ltf__gpu_matmul_forward; be.matmul_backward = ltf__gpu_matmul_backward;
+        be.layernorm_forward = ltf__gpu_layernorm_forward; be.layernorm_backward = ltf__gpu_layernorm_backward;
+        be.residual_layernorm_forward = ltf__gpu_residual_layernorm_forward;
+        be.attention_forward = ltf__gpu_attention_forward; be.attention_backward = ltf__gpu_attention_backward;
+        be.gelu_forward = ltf__gpu_gelu_forward; be.gelu_backward = ltf__gpu_gelu_backward;
+        be.residual_backward = ltf__gpu_residual_backward;
+        be.position_forward = ltf__gpu_position_forward; be.position_backward = ltf__gpu_position_backward;
+        be.tokens = ltf__gpu_tokens; be.inject = ltf__gpu_inject; be.mask_backward = ltf__gpu_mask_backward;
+        be.read_out = ltf__gpu_read_out; be.read_out_backward = ltf__gpu_read_out_backward;
+        be.loss_sum = ltf__gpu_loss_sum; be.loss_backward = ltf__gpu_loss_backward;
+        be.check_finite = ltf__gpu_check_finite; be.adam = ltf__gpu_adam;
+        be.sample = ltf__gpu_task_sample;
+        be.name = "cuda";
+    }
+    return &be;
+}
 
 #define LTF__STR2(x) #x
 #define LTF__STR(x) LTF__STR2(x)
@@ -1008,58 +764,11 @@ int ltf_gpu_available(char msg[LTF_ERR_LEN]) {
     return 0;
 }
 
-/* the four host buffers <-> the device's one allocation */
-static int ltf__gpu_copy_state(const ltf_model *m, int to_device, char *err) {
-    ltf__gpu *G = ltf__G(m);
-    float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
-    float *dev[4] = {G->params, G->grads, G->adam_m, G->adam_v};
-    size_t bytes = m->n_params * sizeof(float);
-    for (int i = 0; i < 4; i++) {
-        if (to_device) LTF__CU(err, cudaMemcpy(dev[i], host[i], bytes, cudaMemcpyHostToDevice), "copying the model to the GPU");
-        else LTF__CU(err, cudaMemcpy(host[i], dev[i], bytes, cudaMemcpyDeviceToHost), "copying the model from the GPU");
-    }
-    return 0;
-}
-
+/* The model's store moves to the device (ltf__use_backend, header [6]); on failure it stays. */
 int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]) {
     char msg[LTF_ERR_LEN];
-    if (m->gpu) return 0;
+    if (m->backend == ltf__cuda()) return 0;
     if (!m->params) return ltf__fail(err, "the model holds nothing: create or load it first");
     if (ltf_gpu_available(msg) != 0) return ltf__fail(err, "%s", msg);
-    ltf__gpu *G = (ltf__gpu *)LTF_MALLOC(sizeof(ltf__gpu));
-    if (!G) return ltf__fail(err, "out of memory (host)");
-    memset(G, 0, sizeof *G);
-    m->gpu = G;
-    size_t n = m->n_params;
-    float *scalars = NULL;
-    if (ltf__gpu_alloc(&G->params, 4 * n, err, "the parameters, gradients and Adam moments") != 0 ||
-        ltf__gpu_alloc(&scalars, 4, err, "the loss") != 0) {
-        ltf__gpu_free(m);
-        return -1;
-    }
-    G->grads = G->params + n; G->adam_m = G->params + 2 * n; G->adam_v = G->params + 3 * n;
-    G->loss_sum = (double *)scalars;
-    G->first_bad = (unsigned long long *)(scalars + 2);
-    ltf__rebase(&G->w, &m->w, m->params, G->params, m->cfg.n_layer);
-    ltf__rebase(&G->g, &m->w, m->params, G->grads, m->cfg.n_layer);
-    if (ltf__gpu_copy_state(m, 1, err) != 0) { ltf__gpu_free(m); return -1; }
-    return 0;
-}
-
-int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]) {
-    if (!m->gpu) return 0;
-    if (ltf__gpu_finish(err, "ltf_model_sync_host") != 0) return -1;
-    return ltf__gpu_copy_state(m, 0, err);
-}
-
-int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]) {
-    if (!m->gpu) return 0;
-    int rc = ltf_model_sync_host(m, err);
-    ltf__gpu_free(m);
-    if (rc != 0) {
-        char why[LTF_ERR_LEN];
-        snprintf(why, sizeof why, "%s", err);
-        return ltf__fail(err, "%s; the model is back on the CPU with its state as of the last sync", why);
-    }
-    return 0;
+    return ltf__use_backend(m, ltf__cuda(), err);
 }

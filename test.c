@@ -2386,7 +2386,6 @@ static void test_gpu_samplers(void) {
     char err[LTF_ERR_LEN];
     ltf_model_create(&m, &c, 1, err);
     if (ltf_model_to_gpu(&m, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(&m); return; }
-    ltf__gpu *G = ltf__G(&m);
     ltf_rng run;
     ltf_rng_seed(&run, 77);
     size_t pts = (size_t)P * n;
@@ -2397,7 +2396,7 @@ static void test_gpu_samplers(void) {
         if (ltf__gpu_task_sample(&m, &t, &run, 5, P, n) != 0) { CHECK(0, "sample: %s", m.err); continue; }
         uint64_t key = ltf__step_key(&run, 5);
         for (size_t p = 0; p < pts; p++) ltf__sample_point(&t, key, (int)(p / n), (int)(p % n), hx + p * d, hy + p);
-        worst = worse(worst, worse(gpu_err(t.name, G->xs, hx, pts * d), gpu_err(t.name, G->ys, hy, pts)));
+        worst = worse(worst, worse(gpu_err(t.name, m.run.xs, hx, pts * d), gpu_err(t.name, m.run.ys, hy, pts)));
         double tail = 0, y2 = 0;
         for (size_t i = 0; i < pts; i++) {
             for (int j = 3; j < d; j++) tail += fabs(hx[i * d + j]);
@@ -2415,22 +2414,31 @@ static void test_gpu_samplers(void) {
     ltf_task sp = ltf_task_make(LTF_TASK_SPARSE_LINEAR, d, d);
     ltf__gpu_task_sample(&m, &sp, &run, 9, 1, n);
     ltf_model_sync_host(&m, err);
-    cudaMemcpy(hx, G->xs, sizeof(float) * n * d, cudaMemcpyDeviceToHost);
-    cudaMemcpy(hy, G->ys, sizeof(float) * n, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hx, m.run.xs, sizeof(float) * n * d, cudaMemcpyDeviceToHost);
+    cudaMemcpy(hy, m.run.ys, sizeof(float) * n, cudaMemcpyDeviceToHost);
     int nz = lstsq_nonzeros(hx, hy, n, d);
     CHECK(nz == 3, "sparse task on the GPU: w has %d nonzeros, want 3", nz);
     /* another step, another batch; the same step, the same batch */
     ltf_task li = ltf_task_make(LTF_TASK_LINEAR, d, d);
     float first[8], again[8], other[8];
     ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(first, G->xs, sizeof first, cudaMemcpyDeviceToHost);
+    cudaMemcpy(first, m.run.xs, sizeof first, cudaMemcpyDeviceToHost);
     ltf__gpu_task_sample(&m, &li, &run, 2, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(other, G->xs, sizeof other, cudaMemcpyDeviceToHost);
+    cudaMemcpy(other, m.run.xs, sizeof other, cudaMemcpyDeviceToHost);
     ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(again, G->xs, sizeof again, cudaMemcpyDeviceToHost);
+    cudaMemcpy(again, m.run.xs, sizeof again, cudaMemcpyDeviceToHost);
     CHECK(memcmp(first, again, sizeof first) == 0 && memcmp(first, other, sizeof first) != 0, "batches: same step same bits, other step other bits");
     free(hx); free(hy);
     ltf_model_free(&m);
+}
+
+/* the backend's gradient check on a model on the GPU: the first non-finite gradient, or n_params */
+static size_t gpu_first_bad(ltf_model *m) {
+    ltf_stats st;
+    char err[LTF_ERR_LEN];
+    ltf__gpu_check_finite(m->run.stats, m->run.grads, m->n_params);
+    if (ltf__gpu_get(&st, m->run.stats, sizeof st, err, "the gradient check") != 0) { CHECK(0, "%s", err); return (size_t)-1; }
+    return (size_t)st.first_bad;
 }
 
 static void test_gpu_ops(void) {
@@ -2570,27 +2578,27 @@ static void test_gpu_ops(void) {
         float *g_xs = gpu_copy(xs, bn * d), *g_ys = gpu_copy(ys, bn), *g_z = gpu_copy(NULL, (size_t)B * N * d), *g_Y = gpu_copy(Y, rc);
         float *g_E = gpu_copy(E, rc), *g_u = gpu_copy(NULL, rc), *g_pred = gpu_copy(NULL, bn), *g_dY = gpu_copy(dY, rc);
         ltf__tokens(z, xs, ys, B, n, d);
-        LTF__LAUNCH(ltf__k_tokens, ltf__blocks((size_t)B * N * d), LTF__THREADS, g_z, g_xs, g_ys, B, n, d);
+        ltf__gpu_tokens(g_z, g_xs, g_ys, B, n, d);
         e = gpu_err("tokens", g_z, z, (size_t)B * N * d);
         gpu_report("tokens z = (x_i), (y_i, 0, ...)", e);
         e = 0;
         for (int v = 0; v < 4; v++) {   /* no state; no mask; keep the last 2 pairs; keep the first 1 */
             ltf_config cv = c;
             cv.mask_mode = v == 3 ? LTF_MASK_KEEP_FIRST : LTF_MASK_KEEP_LAST; cv.mask_pairs = v == 3 ? 1 : 2;
-            ltf__inject(&cv, v >= 2, u, v == 0 ? NULL : Y, E, B, N);
-            ltf__gpu_inject(&cv, v >= 2, g_u, v == 0 ? NULL : g_Y, g_E, B, N);
+            int lo = v >= 2 && v < 3 ? N - 2 * cv.mask_pairs : 0, hi = v == 3 ? 2 * cv.mask_pairs : N;
+            ltf__inject(u, v == 0 ? NULL : Y, E, B, N, C, lo, hi);
+            ltf__gpu_inject(g_u, v == 0 ? NULL : g_Y, g_E, B, N, C, lo, hi);
             e = worse(e, gpu_err("inject", g_u, u, rc));
         }
         gpu_report("inject u = mask(Y) + E (4 variants)", e);
-        for (size_t r = 0; r < (size_t)B * N; r++)   /* the CPU's masked dY = mask(du), inline in [7] */
-            for (int i = 0; i < C; i++) dY[r * C + i] = ltf__kept(&c, (int)(r % N), N) ? Y[r * C + i] : 0.0f;
-        LTF__LAUNCH(ltf__k_mask_backward, ltf__blocks(rc), LTF__THREADS, c, 1, g_dY, g_Y, B, N);
+        ltf__mask_backward(dY, Y, B, N, C, N - 2 * c.mask_pairs, N);   /* keep the last 2 pairs */
+        ltf__gpu_mask_backward(g_dY, g_Y, B, N, C, N - 2 * c.mask_pairs, N);
         gpu_report("mask backward dY = mask(du)", gpu_err("mask backward", g_dY, dY, rc));
-        ltf__read_out(&mc, pred, Y, B, n);
-        ltf__gpu_read_out(&mg, g_pred, g_Y, B, n);
+        ltf__read_out(pred, Y, mc.w.read_out_w, mc.w.read_out_b, B, n, C);
+        ltf__gpu_read_out(g_pred, g_Y, mg.run.w.read_out_w, mg.run.w.read_out_b, B, n, C);
         gpu_report("read_out", gpu_err("read_out", g_pred, pred, bn));
-        ltf__read_out_backward(&mc, dY, ys, Y, B, n);                    /* ys as dpred */
-        ltf__gpu_read_out_backward(&mg, g_dY, g_ys, g_Y, B, n);
+        ltf__read_out_backward(dY, mc.g.read_out_w, mc.g.read_out_b, ys, Y, mc.w.read_out_w, B, n, C);   /* ys as dpred */
+        ltf__gpu_read_out_backward(g_dY, mg.run.g.read_out_w, mg.run.g.read_out_b, g_ys, g_Y, mg.run.w.read_out_w, B, n, C);
         e = gpu_err("read_out backward dY", g_dY, dY, rc);
         ltf_model_sync_host(&mg, err);
         e = worse(e, rel_err(mg.grads, mc.grads, mc.n_params));
@@ -2599,16 +2607,14 @@ static void test_gpu_ops(void) {
         /* the loss: sum of squares in double, then dL/dpred in place */
         double want = 0, got = 0;
         for (size_t i = 0; i < bn; i++) want += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
-        ltf__gpu *G = ltf__G(&mg);
-        cudaMemset(G->loss_sum, 0, sizeof(double));
-        LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, G->loss_sum, g_pred, g_ys, bn);
-        LTF__LAUNCH(ltf__k_loss_sum, 1, LTF__RED, G->loss_sum, g_pred, g_ys, bn);   /* adds: twice */
-        CHECK(ltf__gpu_finish(err, "loss") == 0, "%s", err);
-        cudaMemcpy(&got, G->loss_sum, sizeof got, cudaMemcpyDeviceToHost);
+        ltf_stats *st = mg.run.stats;
+        ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 1);
+        ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 0);   /* adds: twice */
+        CHECK(ltf__gpu_get(&got, &st->loss_sum, sizeof got, err, "loss") == 0, "%s", err);
         e = fabs(got - 2 * want) / (2 * want);
         CHECK(e <= 1e-12, "loss sum %.17g, want %.17g", got, 2 * want);
         for (size_t i = 0; i < bn; i++) pred[i] = 2.0f * (pred[i] - ys[i]) / (float)(3.0 * bn);
-        LTF__LAUNCH(ltf__k_loss_backward, ltf__blocks(bn), LTF__THREADS, g_pred, g_ys, bn, (float)(3.0 * bn));
+        ltf__gpu_loss_backward(g_pred, g_ys, bn, (float)(3.0 * bn));
         e = worse(e, gpu_err("loss backward", g_pred, pred, bn));
         gpu_report("loss (double sum) and dL/dpred", e);
         free(xs); free(ys); free(z); free(Y); free(E); free(u); free(pred); free(dY);
@@ -2629,12 +2635,12 @@ static void test_gpu_ops(void) {
                   worse(rel_err(mg.adam_m, mc.adam_m, mc.n_params), rel_err(mg.adam_v, mc.adam_v, mc.n_params)));
         CHECK(e <= GPU_TOL && mg.adam_t == 2, "Adam: params/m/v rel err %.2e", e);
         gpu_report("Adam (2 steps, decay: params, m, v)", e);
-        CHECK(ltf__gpu_first_nonfinite_grad(&mg) == mg.n_params, "finite gradients reported as non-finite");
+        CHECK(gpu_first_bad(&mg) == mg.n_params, "finite gradients reported as non-finite");
         ltf_model_free(&mg);
         ltf_model_create(&mg, &c, 5, err);
         mg.grads[100] = INFINITY; mg.grads[17] = NAN;
         ltf_model_to_gpu(&mg, err);
-        size_t bad = ltf__gpu_first_nonfinite_grad(&mg);
+        size_t bad = gpu_first_bad(&mg);
         CHECK(bad == 17, "first non-finite gradient: %zu, want 17", bad);
     }
     ltf_model_free(&mc); ltf_model_free(&mg);
