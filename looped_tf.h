@@ -277,6 +277,20 @@ void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rs
 void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
+/* the loop's ops (section [5] of the implementation): tokens, injection with the state mask
+ * (the tokens keep_lo..keep_hi-1 of each prompt keep their state), read-out, loss, checks */
+void ltf_zero(float *p, size_t n);
+void ltf_tokens(float *z, const float *xs, const float *ys, int B, int n, int d);
+void ltf_inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi);
+void ltf_mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi);
+void ltf_read_out(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C);
+void ltf_read_out_backward(float *dY, float *dw, float *db, const float *dpred, const float *Y,
+                           const float *w, int B, int n, int C);
+void ltf_loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first);
+void ltf_loss_backward(float *dpred, const float *ys, size_t count, float denom);
+void ltf_check_finite(ltf_stats *stats, const float *p, size_t n);
+void ltf_adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+                     float decay, float b1, float b2, float eps);
 
 /* ============================== [6] backends ============================== */
 
@@ -1076,7 +1090,7 @@ static void ltf__sum_rows(float *acc, const float *x, int rows, size_t cols) {
 }
 
 /* p[0..n) = 0, in one equal slice per thread for large n */
-static void ltf__zero(float *p, size_t n) {
+void ltf_zero(float *p, size_t n) {
     #pragma omp parallel if (n > LTF__PAR_MIN)
     {
         size_t i0 = 0, i1 = n;
@@ -1309,7 +1323,7 @@ void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, i
 /* ---- ops of the loop (docs/MATH.md §1, §4): tokens, input injection, read-out, loss ---- */
 
 /* tokens (§1): z[p, 2i] = x_i, z[p, 2i+1] = (y_i, 0, ..., 0)      z [B, 2n, d] */
-static void ltf__tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
+void ltf_tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
     for (int p = 0; p < B; p++)
         for (int i = 0; i < n; i++) {
             float *zx = z + ((size_t)p * 2 * n + 2 * i) * d, *zy = zx + d;
@@ -1321,8 +1335,8 @@ static void ltf__tokens(float *z, const float *xs, const float *ys, int B, int n
 
 /* input injection with the state mask (§4): u = mask(Y) + E, where mask keeps the tokens
  * keep_lo <= t < keep_hi of each prompt's N and zeroes the rest; Y == NULL means Y = 0.
- * backward (ltf__mask_backward): dY = mask(du); E's gradient is du itself (added by the loop). */
-static void ltf__inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi) {
+ * backward (ltf_mask_backward): dY = mask(du); E's gradient is du itself (added by the loop). */
+void ltf_inject(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi) {
     #pragma omp parallel for collapse(2) if ((size_t)B * N * C > LTF__PAR_MIN)
     for (int p = 0; p < B; p++)
         for (int t = 0; t < N; t++) {
@@ -1332,7 +1346,7 @@ static void ltf__inject(float *u, const float *Y, const float *E, int B, int N, 
         }
 }
 
-static void ltf__mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi) {
+void ltf_mask_backward(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi) {
     #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
     for (int r = 0; r < B * N; r++) {
         int keep = r % N >= keep_lo && r % N < keep_hi;
@@ -1343,7 +1357,7 @@ static void ltf__mask_backward(float *dY, const float *du, int B, int N, int C, 
 /* read-out at the x tokens (§1): pred[p, i] = w . Y[p, 2i] + b          w [1, C], b [1]
  * backward: dY[p, 2i] += dpred[p, i] w,  dw += sum_(p,i) dpred[p, i] Y[p, 2i],  db += sum dpred.
  * The weight gradient sums over (p, i) in order; its threads split the C columns. */
-static void ltf__read_out(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C) {
+void ltf_read_out(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C) {
     #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
     for (int p = 0; p < B; p++)
         for (int i = 0; i < n; i++) {
@@ -1354,7 +1368,7 @@ static void ltf__read_out(float *pred, const float *Y, const float *w, const flo
         }
 }
 
-static void ltf__read_out_backward(float *dY, float *dw, float *db, const float *dpred, const float *Y,
+void ltf_read_out_backward(float *dY, float *dw, float *db, const float *dpred, const float *Y,
                                    const float *w, int B, int n, int C) {
     int tasks = (C + LTF__COLS - 1) / LTF__COLS;
     #pragma omp parallel for collapse(2) if ((size_t)B * n * C > LTF__PAR_MIN)
@@ -1377,24 +1391,24 @@ static void ltf__read_out_backward(float *dY, float *dw, float *db, const float 
 
 /* the loss (§4): sum of (pred - y)^2 in double, added to stats->loss_sum (first = 1: set);
  * its gradient dL/dpred = 2 (pred - y) / count, written over pred */
-static void ltf__loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first) {
+void ltf_loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first) {
     double sum = first ? 0.0 : stats->loss_sum;
     for (size_t i = 0; i < count; i++) sum += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
     stats->loss_sum = sum;
 }
 
-static void ltf__loss_backward(float *dpred, const float *ys, size_t count, float denom) {
+void ltf_loss_backward(float *dpred, const float *ys, size_t count, float denom) {
     for (size_t i = 0; i < count; i++) dpred[i] = 2.0f * (dpred[i] - ys[i]) / denom;
 }
 
 /* stats->first_bad = the index of the first NaN or Inf of p[n], or n when all are finite */
-static void ltf__check_finite(ltf_stats *stats, const float *p, size_t n) {
+void ltf_check_finite(ltf_stats *stats, const float *p, size_t n) {
     stats->first_bad = (unsigned long long)ltf__first_nonfinite(p, n);
 }
 
 /* Adam's update on n floats (§6; the section [9] comment derives it): step = lr / (1 - b1^t),
  * sqrt_bc2 = sqrt(1 - b2^t), decay = 1 - lr wd. Also the ReLU-net baseline's optimizer. */
-static void ltf__adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+void ltf_adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
                              float decay, float b1, float b2, float eps) {
     for (size_t i = 0; i < n; i++) {
         float mi = b1 * m[i] + (1.0f - b1) * g[i];
@@ -1610,40 +1624,46 @@ static int ltf__cpu_alloc(float **p, size_t n, char *err, const char *what) {
     return *p ? 0 : ltf__fail(err, "out of memory: %s need %.1f MB", what, 4.0 * (double)n / 1e6);
 }
 static void ltf__cpu_release(float *p) { LTF_FREE(p); }
-static int ltf__cpu_copy(void *dst, const void *src, size_t bytes, char *err) {
+static int ltf__cpu_put(void *dst, const void *src, size_t bytes, char *err) {
     (void)err;
     if (dst != src && bytes) memcpy(dst, src, bytes);
     return 0;
 }
 static int ltf__cpu_get(void *dst, const void *src, size_t bytes, char *err, const char *what) {
     (void)what;
-    return ltf__cpu_copy(dst, src, bytes, err);
+    return ltf__cpu_put(dst, src, bytes, err);   /* a copy, either way */
 }
 static int ltf__cpu_finish(char *err, const char *what) { (void)err; (void)what; return 0; }
 
-static const ltf_backend *ltf__cpu(void) {
-    static ltf_backend be;
-    if (!be.name) {
-        be.host_memory = 1;
-        be.alloc = ltf__cpu_alloc; be.release = ltf__cpu_release;
-        be.put = ltf__cpu_copy; be.get = ltf__cpu_get; be.finish = ltf__cpu_finish;
-        be.zero = ltf__zero;
-        be.matmul_forward = ltf_matmul_forward; be.matmul_backward = ltf_matmul_backward;
-        be.layernorm_forward = ltf_layernorm_forward; be.layernorm_backward = ltf_layernorm_backward;
-        be.residual_layernorm_forward = ltf_residual_layernorm_forward;
-        be.attention_forward = ltf_attention_forward; be.attention_backward = ltf_attention_backward;
-        be.gelu_forward = ltf_gelu_forward; be.gelu_backward = ltf_gelu_backward;
-        be.residual_backward = ltf_residual_backward;
-        be.position_forward = ltf_position_forward; be.position_backward = ltf_position_backward;
-        be.tokens = ltf__tokens; be.inject = ltf__inject; be.mask_backward = ltf__mask_backward;
-        be.read_out = ltf__read_out; be.read_out_backward = ltf__read_out_backward;
-        be.loss_sum = ltf__loss_sum; be.loss_backward = ltf__loss_backward;
-        be.check_finite = ltf__check_finite; be.adam = ltf__adam_update;
-        be.sample = NULL;   /* the host draws the batch */
-        be.name = "cpu";
-    }
-    return &be;
+/* Defines `static const ltf_backend *fn(void)`, the table of a backend from the functions that
+ * make it: its memory M<alloc|release|put|get|finish> and its ops P<op>, the ops of [5] for the
+ * CPU (P = ltf_), the kernels of looped_tf_cuda.cu for CUDA (P = ltf__gpu_). The one list of
+ * what a backend implements. */
+#define LTF__DEFINE_BACKEND(fn, NAME, HOST_MEMORY, M, P, SAMPLE) \
+static const ltf_backend *fn(void) { \
+    static ltf_backend be; \
+    if (!be.name) { \
+        be.host_memory = HOST_MEMORY; \
+        be.alloc = M##alloc; be.release = M##release; be.put = M##put; be.get = M##get; be.finish = M##finish; \
+        be.zero = P##zero; \
+        be.matmul_forward = P##matmul_forward; be.matmul_backward = P##matmul_backward; \
+        be.layernorm_forward = P##layernorm_forward; be.layernorm_backward = P##layernorm_backward; \
+        be.residual_layernorm_forward = P##residual_layernorm_forward; \
+        be.attention_forward = P##attention_forward; be.attention_backward = P##attention_backward; \
+        be.gelu_forward = P##gelu_forward; be.gelu_backward = P##gelu_backward; \
+        be.residual_backward = P##residual_backward; \
+        be.position_forward = P##position_forward; be.position_backward = P##position_backward; \
+        be.tokens = P##tokens; be.inject = P##inject; be.mask_backward = P##mask_backward; \
+        be.read_out = P##read_out; be.read_out_backward = P##read_out_backward; \
+        be.loss_sum = P##loss_sum; be.loss_backward = P##loss_backward; \
+        be.check_finite = P##check_finite; be.adam = P##adam_update; \
+        be.sample = SAMPLE; \
+        be.name = NAME; \
+    } \
+    return &be; \
 }
+
+LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, NULL)   /* the host draws the batch: no sampler */
 
 /* ============================== [7] the backbone f ==============================
  * §2: f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
@@ -1903,7 +1923,7 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * with optional decoupled weight decay (AdamW): p *= 1 - lr * wd before the update. The paper
  * uses plain Adam (wd = 0). The host computes the step sizes; the backend's adam op (the
- * update ltf__adam_update of [5]) runs it on every float. */
+ * update ltf_adam_update of [5]) runs it on every float. */
 int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     ltf_train_config only_adam = *t;   /* batch shape is not Adam's business */
     char err[LTF_ERR_LEN];

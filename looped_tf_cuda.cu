@@ -200,7 +200,7 @@ static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
     return 0;
 }
 
-static void ltf__gpu_free(float *p) {
+static void ltf__gpu_release(float *p) {
     cudaFree(p);
     cudaGetLastError();   /* freeing after a lost context fails too: nothing more to do */
 }
@@ -626,7 +626,7 @@ __global__ void ltf__k_adam(float *p, float *mom, float *vel, const float *grad,
     }
 }
 
-static void ltf__gpu_adam(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
+static void ltf__gpu_adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
                           float decay, float b1, float b2, float eps) {
     LTF__LAUNCH(ltf__k_adam, ltf__blocks(n), LTF__THREADS, p, m, v, g, n, step, sqrt_bc2, decay, b1, b2, eps);
 }
@@ -709,29 +709,7 @@ static int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rn
 
 /* ============================== [8] the backend table, public API ============================== */
 
-static const ltf_backend *ltf__cuda(void) {
-    static ltf_backend be;
-    if (!be.name) {
-        be.host_memory = 0;
-        be.alloc = ltf__gpu_alloc; be.release = ltf__gpu_free;
-        be.put = ltf__gpu_put; be.get = ltf__gpu_get; be.finish = ltf__gpu_finish;
-        be.zero = ltf__gpu_zero;
-        be.matmul_forward = ltf__gpu_matmul_forward; be.matmul_backward = ltf__gpu_matmul_backward;
-        be.layernorm_forward = ltf__gpu_layernorm_forward; be.layernorm_backward = ltf__gpu_layernorm_backward;
-        be.residual_layernorm_forward = ltf__gpu_residual_layernorm_forward;
-        be.attention_forward = ltf__gpu_attention_forward; be.attention_backward = ltf__gpu_attention_backward;
-        be.gelu_forward = ltf__gpu_gelu_forward; be.gelu_backward = ltf__gpu_gelu_backward;
-        be.residual_backward = ltf__gpu_residual_backward;
-        be.position_forward = ltf__gpu_position_forward; be.position_backward = ltf__gpu_position_backward;
-        be.tokens = ltf__gpu_tokens; be.inject = ltf__gpu_inject; be.mask_backward = ltf__gpu_mask_backward;
-        be.read_out = ltf__gpu_read_out; be.read_out_backward = ltf__gpu_read_out_backward;
-        be.loss_sum = ltf__gpu_loss_sum; be.loss_backward = ltf__gpu_loss_backward;
-        be.check_finite = ltf__gpu_check_finite; be.adam = ltf__gpu_adam;
-        be.sample = ltf__gpu_task_sample;
-        be.name = "cuda";
-    }
-    return &be;
-}
+LTF__DEFINE_BACKEND(ltf__cuda, "cuda", 0, ltf__gpu_, ltf__gpu_, ltf__gpu_task_sample)
 
 #define LTF__STR2(x) #x
 #define LTF__STR(x) LTF__STR2(x)

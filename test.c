@@ -2577,7 +2577,7 @@ static void test_gpu_ops(void) {
         float *u = zeros(rc), *pred = zeros(bn), *dY = rand_buf(rc, 1);
         float *g_xs = gpu_copy(xs, bn * d), *g_ys = gpu_copy(ys, bn), *g_z = gpu_copy(NULL, (size_t)B * N * d), *g_Y = gpu_copy(Y, rc);
         float *g_E = gpu_copy(E, rc), *g_u = gpu_copy(NULL, rc), *g_pred = gpu_copy(NULL, bn), *g_dY = gpu_copy(dY, rc);
-        ltf__tokens(z, xs, ys, B, n, d);
+        ltf_tokens(z, xs, ys, B, n, d);
         ltf__gpu_tokens(g_z, g_xs, g_ys, B, n, d);
         e = gpu_err("tokens", g_z, z, (size_t)B * N * d);
         gpu_report("tokens z = (x_i), (y_i, 0, ...)", e);
@@ -2586,18 +2586,18 @@ static void test_gpu_ops(void) {
             ltf_config cv = c;
             cv.mask_mode = v == 3 ? LTF_MASK_KEEP_FIRST : LTF_MASK_KEEP_LAST; cv.mask_pairs = v == 3 ? 1 : 2;
             int lo = v >= 2 && v < 3 ? N - 2 * cv.mask_pairs : 0, hi = v == 3 ? 2 * cv.mask_pairs : N;
-            ltf__inject(u, v == 0 ? NULL : Y, E, B, N, C, lo, hi);
+            ltf_inject(u, v == 0 ? NULL : Y, E, B, N, C, lo, hi);
             ltf__gpu_inject(g_u, v == 0 ? NULL : g_Y, g_E, B, N, C, lo, hi);
             e = worse(e, gpu_err("inject", g_u, u, rc));
         }
         gpu_report("inject u = mask(Y) + E (4 variants)", e);
-        ltf__mask_backward(dY, Y, B, N, C, N - 2 * c.mask_pairs, N);   /* keep the last 2 pairs */
+        ltf_mask_backward(dY, Y, B, N, C, N - 2 * c.mask_pairs, N);   /* keep the last 2 pairs */
         ltf__gpu_mask_backward(g_dY, g_Y, B, N, C, N - 2 * c.mask_pairs, N);
         gpu_report("mask backward dY = mask(du)", gpu_err("mask backward", g_dY, dY, rc));
-        ltf__read_out(pred, Y, mc.w.read_out_w, mc.w.read_out_b, B, n, C);
+        ltf_read_out(pred, Y, mc.w.read_out_w, mc.w.read_out_b, B, n, C);
         ltf__gpu_read_out(g_pred, g_Y, mg.run.w.read_out_w, mg.run.w.read_out_b, B, n, C);
         gpu_report("read_out", gpu_err("read_out", g_pred, pred, bn));
-        ltf__read_out_backward(dY, mc.g.read_out_w, mc.g.read_out_b, ys, Y, mc.w.read_out_w, B, n, C);   /* ys as dpred */
+        ltf_read_out_backward(dY, mc.g.read_out_w, mc.g.read_out_b, ys, Y, mc.w.read_out_w, B, n, C);   /* ys as dpred */
         ltf__gpu_read_out_backward(g_dY, mg.run.g.read_out_w, mg.run.g.read_out_b, g_ys, g_Y, mg.run.w.read_out_w, B, n, C);
         e = gpu_err("read_out backward dY", g_dY, dY, rc);
         ltf_model_sync_host(&mg, err);

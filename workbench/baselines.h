@@ -5,7 +5,7 @@
  *
  * Part of the looped-tf workbench (the demo's side of the tree, README "Layout"): include it
  * after looped_tf.h in the one file that defines LOOPED_TF_IMPLEMENTATION (demo.c, test.c); it
- * uses the header's private helpers (ltf__fail, LTF_MALLOC/LTF_FREE, ltf__fill_uniform, ltf__adam_update). MIT licence, as the header.
+ * uses the header's private helpers (ltf__fail, LTF_MALLOC/LTF_FREE, ltf__fill_uniform, ltf_adam_update). MIT licence, as the header.
  */
 #ifndef LTF_WORKBENCH_BASELINES_H
 #define LTF_WORKBENCH_BASELINES_H
@@ -279,7 +279,7 @@ static double ltf__relu_net_predict(int k, int d, const float *xs, const float *
         }
         /* torch.optim.Adam, section [8]'s update without weight decay */
         float sz = (float)(lr / (1.0 - pow(beta1, step))), bc2 = (float)sqrt(1.0 - pow(beta2, step));
-        ltf__adam_update(par, m1, m2, grad, P, sz, bc2, 1.0f, beta1, beta2, eps);
+        ltf_adam_update(par, m1, m2, grad, P, sz, bc2, 1.0f, beta1, beta2, eps);
     }
     double p = ltf__relu_net_forward(d, H, W1, b1, W2, b2[0], x, h);
     LTF_FREE(buf); LTF_FREE(perm);
