@@ -269,11 +269,16 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H);
 void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int N, int C, int H);
+void ltf_attention_forward_plain(float *out, float *att, const float *qkv, int B, int N, int C, int H);
+void ltf_attention_backward_plain(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                  const float *att, int B, int N, int C, int H);
 void ltf_gelu_forward(float *out, const float *inp, size_t n);
 void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void ltf_residual_forward(float *out, const float *a, const float *b, size_t n);
 void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rstd, const float *a,
                                     const float *c, const float *w, const float *b, int BT, int C);
+void ltf_residual_layernorm_forward_plain(float *h, float *out, float *mean, float *rstd, const float *a,
+                                          const float *c, const float *w, const float *b, int BT, int C);
 void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
@@ -344,7 +349,7 @@ typedef struct ltf_backend {
     int  (*sample)(ltf_model *m, const struct ltf_task *task, const ltf_rng *run_rng, long step, int B, int n);
 } ltf_backend;
 
-/* ============================== [8] the loop and training ============================== */
+/* ============================== [8] the loop, the loss, the training pass ============================== */
 
 int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
 int ltf_forward_loss(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss);
@@ -354,13 +359,13 @@ int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B,
 int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                 float *pred_last, float *pred_iters);
 
-/* ============================== [8] Adam ============================== */
+/* ============================== [9] Adam and the training step ============================== */
 
 int ltf_adam_step(ltf_model *m, const ltf_train_config *t);
 int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
                    int B, int n, float *loss);
 
-/* ============================== [9] tasks ============================== */
+/* ============================== [10] tasks ============================== */
 
 /* Task kinds of SPEC 7. */
 enum { LTF_TASK_LINEAR = 0, LTF_TASK_NOISY_LINEAR, LTF_TASK_SPARSE_LINEAR, LTF_TASK_DECISION_TREE,
@@ -387,12 +392,12 @@ int         ltf_task_kind_from_name(const char *name);     /* LTF_TASK_* or -1  
 const char *ltf_task_kind_name(int kind);                  /* "linear_regression", ... or "?"  */
 void        ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys);
 
-/* ============================== [10] evaluation ============================== */
+/* ============================== [11] evaluation ============================== */
 
 int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
                  int n_loops, double *err_by_k, double *err_by_iter, float *err_by_prompt);
 
-/* ============================== [13] curriculum ============================== */
+/* ============================== [12] curriculum and training runs ============================== */
 
 typedef struct { int start, end, inc, interval; } ltf_schedule;  /* SPEC 6: value at step i =
                                                   min(start + floor(i / interval) * inc, end) */
@@ -419,18 +424,18 @@ int  ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char e
 void ltf_train_state_init(ltf_train_state *st, int task_kind, const ltf_train_config *t,
                           const ltf_curriculum *cur, uint64_t data_seed);
 /* one training step at st->step of the curriculum: draws a batch (xs [B, n_end, d] and ys
- * [B, n_end] are caller buffers; a model on the GPU draws it on the device instead, [16]),
+ * [B, n_end] are caller buffers; a model on the GPU draws it on the device instead, [14]),
  * trains with b_cur loops, advances st. -1 + m->err on failure, parameters unchanged.
  * *n_used (optional) gets the number of points drawn this step. */
 int  ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, float *loss, int *n_used);
 
-/* ============================== [14] files and checkpoints ============================== */
+/* ============================== [13] files and checkpoints ============================== */
 
 /* Writes len bytes to path atomically: path.tmp, flushed (and fsync'd where POSIX is on),
  * closed, then renamed over path. On failure path is untouched and err says why. */
 int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LTF_ERR_LEN]);
 
-/* Checkpoints: safetensors files that PyTorch reads (format in the [14] implementation).
+/* Checkpoints: safetensors files that PyTorch reads (format in the [13] implementation).
  * save: st == NULL writes the weights only; otherwise also Adam's m, v, adam_t and all of *st.
  * load: creates *m from the config in the file (m must not hold a model). st == NULL loads the
  * weights only (Adam state starts fresh); st != NULL needs a file saved with a train state.
@@ -443,7 +448,7 @@ int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, con
 int ltf_checkpoint_load_mem(ltf_model *m, ltf_train_state *st, const void *buf, size_t len,
                             const ltf_config *expect, char err[LTF_ERR_LEN]);
 
-/* ============================== [16] GPU ============================== */
+/* ============================== [14] GPU ============================== */
 
 /* The CUDA backend (looped_tf_cuda.cu; HOW TO USE says how to build it). ltf_model_to_gpu
  * copies the parameters, gradients and Adam state into device memory; from then on
@@ -1179,6 +1184,13 @@ void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rs
     }
 }
 
+/* The fused op's readable twin: the residual, then the LayerNorm; the same bits (test plain_twins). */
+void ltf_residual_layernorm_forward_plain(float *h, float *out, float *mean, float *rstd, const float *a,
+                                          const float *c, const float *w, const float *b, int BT, int C) {
+    ltf_residual_forward(h, a, c, (size_t)BT * C);
+    ltf_layernorm_forward(out, mean, rstd, h, w, b, BT, C);
+}
+
 void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, int BT, int C) {
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
@@ -1275,6 +1287,68 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
             ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3, 0, NULL);   /* dQ += dS K     */
             ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3, 0, NULL);   /* dK += dS^T Q   */
         }
+}
+
+/* The readable twins of the two above, as llm.c keeps matmul_forward_naive: the formulas of
+ * the comment, loop by loop, one query row t of one head at a time. The test oracle of the fast
+ * pair (test plain_twins) and the text to check against docs/MATH.md §2 and §11; the GPU's
+ * attention kernels follow the same loops. */
+void ltf_attention_forward_plain(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int p = 0; p < B; p++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < N; t++) {
+                const float *q = qkv + ((size_t)p * N + t) * C3 + h * hs;
+                float *a = att + (((size_t)p * H + h) * N + t) * N, mx = -INFINITY, sum = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {                        /* s = q_t . k_t2 / sqrt(hs) */
+                    const float *k = qkv + ((size_t)p * N + t2) * C3 + C + h * hs;
+                    float dot = 0.0f;
+                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+                    a[t2] = dot * scale;
+                    mx = a[t2] > mx ? a[t2] : mx;
+                }
+                for (int t2 = 0; t2 <= t; t2++) { a[t2] = expf(a[t2] - mx); sum += a[t2]; }   /* softmax */
+                for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+                for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;         /* causal: no future keys */
+                float *o = out + ((size_t)p * N + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) {                            /* out_t = sum att v_t2 */
+                    float acc = 0.0f;
+                    for (int t2 = 0; t2 <= t; t2++) acc += a[t2] * qkv[((size_t)p * N + t2) * C3 + 2 * C + h * hs + i];
+                    o[i] = acc;
+                }
+            }
+}
+
+void ltf_attention_backward_plain(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                  const float *att, int B, int N, int C, int H) {
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int p = 0; p < B; p++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < N; t++) {
+                size_t row = ((size_t)p * N + t) * C3 + h * hs;
+                const float *q = qkv + row, *a = att + (((size_t)p * H + h) * N + t) * N;
+                const float *dy = dout + ((size_t)p * N + t) * C + h * hs;
+                float *da = datt + (((size_t)p * H + h) * N + t) * N, *dq = dqkv + row, dot = 0.0f;
+                for (int t2 = 0; t2 <= t; t2++) {                        /* datt = dout_t . v_t2 */
+                    const float *v = qkv + ((size_t)p * N + t2) * C3 + 2 * C + h * hs;
+                    da[t2] = 0.0f;
+                    for (int i = 0; i < hs; i++) da[t2] += dy[i] * v[i];
+                    dot += a[t2] * da[t2];
+                }
+                for (int t2 = 0; t2 <= t; t2++) {
+                    size_t key = ((size_t)p * N + t2) * C3 + h * hs;
+                    float ds = a[t2] * (da[t2] - dot) * scale;            /* softmax backward, / sqrt(hs) */
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += ds * qkv[key + C + i];                   /* dq_t  += ds k_t2      */
+                        dqkv[key + C + i] += ds * q[i];                   /* dk_t2 += ds q_t       */
+                        dqkv[key + 2 * C + i] += a[t2] * dy[i];           /* dv_t2 += att dout_t   */
+                    }
+                }
+            }
 }
 
 /* GELU, tanh form (SPEC 2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
@@ -1957,7 +2031,7 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
     return ltf__train_step_loops(m, t, xs, ys, B, n, ltf__train_loops(&m->cfg), loss);
 }
 
-/* ============================== [9] tasks ==============================
+/* ============================== [10] tasks ==============================
  * SPEC 7. One fresh function per prompt; x ~ N(0, I_d). The dims curriculum sets coordinates
  * >= d_active of x (and w) to zero, except for decision_tree, where the paper's code ignores it.
  *   linear_regression         y = w . x,               w ~ N(0, I_d)
@@ -2070,7 +2144,7 @@ void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, f
     t->sample(t, rng, B, n, xs, ys);
 }
 
-/* ============================== [10] evaluation ==============================
+/* ============================== [11] evaluation ==============================
  * SPEC 8: error at in-context index k = squared error of the prediction for point k (which has
  * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
  * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
@@ -2121,7 +2195,7 @@ done:
     return rc;
 }
 
-/* ============================== [13] curriculum ==============================
+/* ============================== [12] curriculum and training runs ==============================
  * SPEC 6: each curriculum variable follows value(i) = min(start + floor(i/interval)*inc, end). */
 int ltf_schedule_value(const ltf_schedule *s, long step) {
     if (s->interval <= 0 || s->inc == 0 || step < 0) return s->start < s->end ? s->start : s->end;
@@ -2201,7 +2275,7 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
     return 0;
 }
 
-/* ============================== [14] files and checkpoints ============================== */
+/* ============================== [13] files and checkpoints ============================== */
 
 int ltf_write_atomic(const char *path, const void *data, size_t len, char err[LTF_ERR_LEN]) {
     size_t pl = strlen(path);

@@ -95,10 +95,9 @@ static double fd_check(float *p, size_t n, const float *analytic, loss_fn loss, 
         p[i] = keep + 2 * h; double l2 = loss(ctx);
         p[i] = keep - 2 * h; double m2 = loss(ctx);
         p[i] = keep;
-        /* five-point stencil: error O(h^4); h is exactly representable steps of keep +- h, so
-         * use the perturbation actually applied in float */
-        double hp = (double)(keep + h) - keep, hm = keep - (double)(keep - h);
-        (void)hm;
+        /* five-point stencil: error O(h^4); keep + h is rounded to a float, so divide by the
+         * step actually taken */
+        double hp = (double)(keep + h) - keep;
         fd[i] = (8.0 * (l1 - m1) - (l2 - m2)) / (12.0 * hp);
     }
     double e = rel_err_d(analytic, fd, n);
@@ -168,6 +167,43 @@ static void test_gemm(void) {
         free(A); free(B); free(C1); free(C2);
     }
 #endif
+}
+
+/* ------------------------------------------------------------------ plain twins */
+
+/* The fast ops against their readable twins (the text a reader checks against docs/MATH.md):
+ * attention per (batch, head) as matrix products vs the per-row loops, on shapes with 1 token,
+ * odd lengths and 16- and 32-wide heads; residual + LayerNorm fused vs the two ops, bit for bit. */
+static void test_plain_twins(void) {
+    int shapes[][4] = {{1, 1, 16, 1}, {2, 7, 24, 3}, {3, 22, 64, 4}, {2, 33, 64, 2}, {1, 82, 256, 8}};   /* B, N, C, H */
+    double wf = 0, wb = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3];
+        size_t rc = (size_t)B * N * C, bhnn = (size_t)B * H * N * N;
+        float *qkv = rand_buf(3 * rc, 1), *dy = rand_buf(rc, 1);
+        float *o1 = zeros(rc), *o2 = zeros(rc), *a1 = rand_buf(bhnn, 1), *a2 = rand_buf(bhnn, 1);
+        float *dq1 = rand_buf(3 * rc, 1), *dq2 = (float *)malloc(sizeof(float) * 3 * rc), *s1 = zeros(bhnn), *s2 = zeros(bhnn);
+        memcpy(dq2, dq1, sizeof(float) * 3 * rc);   /* backward adds into the same start */
+        ltf_attention_forward(o1, a1, qkv, B, N, C, H);
+        ltf_attention_forward_plain(o2, a2, qkv, B, N, C, H);
+        double ef = rel_err(o1, o2, rc) > rel_err(a1, a2, bhnn) ? rel_err(o1, o2, rc) : rel_err(a1, a2, bhnn);
+        ltf_attention_backward(dq1, s1, dy, qkv, a1, B, N, C, H);
+        ltf_attention_backward_plain(dq2, s2, dy, qkv, a1, B, N, C, H);
+        double eb = rel_err(dq1, dq2, 3 * rc);
+        CHECK(ef < 1e-5 && eb < 1e-5, "attention B=%d N=%d C=%d H=%d: fast vs plain forward %.2e, backward %.2e", B, N, C, H, ef, eb);
+        wf = ef > wf ? ef : wf; wb = eb > wb ? eb : wb;
+        free(qkv); free(dy); free(o1); free(o2); free(a1); free(a2); free(dq1); free(dq2); free(s1); free(s2);
+    }
+    printf("  attention fast vs plain: forward %.2e, backward %.2e (bar 1e-5)\n", wf, wb);
+    int BT = 37, C = 48;
+    size_t n = (size_t)BT * C;
+    float *a = rand_buf(n, 1), *c = rand_buf(n, 1), *w = rand_buf(C, 1), *b = rand_buf(C, 1);
+    float *h1 = zeros(n), *h2 = zeros(n), *o1 = zeros(n), *o2 = zeros(n), *st1 = zeros(2 * BT), *st2 = zeros(2 * BT);
+    ltf_residual_layernorm_forward(h1, o1, st1, st1 + BT, a, c, w, b, BT, C);
+    ltf_residual_layernorm_forward_plain(h2, o2, st2, st2 + BT, a, c, w, b, BT, C);
+    CHECK(memcmp(h1, h2, n * sizeof(float)) == 0 && memcmp(o1, o2, n * sizeof(float)) == 0 &&
+          memcmp(st1, st2, 2 * BT * sizeof(float)) == 0, "residual + LayerNorm: fused and plain differ");
+    free(a); free(c); free(w); free(b); free(h1); free(h2); free(o1); free(o2); free(st1); free(st2);
 }
 
 /* ------------------------------------------------------------------ op gradient checks */
@@ -2845,6 +2881,7 @@ typedef struct { const char *name; void (*fn)(void); } test_case;
 int main(int argc, char **argv) {
     test_case tests[] = {
         {"gemm", test_gemm},
+        {"plain_twins", test_plain_twins},
         {"threads_same_bits", test_threads_same_bits},
         {"fma_peak", test_fma_peak},
         {"op_gradients", test_op_gradients},
