@@ -1325,30 +1325,27 @@ void ltf_attention_backward_plain(float *dqkv, float *datt, const float *dout, c
                                   const float *att, int B, int N, int C, int H) {
     int hs = C / H;
     size_t C3 = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int p = 0; p < B; p++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < N; t++) {
-                size_t row = ((size_t)p * N + t) * C3 + h * hs;
-                const float *q = qkv + row, *a = att + (((size_t)p * H + h) * N + t) * N;
-                const float *dy = dout + ((size_t)p * N + t) * C + h * hs;
-                float *da = datt + (((size_t)p * H + h) * N + t) * N, *dq = dqkv + row, dot = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {                        /* datt = dout_t . v_t2 */
-                    const float *v = qkv + ((size_t)p * N + t2) * C3 + 2 * C + h * hs;
-                    da[t2] = 0.0f;
-                    for (int i = 0; i < hs; i++) da[t2] += dy[i] * v[i];
-                    dot += a[t2] * da[t2];
-                }
-                for (int t2 = 0; t2 <= t; t2++) {
-                    size_t key = ((size_t)p * N + t2) * C3 + h * hs;
-                    float ds = a[t2] * (da[t2] - dot) * scale;            /* softmax backward, / sqrt(hs) */
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += ds * qkv[key + C + i];                   /* dq_t  += ds k_t2      */
-                        dqkv[key + C + i] += ds * q[i];                   /* dk_t2 += ds q_t       */
-                        dqkv[key + 2 * C + i] += a[t2] * dy[i];           /* dv_t2 += att dout_t   */
-                    }
-                }
+    for (size_t row = 0; row < (size_t)B * H * N; row++) {   /* row = (p H + h) N + t: query t of head h */
+        int t = (int)(row % N), h = (int)(row / N % H);
+        size_t p = row / N / H, qrow = (p * N + t) * C3 + h * hs;
+        const float *q = qkv + qrow, *a = att + row * N, *dy = dout + (p * N + t) * C + h * hs;
+        float *da = datt + row * N, *dq = dqkv + qrow, dot = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) {                            /* datt = dout_t . v_t2 */
+            const float *v = qkv + (p * N + t2) * C3 + 2 * C + h * hs;
+            da[t2] = 0.0f;
+            for (int i = 0; i < hs; i++) da[t2] += dy[i] * v[i];
+            dot += a[t2] * da[t2];
+        }
+        for (int t2 = 0; t2 <= t; t2++) {
+            size_t key = (p * N + t2) * C3 + h * hs;
+            float ds = a[t2] * (da[t2] - dot) / sqrtf((float)hs);     /* softmax backward, / sqrt(hs) */
+            for (int i = 0; i < hs; i++) {
+                dq[i] += ds * qkv[key + C + i];                       /* dq_t  += ds k_t2      */
+                dqkv[key + C + i] += ds * q[i];                       /* dk_t2 += ds q_t       */
+                dqkv[key + 2 * C + i] += a[t2] * dy[i];               /* dv_t2 += att dout_t   */
             }
+        }
+    }
 }
 
 /* GELU, tanh form (SPEC 2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
