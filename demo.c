@@ -86,7 +86,7 @@ typedef struct {
     int task;                 /* LTF_TASK_*                                                */
     long steps;
     uint64_t seed;
-    int curriculum;           /* 1: the paper's curriculum (SPEC 6), 0: fixed d, n, b       */
+    int curriculum;           /* 1: the paper's curriculum (docs/MATH.md §6), 0: fixed d, n, b       */
     long cur_interval;        /* >0: dims/points step every this many steps, loops every /10 */
     int eval_prompts, eval_loops, fixed_point, baseline_prompts;
     long ckpt_every;
@@ -115,7 +115,7 @@ static void usage(FILE *f) {
         "               ms/step, GFLOP/s, memory; --compare also times PyTorch's step (reference/)\n"
         "presets (train, compare, bench; applied first, later flags override them)\n"
         "  --preset small           looped, linear regression d=5 n=11 C=64 H=4 b=10 T=5, 3000 steps\n"
-        "  --preset linear|sparse|tree|relu   the paper's four tasks at its settings (SPEC 6):\n"
+        "  --preset linear|sparse|tree|relu   the paper's four tasks at its settings (docs/MATH.md §6):\n"
         "                           d=20 C=256 H=8 L=1, lr 1e-4, 500k steps; n=41 b=20 T=15 (linear),\n"
         "                           n=41 b=20 T=10 (sparse), n=101 b=70 T=15 (tree), n=101 b=12 T=5 (relu)\n"
         "  --preset report          the report's setting: d=10 n=31 C=256 H=4 L=1 b=20 T=15, lr 1e-4\n"
@@ -244,7 +244,7 @@ static void set_model(options *o, int d, int n, int C, int H, int b, int T) {
     o->cfg.n_loops = b; o->cfg.loop_window = T;
 }
 
-/* Presets: SPEC 6 for the paper's four tasks, SPEC 10 for the report. */
+/* Presets: docs/MATH.md §6 for the paper's four tasks, docs/MATH.md §10 for the report. */
 static int apply_preset(options *o, const char *name) {
     static const char *const names[] = {"small", "linear", "sparse", "tree", "relu", "report"};
     int p;
@@ -705,7 +705,7 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
 
 /* ------------------------------------------------------------------ evaluation */
 
-/* SPEC 8 and the paper's plots: which baselines each task is compared with. */
+/* docs/MATH.md §8 and the paper's plots: which baselines each task is compared with. */
 static int task_baselines(int task, int *kinds) {
     int n = 0;
     if (task != LTF_TASK_DECISION_TREE) kinds[n++] = LTF_BASE_LSQ;
@@ -1156,7 +1156,7 @@ static int cmd_mask_sweep(options *o) {
     return rc ? 1 : 0;
 }
 
-/* The report's experiment (SPEC 10): looped L=1 with b in {5, 10, 20, 25} against standard L=12,
+/* The report's experiment (docs/MATH.md §10): looped L=1 with b in {5, 10, 20, 25} against standard L=12,
  * same data seed and settings otherwise; T = min(b, --T). */
 static int cmd_compare(options *o) {
     enum { NM = 5 };

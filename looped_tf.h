@@ -1,8 +1,9 @@
 /* looped_tf.h - looped transformers in one C header, trained by hand-written backprop.
+ * version 0.2.0 (2026-12-03)                                   licence: MIT (end of this file)
  *
  * The reference implementation of "Looped Transformers are Better at Learning Learning
- * Algorithms" (Yang, Lee, Nowak, Papailiopoulos; ICLR 2024). The math is ../SPEC.md
- * (shipped as shared/SPEC.md); section numbers below ("SPEC 4") point into it.
+ * Algorithms" (Yang, Lee, Nowak, Papailiopoulos; ICLR 2024; arXiv 2311.12424). The math it
+ * follows is docs/MATH.md, next to this file: "§4" in a comment is its section 4.
  *
  * ============================================================================================
  * HOW TO USE
@@ -15,7 +16,7 @@
  *   Build: cc -O3 -march=native -fopenmp my.c -lm   (OpenMP optional: two threads help).
  *   The matrix multiply uses AVX-512 or AVX2 + FMA when the compiler targets them
  *   (-march=native does on such a CPU), else plain C, about 3x slower (section [4]).
- *   GPU (section [16]): define LOOPED_TF_CUDA before the include in that one file and compile
+ *   GPU (section [14]): define LOOPED_TF_CUDA before the include in that one file and compile
  *   it as CUDA, which pulls in looped_tf_cuda.cu (next to this header):
  *       nvcc -O3 -x cu -DLOOPED_TF_CUDA -arch=sm_90 -Xcompiler -fopenmp my.c -o my
  *   Other files see the same declarations with or without LOOPED_TF_CUDA.
@@ -23,8 +24,9 @@
  * OPTIONS (define before including the implementation)
  *   LTF_MALLOC(n) / LTF_FREE(p)   allocator (default malloc/free). A NULL from LTF_MALLOC is
  *                                 handled everywhere: the function returns -1 with a message
- *                                 and frees what it took (ltf_baseline_predict returns NAN,
- *                                 which ltf_baseline_evaluate passes on into err_by_k).
+ *                                 and frees what it took (the workbench's too: its
+ *                                 ltf_baseline_predict returns NAN, which ltf_baseline_evaluate
+ *                                 passes on into err_by_k).
  *   LTF_REALLOC(p, n)             define it (with the two above) to send stb_ds's allocations,
  *                                 the tensor name table of each model (a few KB), through your
  *                                 allocator too; without it stb_ds uses realloc/free. stb_ds does
@@ -40,65 +42,67 @@
  *   writes a message that names the bad value and what is allowed into err / model->err.
  *   User input never reaches an assert.
  *
- * PUBLIC API (one line each)
- *   ltf_config_default(&cfg)                       defaults of the demo (SPEC 6 sizes scaled down)
- *   ltf_config_check(&cfg, err)                    0 or -1 + message for an impossible config
- *   ltf_train_config_default(&tc)                  batch 64, Adam lr 1e-3, betas, eps, no decay
- *   ltf_train_config_check(&tc, &cfg, err)         0 or -1 + message
- *   ltf_rng_seed(&rng, seed)                       seeded RNG: same seed, same bits, everywhere
- *   ltf_rng_u32 / ltf_rng_uniform / ltf_rng_normal draws
- *   ltf_model_create(&m, &cfg, seed, err)          allocate and initialise (SPEC 5)
- *   ltf_model_free(&m)                             release everything
- *   ltf_model_find(&m, name)                       tensor by PyTorch name -> ltf_tensor* or NULL
- *   ltf_model_num_params(&m)                       number of floats in the parameter buffer
- *   ltf_model_bytes(&m)                            bytes the model holds (params, grads, Adam, acts)
- *   ltf_forward_backward(&m, xs, ys, B, n, &loss)  training loss and gradients (grads zeroed first)
- *   ltf_forward_loss(&m, xs, ys, B, n, &loss)      training loss only
- *   ltf_window_start_state(&m, xs, ys, B, n, Ys)   Y_s, the state the loss window starts from
- *   ltf_forward_loss_from(&m, xs, ys, B, n, Ys, &l) loss of the window started from a given Y_s
- *   ltf_adam_step(&m, &tc)                         one Adam(W) update from m.grads
- *   ltf_train_step(&m, &tc, xs, ys, B, n, &loss)   forward_backward + NaN check + Adam
- *   ltf_predict(&m, xs, ys, B, n, loops, last, it) eval-mode predictions (last iteration, each iteration)
- *   ltf_task_make(kind, d, d_active)               a task of SPEC 7 (LTF_TASK_LINEAR, ...)
- *   ltf_task_linear_regression(d, d_active)        the linear regression task
- *   ltf_task_kind_name(kind) / ltf_task_kind_from_name(name)  "linear_regression" <-> kind
- *   ltf_task_sample(&task, &rng, B, n, xs, ys)     one batch of prompts
- *   ltf_evaluate(&m, &task, &rng, P, n, loops, err_k, err_it, err_p)  normalized error by index /
- *                                                  iteration / prompt
- *   ltf_bootstrap_band(err_p, P, n, n_boot, level, seed, lo, hi)  bootstrap band of the mean
- *   ltf_baseline_name(kind) / ltf_baseline_predict(kind, k, d, xs, ys, x)  classic predictors:
- *                        zero, least squares, averaging, 3-NN, Lasso, decision tree, ReLU net
- *   ltf_baseline_evaluate(kind, &task, &rng, P, n, err_k, err_p)   their normalized error by index
- *   ltf_plot_svg(&plot, path, err)                 an SVG line plot (series, bands, log axes)
- *   ltf_flops_per_step(&cfg, B, n)                 FLOPs of one training step (formula below)
- *   ltf_schedule_value(&sched, step)               a curriculum variable at a step (SPEC 6)
- *   ltf_curriculum_default / _off / _check         the paper's curriculum, none, validation
- *   ltf_train_state_init(&st, task, &tc, &cur, seed)  step 0 of a training run
- *   ltf_train_next(&m, &st, xs, ys, &loss, &n)     one curriculum step: sample, train, advance
- *   ltf_write_atomic(path, data, len, err)         write a file via path.tmp + rename
- *   ltf_checkpoint_save(&m, &st or NULL, path, err) safetensors checkpoint: weights [+ Adam + state]
- *   ltf_checkpoint_load(&m, &st or NULL, path, &expect or NULL, err)  creates m from a checkpoint
- *   ltf_checkpoint_load_mem(&m, &st, buf, len, &expect, err)          the same from memory
- *   ltf_gpu_available(msg)                         0 + the CUDA device, or -1 + why none is usable
- *   ltf_model_to_gpu(&m, err)                      move training and prediction to the GPU ([16])
- *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  GPU state back to the host (and stay / leave)
- *   ops (raw pointers, backward ADDS into gradients): ltf_matmul_forward/backward,
- *   ltf_layernorm_forward/backward, ltf_attention_forward/backward, ltf_gelu_forward/backward,
- *   ltf_residual_forward/backward, ltf_residual_layernorm_forward (the two fused),
- *   ltf_position_forward/backward, ltf_gemm / ltf_gemm_plain (fast / readable Cm += A.B).
- *   ltf_fma_peak_gflops(seconds)                   this machine's multiply-add peak (bench's yardstick)
+ * PUBLIC API (one line each; [n]: the section that holds it)
+ *   ltf_config_default(&cfg)                       [1] the demo's model: §6's sizes scaled down
+ *   ltf_config_check(&cfg, err)                    [1] 0 or -1 + message for an impossible config
+ *   ltf_train_config_default(&tc)                  [1] batch 64, Adam lr 1e-3, betas, eps, no decay
+ *   ltf_train_config_check(&tc, &cfg, err)         [1] 0 or -1 + message
+ *   ltf_rng_seed(&rng, seed)                       [2] seeded RNG: same seed, same bits, everywhere
+ *   ltf_rng_u32 / ltf_rng_uniform / ltf_rng_normal [2] draws
+ *   ltf_model_create(&m, &cfg, seed, err)          [3] allocate and initialise (§5); runs on the CPU
+ *   ltf_model_free(&m)                             [3] release everything (the GPU's memory too)
+ *   ltf_model_find(&m, name)                       [3] tensor by PyTorch name -> ltf_tensor* or NULL
+ *   ltf_model_num_params(&m) / ltf_model_bytes(&m) [3] floats of parameters / bytes held in all
+ *   ltf_model_backend(&m)                          [3] "cpu" or "cuda": where its ops run
+ *   ltf_gemm / ltf_gemm_plain                      [4] Cm += A.B, fast / readable (the oracle)
+ *   ops (raw pointers; backward ADDS into gradients) [5]: ltf_matmul_forward/backward,
+ *     ltf_layernorm_forward/backward, ltf_attention_forward/backward (+ _plain twins),
+ *     ltf_gelu_forward/backward, ltf_residual_forward/backward, ltf_residual_layernorm_forward
+ *     (+ _plain), ltf_position_forward/backward; the loop's: ltf_tokens, ltf_inject,
+ *     ltf_mask_backward, ltf_read_out(_backward), ltf_loss_sum, ltf_loss_backward,
+ *     ltf_check_finite, ltf_adam_update, ltf_zero
+ *   ltf_backend                                    [6] the op table a backend fills (CPU, CUDA)
+ *   ltf_forward_backward(&m, xs, ys, B, n, &loss)  [8] training loss and gradients (grads zeroed first)
+ *   ltf_forward_loss(&m, xs, ys, B, n, &loss)      [8] training loss only
+ *   ltf_predict(&m, xs, ys, B, n, loops, last, it) [8] predictions after `loops` iterations (and each)
+ *   ltf_window_start_state / ltf_forward_loss_from [8] for gradient checks: Y_s0, the state the loss
+ *                                                  window starts from, and the loss from a given one
+ *   ltf_adam_step(&m, &tc)                         [9] one Adam(W) update from the gradients
+ *   ltf_train_step(&m, &tc, xs, ys, B, n, &loss)   [9] forward_backward + NaN check + Adam
+ *   ltf_task_make(kind, d, d_active)               [10] a task of §7 (LTF_TASK_LINEAR, ...)
+ *   ltf_task_linear_regression(d, d_active)        [10] the linear regression task
+ *   ltf_task_kind_name(kind) / _from_name(name)    [10] "linear_regression" <-> kind
+ *   ltf_task_sample(&task, &rng, B, n, xs, ys)     [10] one batch of prompts
+ *   ltf_evaluate(&m, &task, &rng, P, n, loops, err_k, err_it, err_p)  [11] normalized error (§8)
+ *                                                  by index k, by loop iteration, by prompt
+ *   ltf_schedule_value(&sched, step)               [12] a curriculum variable at a step (§6)
+ *   ltf_curriculum_default / _off / _check         [12] the paper's curriculum, none, validation
+ *   ltf_train_state_init(&st, task, &tc, &cur, seed)  [12] step 0 of a training run
+ *   ltf_train_next(&m, &st, xs, ys, &loss, &n)     [12] one curriculum step: sample, train, advance
+ *   ltf_write_atomic(path, data, len, err)         [13] write a file via path.tmp + rename
+ *   ltf_checkpoint_save(&m, &st or NULL, path, err) [13] safetensors: weights [+ Adam + train state]
+ *   ltf_checkpoint_load(&m, &st or NULL, path, &expect or NULL, err)  [13] a model from a file
+ *   ltf_checkpoint_load_mem(&m, &st, buf, len, &expect, err)          [13] the same from memory
+ *   ltf_gpu_available(msg)                         [14] 0 + the CUDA device, or -1 + why none is usable
+ *   ltf_model_to_gpu(&m, err)                      [14] run the model's ops on the GPU from now on
+ *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  [14] its numbers back to the host
+ *                                                  (and stay on the GPU / leave it)
  *
- * SECTIONS OF THIS FILE (search for the banner)
- *   [1] config          [2] rng            [3] model struct and parameter table
- *   [4] matrix multiply [5] ops: forward and backward pairs
- *   [6] the backbone f  [7] the loop, the loss, the training step   [8] Adam
- *   [9] tasks           [10] evaluation    [11] baselines            [12] FLOP count
- *   [13] curriculum and training runs    [14] files and checkpoints     [15] plots
- *   [16] GPU (the kernels: looped_tf_cuda.cu)
+ * SECTIONS OF THIS FILE (search for the banner; the implementation follows the same numbers)
+ *   [1] config        [2] rng          [3] model: parameters, their PyTorch names, init
+ *   [4] matrix multiply (fast and plain)            [5] ops: forward and backward pairs
+ *   [6] backends: the op table, the store of a model's numbers, the CPU backend
+ *   [7] the backbone f (once, over the ops)         [8] the loop, the window loss, predict
+ *   [9] Adam and the training step                  [10] tasks     [11] evaluation
+ *   [12] curriculum and training runs               [13] files and checkpoints
+ *   [14] GPU (its backend: looped_tf_cuda.cu)
+ * Not here: baselines, bootstrap bands, plots, FLOP counts and the FMA peak are the workbench's
+ * (the files in workbench/, used by demo.c), as the README's layout table says.
  *
- * NOTATION (as SPEC.md): B batch, n points, d = n_dims, N = 2n tokens, C = n_embd, H heads,
- * hs = C/H, L layers, b loop iterations, T loss window, BT = B*N token rows.
- * Linear weights are stored [out, in] as PyTorch does.
+ * NOTATION (docs/MATH.md): B batch, n points, d = n_dims, N = 2n tokens, C = n_embd, H heads,
+ * hs = C/H, L layers, b loop iterations (only that: the prompt index is p), T loss window,
+ * s0 = max(0, b - T) the window's first iteration, n_win = b - s0, BT = B*N token rows;
+ * the state mask keeps mask_pairs token pairs. Linear weights are stored [out, in] as PyTorch does.
  * ============================================================================================
  */
 #ifndef LOOPED_TF_H
@@ -111,6 +115,7 @@
 extern "C" {
 #endif
 
+#define LTF_VERSION "0.2.0"   /* major.minor.patch; checkpoints carry their own format_version */
 #define LTF_ERR_LEN 256
 #define LTF_MAX_LAYERS 64
 #define LTF_MAX_DIMS 4096   /* largest task dimension d */
@@ -122,15 +127,15 @@ enum { LTF_MASK_NONE = 0, LTF_MASK_KEEP_LAST = 1, LTF_MASK_KEEP_FIRST = 2 }; /* 
 enum { LTF_AT_TRAIN = 1, LTF_AT_EVAL = 2, LTF_AT_BOTH = 3 };  /* mask_when (bit set)   */
 
 typedef struct {
-    int n_dims;       /* d: width of x (SPEC 1)                                          */
-    int n_positions;  /* max points per prompt; wpe has 2*n_positions+1 rows (SPEC 2)    */
+    int n_dims;       /* d: width of x (§1)                                          */
+    int n_positions;  /* max points per prompt; wpe has 2*n_positions+1 rows (§2)    */
     int n_embd;       /* C                                                               */
     int n_head;       /* H, must divide C                                                */
     int n_layer;      /* L: blocks in f (12 standard, 1 looped in the paper)             */
     int kind;         /* LTF_STANDARD or LTF_LOOPED                                      */
     int n_loops;      /* b: loop iterations in training (looped only)                    */
     int loop_window;  /* T: the last T iterations carry the loss and the gradient        */
-    int mask_mode;    /* SPEC 4 variant: LTF_MASK_NONE / KEEP_LAST / KEEP_FIRST          */
+    int mask_mode;    /* §4 variant: LTF_MASK_NONE / KEEP_LAST / KEEP_FIRST          */
     int mask_pairs;   /* N: token pairs kept in the carried state                        */
     int mask_when;    /* LTF_AT_TRAIN, LTF_AT_EVAL or LTF_AT_BOTH                         */
 } ltf_config;
@@ -185,7 +190,7 @@ typedef struct {                /* every tensor of the model; same layout for gr
     float *read_out_w, *read_out_b; /* [1, C], [1]                                          */
 } ltf_weights;
 
-typedef struct {          /* activations of ONE pass of f over BT = B*N rows (SPEC 2)        */
+typedef struct {          /* activations of ONE pass of f over BT = B*N rows (§2)        */
     float *h;             /* [L+1, BT, C] residual stream: h[0] = u + wpe, h[l+1] = block l  */
     float *ln1;           /* [L, BT, C]   ln_1 output                                         */
     float *ln1_mean, *ln1_rstd; /* [L, BT]                                                    */
@@ -367,7 +372,7 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
 
 /* ============================== [10] tasks ============================== */
 
-/* Task kinds of SPEC 7. */
+/* Task kinds of §7. */
 enum { LTF_TASK_LINEAR = 0, LTF_TASK_NOISY_LINEAR, LTF_TASK_SPARSE_LINEAR, LTF_TASK_DECISION_TREE,
        LTF_TASK_RELU_2NN, LTF_TASK_COUNT };
 
@@ -376,8 +381,8 @@ struct ltf_task {
     const char *name;   /* "linear_regression", ... (the paper's names)                */
     int kind;           /* LTF_TASK_*                                                  */
     int n_dims;         /* d                                                           */
-    int n_dims_active;  /* dims curriculum: coordinates >= this are zero (SPEC 7)      */
-    float error_scale;  /* normalized error = squared error / error_scale (SPEC 8)     */
+    int n_dims_active;  /* dims curriculum: coordinates >= this are zero (§7)      */
+    float error_scale;  /* normalized error = squared error / error_scale (§8)     */
     float noise_std;    /* noisy_linear_regression: std of the noise on y (0.1)        */
     int sparsity;       /* sparse_linear_regression: nonzero coordinates of w (3)      */
     int depth;          /* decision_tree: depth (4: 15 inner nodes, 16 leaves)         */
@@ -399,7 +404,7 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
 
 /* ============================== [12] curriculum and training runs ============================== */
 
-typedef struct { int start, end, inc, interval; } ltf_schedule;  /* SPEC 6: value at step i =
+typedef struct { int start, end, inc, interval; } ltf_schedule;  /* §6: value at step i =
                                                   min(start + floor(i / interval) * inc, end) */
 typedef struct {
     ltf_schedule dims;    /* active dims of the task (d_active)                         */
@@ -416,7 +421,7 @@ typedef struct {          /* everything besides the model that a bit-identical r
 } ltf_train_state;
 
 int  ltf_schedule_value(const ltf_schedule *s, long step);
-/* the paper's curriculum for a task (SPEC 6), ending at the model's d and b and at n points */
+/* the paper's curriculum for a task (§6), ending at the model's d and b and at n points */
 void ltf_curriculum_default(ltf_curriculum *cur, int task_kind, const ltf_config *c, int n_points);
 void ltf_curriculum_off(ltf_curriculum *cur, const ltf_config *c, int n_points);  /* constant */
 int  ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char err[LTF_ERR_LEN]);
@@ -451,10 +456,11 @@ int ltf_checkpoint_load_mem(ltf_model *m, ltf_train_state *st, const void *buf, 
 /* ============================== [14] GPU ============================== */
 
 /* The CUDA backend (looped_tf_cuda.cu; HOW TO USE says how to build it). ltf_model_to_gpu
- * copies the parameters, gradients and Adam state into device memory; from then on
- * ltf_train_step, ltf_forward_backward, ltf_forward_loss(_from), ltf_window_start_state,
- * ltf_predict, ltf_evaluate, ltf_adam_step and ltf_train_next run on the GPU, kernel for op of
- * the CPU path, in float32. Activations live on the device too, sized once per batch shape.
+ * moves the model's store ([6]) to device memory: parameters, gradients and Adam state, then
+ * activations, sized once per batch shape. From then on every op of ltf_train_step,
+ * ltf_forward_backward, ltf_forward_loss(_from), ltf_window_start_state, ltf_predict,
+ * ltf_evaluate, ltf_adam_step and ltf_train_next is a kernel, in float32, called by the same
+ * loop as on the CPU ([7], [8]).
  * ltf_train_next draws its prompts on the device from a counter-based RNG (Philox4x32-10 keyed
  * by the run's data RNG and the step): the same distributions as ltf_task_sample but another
  * stream, so a GPU run sees other prompts than a CPU run of the same seed; xs and ys are not
@@ -718,7 +724,7 @@ static void ltf__fill_const(float *p, size_t n, float v) {
     for (size_t i = 0; i < n; i++) p[i] = v;
 }
 
-/* SPEC 5. Backbone Linear weights N(0, 0.02), biases 0, wpe N(0, 0.02), LayerNorm 1 and 0; both
+/* §5. Backbone Linear weights N(0, 0.02), biases 0, wpe N(0, 0.02), LayerNorm 1 and 0; both
  * c_proj weights N(0, 0.02/sqrt(2L)) (GPT-2's scaled residual init). read_in and read_out keep
  * PyTorch's default Linear init U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. */
 void ltf_model_init_weights(ltf_model *m, uint64_t seed) {
@@ -1120,7 +1126,7 @@ void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
     if (dbias) ltf__sum_rows(dbias, dout, BT, OC);
 }
 
-/* LayerNorm over the last dim (eps 1e-5, biased variance, SPEC 2):
+/* LayerNorm over the last dim (eps 1e-5, biased variance, §2):
  *   mean = sum_i x_i / C,  rstd = 1/sqrt(sum_i (x_i - mean)^2 / C + 1e-5)
  *   xhat_i = (x_i - mean) * rstd,   out_i = w_i * xhat_i + b_i
  * backward, with g_i = w_i * dout_i:
@@ -1170,7 +1176,7 @@ void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *in
         ltf__layernorm_row(out + (size_t)r * C, mean + r, rstd + r, inp + (size_t)r * C, w, b, C);
 }
 
-/* Residual + LayerNorm in one pass (the block's two joins, SPEC 2): h = a + c, out = LN(h).
+/* Residual + LayerNorm in one pass (the block's two joins, §2): h = a + c, out = LN(h).
  * Same arithmetic as ltf_residual_forward then ltf_layernorm_forward; each row is read once
  * while it is in cache. Backward needs no twin: the LN backward adds into dh, which the
  * residual passes on unchanged. */
@@ -1225,7 +1231,7 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     }
 }
 
-/* Causal multi-head self-attention (SPEC 2). qkv [B, N, 3C] holds q | k | v; head h uses
+/* Causal multi-head self-attention (§2). qkv [B, N, 3C] holds q | k | v; head h uses
  * columns h*hs .. h*hs+hs-1 of each. For query t and key t2 <= t:
  *   s[t2] = q_t . k_t2 / sqrt(hs),  att[t2] = exp(s[t2] - max) / sum,  out_t = sum_t2 att[t2] v_t2
  * att [B, H, N, N] keeps the probabilities (entries t2 > t stay 0) for backward:
@@ -1233,8 +1239,8 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
  *   ds[t2] = att[t2] (datt[t2] - sum_j att[j] datt[j])          (softmax backward)
  *   dq_t += sum_t2 ds[t2] k_t2 / sqrt(hs),   dk_t2 += ds[t2] q_t / sqrt(hs)
  * datt is scratch of the size of att.
- * Per (b, h) these are matrix products, so both passes run them through the matrix multiply
- * of section [4] (one thread per (b, h); the strides pick the head's columns out of qkv):
+ * Per (p, h) these are matrix products, so both passes run them through the matrix multiply
+ * of section [4] (one thread per (p, h); the strides pick the head's columns out of qkv):
  *   forward   S = Q K^T,  att = softmax(S / sqrt(hs)) row by row,  out = att V
  *   backward  dA = dY V^T,  dV += att^T dY,  dS = att (dA - rowsum(att dA)) / sqrt(hs),
  *             dQ += dS K,  dK += dS^T Q
@@ -1245,10 +1251,10 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
     int hs = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
-    for (int b = 0; b < B; b++)
+    for (int p = 0; p < B; p++)
         for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)b * N * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-            float *a = att + ((size_t)b * H + h) * N * N, *o = out + (size_t)b * N * C + h * hs;
+            const float *q = qkv + (size_t)p * N * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *a = att + ((size_t)p * H + h) * N * N, *o = out + (size_t)p * N * C + h * hs;
             ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N, 1, NULL);   /* S = Q K^T */
             for (int t = 0; t < N; t++, a += N) {                          /* softmax   */
                 float mx = -INFINITY, sum = 0.0f;
@@ -1266,15 +1272,15 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
                             const float *att, int B, int N, int C, int H) {
     int hs = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    /* one (b, h) per iteration: heads write disjoint columns of dqkv, so threads never collide */
+    /* one (p, h) per iteration: heads write disjoint columns of dqkv, so threads never collide */
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
-    for (int b = 0; b < B; b++)
+    for (int p = 0; p < B; p++)
         for (int h = 0; h < H; h++) {
-            size_t head = (size_t)b * N * C3 + h * hs;
-            const float *q = qkv + head, *k = q + C, *v = q + 2 * C, *dy = dout + (size_t)b * N * C + h * hs;
+            size_t head = (size_t)p * N * C3 + h * hs;
+            const float *q = qkv + head, *k = q + C, *v = q + 2 * C, *dy = dout + (size_t)p * N * C + h * hs;
             float *dq = dqkv + head, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + ((size_t)b * H + h) * N * N;
-            float *da = datt + ((size_t)b * H + h) * N * N;
+            const float *a = att + ((size_t)p * H + h) * N * N;
+            float *da = datt + ((size_t)p * H + h) * N * N;
             ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N, 1, NULL);    /* dA = dY V^T    */
             ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3, 0, NULL);    /* dV += att^T dY */
             for (int t = 0; t < N; t++) {                                  /* dS, in place   */
@@ -1348,7 +1354,7 @@ void ltf_attention_backward_plain(float *dqkv, float *datt, const float *dout, c
     }
 }
 
-/* GELU, tanh form (SPEC 2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+/* GELU, tanh form (§2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
  * d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)     */
 #define LTF__GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
 void ltf_gelu_forward(float *out, const float *inp, size_t n) {
@@ -1379,8 +1385,8 @@ void ltf_residual_backward(float *da, float *db, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) { if (da) da[i] += dout[i]; if (db) db[i] += dout[i]; }
 }
 
-/* Learned positions (SPEC 2, step 1): out[b, t] = inp[b, t] + wpe[t]
- * backward: dinp += dout, dwpe[t] += sum_b dout[b, t] */
+/* Learned positions (§2, step 1): out[p, t] = inp[p, t] + wpe[t]
+ * backward: dinp += dout, dwpe[t] += sum_p dout[p, t] */
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C) {
     #pragma omp parallel for if ((size_t)B * N * C > LTF__PAR_MIN)
     for (int r = 0; r < B * N; r++)
@@ -2029,7 +2035,7 @@ int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, con
 }
 
 /* ============================== [10] tasks ==============================
- * SPEC 7. One fresh function per prompt; x ~ N(0, I_d). The dims curriculum sets coordinates
+ * §7. One fresh function per prompt; x ~ N(0, I_d). The dims curriculum sets coordinates
  * >= d_active of x (and w) to zero, except for decision_tree, where the paper's code ignores it.
  *   linear_regression         y = w . x,               w ~ N(0, I_d)
  *   noisy_linear_regression   y = w . x + N(0, 0.1^2)
@@ -2047,7 +2053,7 @@ static void ltf__sample_x(const ltf_task *t, ltf_rng *rng, int da, float *x) {
 static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
     int d = t->n_dims, da = t->n_dims_active;
     double w[LTF_MAX_DIMS];   /* d <= LTF_MAX_DIMS: ltf_task_make clamps it */
-    for (int b = 0; b < B; b++) {
+    for (int p = 0; p < B; p++) {
         for (int j = 0; j < d; j++) w[j] = j < da ? ltf_rng_normal(rng) : 0.0;
         if (t->kind == LTF_TASK_SPARSE_LINEAR) {   /* keep a uniform random k-subset of 0..d-1 */
             int keep = t->sparsity < d ? t->sparsity : d, left = keep;
@@ -2057,12 +2063,12 @@ static void ltf__sample_linear(const ltf_task *t, ltf_rng *rng, int B, int n, fl
             }
         }
         for (int i = 0; i < n; i++) {
-            float *x = xs + ((size_t)b * n + i) * d;
+            float *x = xs + ((size_t)p * n + i) * d;
             ltf__sample_x(t, rng, da, x);
             double y = 0.0;
             for (int j = 0; j < d; j++) y += w[j] * x[j];
             if (t->kind == LTF_TASK_NOISY_LINEAR) y += t->noise_std * ltf_rng_normal(rng);
-            ys[(size_t)b * n + i] = (float)y;
+            ys[(size_t)p * n + i] = (float)y;
         }
     }
 }
@@ -2071,15 +2077,15 @@ static void ltf__sample_tree(const ltf_task *t, ltf_rng *rng, int B, int n, floa
     int d = t->n_dims, inner = (1 << t->depth) - 1;
     int coord[(1 << 10) - 1];
     double leaf[1 << 10];
-    for (int b = 0; b < B; b++) {
+    for (int p = 0; p < B; p++) {
         for (int i = 0; i < inner; i++) coord[i] = (int)(ltf_rng_uniform(rng) * d);
         for (int i = 0; i <= inner; i++) leaf[i] = ltf_rng_normal(rng);
         for (int i = 0; i < n; i++) {
-            float *x = xs + ((size_t)b * n + i) * d;
+            float *x = xs + ((size_t)p * n + i) * d;
             ltf__sample_x(t, rng, d, x);          /* not truncated: the paper's code */
             int node = 0;
             while (node < inner) node = 2 * node + 1 + (x[coord[node]] > 0.0f);
-            ys[(size_t)b * n + i] = (float)leaf[node - inner];
+            ys[(size_t)p * n + i] = (float)leaf[node - inner];
         }
     }
 }
@@ -2089,8 +2095,8 @@ static void ltf__sample_tree(const ltf_task *t, ltf_rng *rng, int B, int n, floa
 static void ltf__sample_relu(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
     int d = t->n_dims, da = t->n_dims_active;
     double w1[LTF_MAX_DIMS], scale = sqrt(2.0 / t->hidden);
-    for (int b = 0; b < B; b++) {
-        float *x0 = xs + (size_t)b * n * d, *y0 = ys + (size_t)b * n;
+    for (int p = 0; p < B; p++) {
+        float *x0 = xs + (size_t)p * n * d, *y0 = ys + (size_t)p * n;
         for (int i = 0; i < n; i++) { ltf__sample_x(t, rng, da, x0 + (size_t)i * d); y0[i] = 0.0f; }
         for (int h = 0; h < t->hidden; h++) {
             for (int j = 0; j < d; j++) w1[j] = ltf_rng_normal(rng);   /* W1 is not truncated */
@@ -2142,7 +2148,7 @@ void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, f
 }
 
 /* ============================== [11] evaluation ==============================
- * SPEC 8: error at in-context index k = squared error of the prediction for point k (which has
+ * §8: error at in-context index k = squared error of the prediction for point k (which has
  * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
  * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
  * each loop iteration; err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
@@ -2172,11 +2178,11 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
         int B = n_prompts - p0 < chunk ? n_prompts - p0 : chunk;
         ltf_task_sample(task, rng, B, n, xs, ys);
         if ((rc = ltf_predict(m, xs, ys, B, n, loops, pred, iters)) != 0) goto done;
-        for (int b = 0; b < B; b++)
+        for (int p = 0; p < B; p++)
             for (int k = 0; k < n; k++) {
-                double e = (double)pred[b * n + k] - ys[b * n + k];
+                double e = (double)pred[p * n + k] - ys[p * n + k];
                 err_by_k[k] += e * e;
-                if (err_by_prompt) err_by_prompt[(size_t)(p0 + b) * n + k] = (float)(e * e / task->error_scale);
+                if (err_by_prompt) err_by_prompt[(size_t)(p0 + p) * n + k] = (float)(e * e / task->error_scale);
             }
         if (err_by_iter)
             for (int t = 0; t < loops; t++)
@@ -2193,7 +2199,7 @@ done:
 }
 
 /* ============================== [12] curriculum and training runs ==============================
- * SPEC 6: each curriculum variable follows value(i) = min(start + floor(i/interval)*inc, end). */
+ * §6: each curriculum variable follows value(i) = min(start + floor(i/interval)*inc, end). */
 int ltf_schedule_value(const ltf_schedule *s, long step) {
     if (s->interval <= 0 || s->inc == 0 || step < 0) return s->start < s->end ? s->start : s->end;
     long v = (long)s->start + (step / s->interval) * (long)s->inc;
@@ -2206,7 +2212,7 @@ static ltf_schedule ltf__schedule(int start, int end, int inc, int interval) {
     return s;
 }
 
-/* SPEC 6: dims 5 -> d (+1 / 5000 steps); points 11 -> n (+2 / 5000) for the regressions,
+/* §6: dims 5 -> d (+1 / 5000 steps); points 11 -> n (+2 / 5000) for the regressions,
  * 26 -> n (+5 / 5000) for tree and ReLU net; loops T -> b (+2 / 500), window T throughout. */
 void ltf_curriculum_default(ltf_curriculum *cur, int task_kind, const ltf_config *c, int n_points) {
     int wide = task_kind == LTF_TASK_DECISION_TREE || task_kind == LTF_TASK_RELU_2NN;
@@ -3225,3 +3231,26 @@ int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; return ltf_
 #endif
 #endif /* LOOPED_TF_IMPLEMENTATION_DONE */
 #endif /* LOOPED_TF_IMPLEMENTATION */
+
+/*
+ * ---------------------------------------------------------------------------------------------
+ * MIT License
+ *
+ * Copyright (c) 2026 the looped-tf authors
+ *
+ * Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+ * and associated documentation files (the "Software"), to deal in the Software without
+ * restriction, including without limitation the rights to use, copy, modify, merge, publish,
+ * distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+ * Software is furnished to do so, subject to the following conditions:
+ *
+ * The above copyright notice and this permission notice shall be included in all copies or
+ * substantial portions of the Software.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING
+ * BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+ * NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+ * DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+ * OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+ * ---------------------------------------------------------------------------------------------
+ */

@@ -339,7 +339,7 @@ static void test_op_gradients(void) {
 /* ------------------------------------------------------------------ whole-model gradient checks */
 
 /* The loss whose gradient training computes: the window iterations started from Y_s, which
- * SPEC 4 holds constant. Y_s is computed once at the unperturbed weights and frozen, so the
+ * docs/MATH.md §4 holds constant. Y_s is computed once at the unperturbed weights and frozen, so the
  * differences see exactly the truncated loss (with b = T, Y_s = Y_0 = 0 and this is the loss). */
 typedef struct { ltf_model *m; const float *xs, *ys, *Ys; int B, n; } model_ctx;
 
@@ -524,12 +524,12 @@ static void test_names_and_init(void) {
     ltf_model m;
     char err[LTF_ERR_LEN];
     CHECK(ltf_model_create(&m, &c, 42, err) == 0, "create: %s", err);
-    /* SPEC 6: the block stack without wpe, read_in, read_out has 0.79M params for L=1 */
+    /* docs/MATH.md §6: the block stack without wpe, read_in, read_out has 0.79M params for L=1 */
     size_t stack = m.n_params;
     const char *outside[] = {"_read_in.weight", "_read_in.bias", "_backbone.transformer.wpe.weight",
                              "_read_out.weight", "_read_out.bias"};
     for (int i = 0; i < 5; i++) stack -= ltf_model_find(&m, outside[i])->size;
-    CHECK(stack == 790272, "block stack has %zu params, SPEC 6 says 0.79M (790272)", stack);
+    CHECK(stack == 790272, "block stack has %zu params, docs/MATH.md §6 says 0.79M (790272)", stack);
     ltf_tensor *t = ltf_model_find(&m, "_backbone.transformer.h.0.attn.c_attn.weight");
     CHECK(t && t->ndim == 2 && t->shape[0] == 768 && t->shape[1] == 256, "c_attn.weight shape [768, 256]");
     t = ltf_model_find(&m, "_backbone.transformer.wpe.weight");
@@ -539,7 +539,7 @@ static void test_names_and_init(void) {
     size_t off = 0;
     for (ptrdiff_t k = 0; k < shlen(m.tensors); k++) { CHECK(m.tensors[k].offset == off, "gap before %s", m.tensors[k].key); off += m.tensors[k].size; }
     CHECK(off == m.n_params, "tensors cover %zu of %zu floats", off, m.n_params);
-    /* init statistics (SPEC 5) */
+    /* init statistics (docs/MATH.md §5) */
     #define STAT(name, want_mean, want_std, tol) do { \
         ltf_tensor *tt = ltf_model_find(&m, name); double s = 0, s2 = 0; \
         for (size_t i = 0; i < tt->size; i++) { double v = m.params[tt->offset + i]; s += v; s2 += v * v; } \
@@ -915,7 +915,7 @@ static void test_tasks(void) {
     for (int kind = 0; kind < LTF_TASK_COUNT; kind++) {
         ltf_task t = ltf_task_make(kind, d, d);
         CHECK(ltf_task_kind_from_name(ltf_task_kind_name(kind)) == kind, "name round trip %s", t.name);
-        /* normalization: the zero predictor scores ~1 on every task (SPEC 8) */
+        /* normalization: the zero predictor scores ~1 on every task (docs/MATH.md §8) */
         double e[40];
         ltf_rng r;
         ltf_rng_seed(&r, 7 + kind);
@@ -984,7 +984,7 @@ static void test_curriculum(void) {
     char err[LTF_ERR_LEN];
     ltf_curriculum_default(&cur, LTF_TASK_LINEAR, &c, 41);
     CHECK(cur.dims.start == 5 && cur.dims.end == 20 && cur.points.start == 11 && cur.points.end == 41 &&
-          cur.loops.start == 15 && cur.loops.end == 20 && cur.loops.interval == 500, "paper curriculum (SPEC 6)");
+          cur.loops.start == 15 && cur.loops.end == 20 && cur.loops.interval == 500, "paper curriculum (docs/MATH.md §6)");
     CHECK(ltf_schedule_value(&cur.loops, 1499) == 19 && ltf_schedule_value(&cur.loops, 1500) == 20, "loops 15 -> 20, +2 / 500");
     ltf_curriculum_default(&cur, LTF_TASK_RELU_2NN, &c, 101);
     CHECK(cur.points.start == 26 && cur.points.inc == 5, "ReLU/tree points 26 -> 101, +5");

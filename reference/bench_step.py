@@ -1,4 +1,4 @@
-"""Times one PyTorch training step of SPEC.md (forward over b loops, backward over the last T,
+"""Times one PyTorch training step of docs/MATH.md (forward over b loops, backward over the last T,
 Adam), for `demo bench --compare`.
 
 Usage: python3 reference/bench_step.py d n C H L b T B runs warmup threads

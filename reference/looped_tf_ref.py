@@ -1,6 +1,6 @@
-"""Independent PyTorch reference for looped-tf (SPEC.md sections 1-5).
+"""Independent PyTorch reference for looped-tf (docs/MATH.md §1-§5).
 
-Written from /work/shared/SPEC.md. Parameter names equal those of the paper's PyTorch
+Follows docs/MATH.md, written independently of the C code. Parameter names equal those of the paper's PyTorch
 code, so a state_dict of this module loads into the paper's models and vice versa:
   _read_in.*, _backbone.transformer.wpe.weight, _backbone.transformer.h.{i}.*,
   _backbone.transformer.ln_f.*, _read_out.*
@@ -80,7 +80,7 @@ class Block(nn.Module):
 
 
 class Backbone(nn.Module):
-    """f(u): add wpe, L pre-LN blocks, ln_f (SPEC section 2)."""
+    """f(u): add wpe, L pre-LN blocks, ln_f (docs/MATH.md §2)."""
 
     def __init__(self, C, H, L, n_positions):
         super().__init__()
@@ -187,7 +187,7 @@ class LoopedTF(nn.Module):
 
 
 def init_paper(model, generator=None):
-    """SPEC section 5 initialisation (paper's code): backbone Linear weights N(0,0.02),
+    """docs/MATH.md §5 initialisation (paper's code): backbone Linear weights N(0,0.02),
     biases 0, wpe N(0,0.02), LayerNorm 1/0, then both c_proj weights N(0, 0.02/sqrt(2L));
     read_in/read_out: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias."""
     g = generator

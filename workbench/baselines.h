@@ -20,7 +20,7 @@ int    ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n
 int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w);
 
 /*
- * SPEC 8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of the same
+ * docs/MATH.md §8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of the same
  * prompt only, and predicts 0 when k = 0.
  *   least squares: w = X^+ y, the minimum-norm solution when k < d. Solved by one-sided Jacobi
  *     SVD in double (X V = U S), w = sum_j v_j (u_j . y) / s_j^2 over s_j > 1e-10 s_max: no
