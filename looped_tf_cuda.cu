@@ -28,9 +28,9 @@
  *   reported, with its name, by the next get or finish, which returns -1 + the message.
  *
  * SECTIONS
- *   [0] runtime, errors, launches   [1] counter-based RNG    [2] device memory
- *   [3] matrix multiply             [4] ops of the block     [5] ops of the loop
- *   [6] Adam and the gradient check [7] tasks on the device  [8] the backend table, public API
+ *   [0] runtime, errors, launches   [2] counter-based RNG    [6] device memory
+ *   [4] matrix multiply             [5] ops of the block     [5] ops of the loop
+ *   [6] Adam and the gradient check [10] tasks on the device  [14] the backend table, public API
  *
  * Test build: with LTF_CUDA_EMU (g++, no nvcc) tests/cuda_emu.h stands in for the CUDA runtime
  * and runs the kernels on the CPU (./build.sh cuda-emu): the GPU tests without a GPU.
@@ -127,7 +127,7 @@ __device__ T ltf__block_sum(T v, T *buf) {
 static void ltf__gpu_zero(float *p, size_t n) {
     ltf__gpu_note(cudaMemset(p, 0, n * sizeof(float)), "cudaMemset");
 }
-/* ============================== [1] counter-based RNG ==============================
+/* ============================== [2] counter-based RNG ==============================
  * Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3",
  * SC 2011): 128 random bits as a pure function of a 128-bit counter and a 64-bit key. Every
  * thread computes the numbers it needs from their coordinates, with no state to share or
@@ -147,24 +147,24 @@ LTF__HD static inline void ltf__philox4x32_10(uint32_t c[4], uint32_t k0, uint32
 enum { LTF__DRAW_X = 1, LTF__DRAW_W, LTF__DRAW_NOISE, LTF__DRAW_SPARSE, LTF__DRAW_NODE, LTF__DRAW_LEAF,
        LTF__DRAW_W1, LTF__DRAW_W2 };
 
-/* 128 bits for (key, purpose, prompt b, index a, index j): counter (j, a, b, purpose). */
-LTF__HD static inline void ltf__draw(uint32_t u[4], uint64_t key, int what, int b, int a, int j) {
-    u[0] = (uint32_t)j; u[1] = (uint32_t)a; u[2] = (uint32_t)b; u[3] = (uint32_t)what;
+/* 128 bits for (key, purpose, prompt p, index a, index j): counter (j, a, p, purpose). */
+LTF__HD static inline void ltf__draw(uint32_t u[4], uint64_t key, int what, int p, int a, int j) {
+    u[0] = (uint32_t)j; u[1] = (uint32_t)a; u[2] = (uint32_t)p; u[3] = (uint32_t)what;
     ltf__philox4x32_10(u, (uint32_t)key, (uint32_t)(key >> 32));
 }
 /* [0, 1) with 53 random bits from two words, as ltf_rng_uniform */
 LTF__HD static inline double ltf__u53(uint32_t hi, uint32_t lo) {
     return (double)((uint64_t)(hi >> 5) * 67108864u + (lo >> 6)) / 9007199254740992.0;
 }
-LTF__HD static inline double ltf__draw_uniform(uint64_t key, int what, int b, int a, int j) {
+LTF__HD static inline double ltf__draw_uniform(uint64_t key, int what, int p, int a, int j) {
     uint32_t u[4];
-    ltf__draw(u, key, what, b, a, j);
+    ltf__draw(u, key, what, p, a, j);
     return ltf__u53(u[0], u[1]);
 }
 /* N(0, 1) by Box-Muller, as ltf_rng_normal: u1 in (0, 1] keeps log finite */
-LTF__HD static inline double ltf__draw_normal(uint64_t key, int what, int b, int a, int j) {
+LTF__HD static inline double ltf__draw_normal(uint64_t key, int what, int p, int a, int j) {
     uint32_t u[4];
-    ltf__draw(u, key, what, b, a, j);
+    ltf__draw(u, key, what, p, a, j);
     double u1 = 1.0 - ltf__u53(u[0], u[1]), u2 = ltf__u53(u[2], u[3]);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
@@ -180,44 +180,7 @@ static uint64_t ltf__mix64(uint64_t z) {
 static uint64_t ltf__step_key(const ltf_rng *r, long step) {
     return ltf__mix64(ltf__mix64(r->state ^ ltf__mix64(r->inc)) + (uint64_t)step);
 }
-/* ============================== [2] device memory ============================== */
-
-/* cudaMalloc of n floats, zeroed; "out of GPU memory" says how much was asked and is free. */
-static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
-    cudaError_t e = n > ((size_t)-1) / sizeof(float) ? cudaErrorMemoryAllocation
-                  : cudaMalloc((void **)p, (n ? n : 1) * sizeof(float));   /* exact: sanitizers see overruns */
-    if (e != cudaSuccess) {
-        size_t free_b = 0, total_b = 0;
-        *p = NULL;
-        cudaGetLastError();
-        if (e == cudaErrorMemoryAllocation && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
-            return ltf__fail(err, "out of GPU memory: %s need %.1f MB, the GPU has %.1f of %.1f MB free",
-                             what, 4.0 * (double)n / 1e6, free_b / 1e6, total_b / 1e6);
-        cudaGetLastError();
-        return ltf__cuda_fail(err, e, what);
-    }
-    LTF__CU(err, cudaMemset(*p, 0, (n ? n : 1) * sizeof(float)), "zeroing new GPU memory");
-    return 0;
-}
-
-static void ltf__gpu_release(float *p) {
-    cudaFree(p);
-    cudaGetLastError();   /* freeing after a lost context fails too: nothing more to do */
-}
-
-static int ltf__gpu_put(void *dst, const void *src, size_t bytes, char *err) {
-    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copying to the GPU");
-    return 0;
-}
-
-/* waits for everything queued, reports its first failure, then copies device -> host */
-static int ltf__gpu_get(void *dst, const void *src, size_t bytes, char *err, const char *what) {
-    if (ltf__gpu_finish(err, what) != 0) return -1;
-    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copying from the GPU");
-    return 0;
-}
-
-/* ============================== [3] matrix multiply ==============================
+/* ============================== [4] matrix multiply ==============================
  *     Cm[M, N] += A[M, K] . B[K, N]      A, B read through (row, column) strides, as ltf_gemm
  * One block of 256 threads per 64 x 64 tile of Cm; each thread holds a 4 x 4 piece of it in
  * registers (rows ty + 16 r, columns tx + 16 c) while k runs through 16-wide slices of A and
@@ -269,7 +232,7 @@ static void ltf__gpu_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, 
     LTF__LAUNCH(ltf__k_gemm, grid, 256, M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc);
 }
 
-/* ============================== [4] ops of the block ==============================
+/* ============================== [5] ops of the block ==============================
  * The ops of the header's [5], same arguments (device pointers), same math (see the comments
  * there), backward ADDS into gradients. */
 
@@ -357,19 +320,19 @@ static void ltf__gpu_layernorm_backward(float *dinp, float *dw, float *db, const
     LTF__LAUNCH(ltf__k_layernorm_backward_params, ltf__blocks((size_t)C), LTF__THREADS, dw, db, dout, inp, mean, rstd, BT, C);
 }
 
-/* Causal attention: one thread per query row (b, h, t), the CPU's loop body. att [B, H, N, N]. */
+/* Causal attention: one thread per query row (p, h, t), the loop body of ltf_attention_forward_plain. att [B, H, N, N]. */
 __global__ void ltf__k_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
     int hs = C / H;
     size_t C3 = 3 * (size_t)C;
     float scale = 1.0f / sqrtf((float)hs);
-    LTF__FOR_EACH(row, (size_t)B * H * N) {            /* row = (b * H + h) * N + t */
+    LTF__FOR_EACH(row, (size_t)B * H * N) {            /* row = (p * H + h) * N + t */
         int t = (int)(row % N), h = (int)(row / N % H);
-        size_t b = row / N / H;
-        const float *q = qkv + (b * N + t) * C3 + h * hs;
+        size_t p = row / N / H;
+        const float *q = qkv + (p * N + t) * C3 + h * hs;
         float *a = att + row * N;
         float mx = -INFINITY, sum = 0.0f;
         for (int t2 = 0; t2 <= t; t2++) {
-            const float *k = qkv + (b * N + t2) * C3 + C + h * hs;
+            const float *k = qkv + (p * N + t2) * C3 + C + h * hs;
             float s = 0.0f;
             for (int i = 0; i < hs; i++) s += q[i] * k[i];
             s *= scale;
@@ -379,10 +342,10 @@ __global__ void ltf__k_attention_forward(float *out, float *att, const float *qk
         for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
         for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
         for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
-        float *o = out + (b * N + t) * C + h * hs;
+        float *o = out + (p * N + t) * C + h * hs;
         for (int i = 0; i < hs; i++) o[i] = 0.0f;
         for (int t2 = 0; t2 <= t; t2++) {
-            const float *v = qkv + (b * N + t2) * C3 + 2 * C + h * hs;
+            const float *v = qkv + (p * N + t2) * C3 + 2 * C + h * hs;
             for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
         }
     }
@@ -400,19 +363,19 @@ __global__ void ltf__k_attention_backward_query(float *dqkv, float *datt, const 
     float scale = 1.0f / sqrtf((float)hs);
     LTF__FOR_EACH(row, (size_t)B * H * N) {
         int t = (int)(row % N), h = (int)(row / N % H);
-        size_t b = row / N / H;
-        const float *a = att + row * N, *dy = dout + (b * N + t) * C + h * hs;
-        float *da = datt + row * N, *dq = dqkv + (b * N + t) * C3 + h * hs;
+        size_t p = row / N / H;
+        const float *a = att + row * N, *dy = dout + (p * N + t) * C + h * hs;
+        float *da = datt + row * N, *dq = dqkv + (p * N + t) * C3 + h * hs;
         float dot = 0.0f;
         for (int t2 = 0; t2 <= t; t2++) {
-            const float *v = qkv + (b * N + t2) * C3 + 2 * C + h * hs;
+            const float *v = qkv + (p * N + t2) * C3 + 2 * C + h * hs;
             float s = 0.0f;
             for (int i = 0; i < hs; i++) s += dy[i] * v[i];
             da[t2] = s;
             dot += a[t2] * s;
         }
         for (int t2 = 0; t2 <= t; t2++) {
-            const float *k = qkv + (b * N + t2) * C3 + C + h * hs;
+            const float *k = qkv + (p * N + t2) * C3 + C + h * hs;
             float ds = a[t2] * (da[t2] - dot) * scale;
             da[t2] = ds;
             for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
@@ -424,15 +387,15 @@ __global__ void ltf__k_attention_backward_key(float *dqkv, const float *datt, co
                                               const float *att, int B, int N, int C, int H) {
     int hs = C / H;
     size_t C3 = 3 * (size_t)C;
-    LTF__FOR_EACH(row, (size_t)B * H * N) {            /* row = (b * H + h) * N + t2 */
+    LTF__FOR_EACH(row, (size_t)B * H * N) {            /* row = (p * H + h) * N + t2 */
         int t2 = (int)(row % N), h = (int)(row / N % H);
-        size_t b = row / N / H, bh = row / N;
-        float *dk = dqkv + (b * N + t2) * C3 + C + h * hs, *dv = dk + C;
+        size_t p = row / N / H, bh = row / N;
+        float *dk = dqkv + (p * N + t2) * C3 + C + h * hs, *dv = dk + C;
         for (int t = t2; t < N; t++) {
             size_t e = (bh * N + t) * N + t2;
-            float ds = datt[e], p = att[e];
-            const float *q = qkv + (b * N + t) * C3 + h * hs, *dy = dout + (b * N + t) * C + h * hs;
-            for (int i = 0; i < hs; i++) { dv[i] += p * dy[i]; dk[i] += ds * q[i]; }
+            float ds = datt[e], prob = att[e];
+            const float *q = qkv + (p * N + t) * C3 + h * hs, *dy = dout + (p * N + t) * C + h * hs;
+            for (int i = 0; i < hs; i++) { dv[i] += prob * dy[i]; dk[i] += ds * q[i]; }
         }
     }
 }
@@ -489,7 +452,7 @@ static void ltf__gpu_residual_backward(float *da, float *db, const float *dout, 
     LTF__LAUNCH(ltf__k_residual_backward, ltf__blocks(n), LTF__THREADS, da, db, dout, n);
 }
 
-/* Positions: out[b, t] = inp[b, t] + wpe[t];  backward: one thread per (t, i), b in order */
+/* Positions: out[p, t] = inp[p, t] + wpe[t];  backward: one thread per (t, i), p in order */
 __global__ void ltf__k_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C) {
     LTF__FOR_EACH(r, (size_t)B * N * C) out[r] = inp[r] + wpe[r % ((size_t)N * C)];
 }
@@ -497,8 +460,8 @@ __global__ void ltf__k_position_backward(float *dinp, float *dwpe, const float *
     size_t NC = (size_t)N * C;
     LTF__FOR_EACH(ti, NC) {
         float s = dwpe[ti];
-        for (int b = 0; b < B; b++) {
-            size_t r = (size_t)b * NC + ti;
+        for (int p = 0; p < B; p++) {
+            size_t r = (size_t)p * NC + ti;
             dinp[r] += dout[r];
             s += dout[r];
         }
@@ -520,12 +483,12 @@ static void ltf__gpu_residual_layernorm_forward(float *h, float *out, float *mea
 }
 
 /* ============================== [5] ops of the loop ==============================
- * The header's loop ops ([5] there: tokens, injection with the state mask, read-out, loss). */
+ * The header's loop ops (its [5] too: tokens, injection with the state mask, read-out, loss). */
 
-/* z[b, 2i] = x_i, z[b, 2i+1] = (y_i, 0, ..., 0): one thread per element of z [B*2n, d] */
+/* z[p, 2i] = x_i, z[p, 2i+1] = (y_i, 0, ..., 0): one thread per element of z [B*2n, d] */
 __global__ void ltf__k_tokens(float *z, const float *xs, const float *ys, int B, int n, int d) {
     LTF__FOR_EACH(e, (size_t)B * 2 * n * d) {
-        size_t row = e / d, bi = row / 2;       /* bi = b * n + i: the point this token shows */
+        size_t row = e / d, bi = row / 2;       /* bi = p * n + i: the point this token shows */
         int j = (int)(e % d);
         z[e] = row % 2 == 0 ? xs[bi * d + j] : j == 0 ? ys[bi] : 0.0f;
     }
@@ -549,14 +512,14 @@ __global__ void ltf__k_mask_backward(float *dY, const float *du, int B, int N, i
 /* pred[b, i] = w_out . Y[b, 2i] + b_out: one thread per point */
 __global__ void ltf__k_read_out(float *pred, const float *Y, const float *w_out, const float *b_out, int B, int n, int C) {
     LTF__FOR_EACH(bi, (size_t)B * n) {
-        const float *y = Y + 2 * bi * C;        /* row b * 2n + 2i = 2 * bi */
+        const float *y = Y + 2 * bi * C;        /* row p * 2n + 2i = 2 * bi */
         float s = b_out[0];
         for (int k = 0; k < C; k++) s += w_out[k] * y[k];
         pred[bi] = s;
     }
 }
 
-/* backward of read_out: dY[b, 2i, k] += dpred[b, i] w_out[k] (one thread per element), and
+/* backward of read_out: dY[p, 2i, k] += dpred[p, i] w_out[k] (one thread per element), and
  * g_w[k] += sum dpred Y[., k], g_b += sum dpred (one thread per k, points in order) */
 __global__ void ltf__k_read_out_backward_state(float *dY, const float *dpred, const float *w_out, int B, int n, int C) {
     LTF__FOR_EACH(e, (size_t)B * n * C) {
@@ -612,7 +575,44 @@ static void ltf__gpu_loss_backward(float *dpred, const float *ys, size_t count, 
     LTF__LAUNCH(ltf__k_loss_backward, ltf__blocks(count), LTF__THREADS, dpred, ys, count, denom);
 }
 
-/* ============================== [6] Adam and the gradient check ==============================
+/* ============================== [6] device memory ============================== */
+
+/* cudaMalloc of n floats, zeroed; "out of GPU memory" says how much was asked and is free. */
+static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
+    cudaError_t e = n > ((size_t)-1) / sizeof(float) ? cudaErrorMemoryAllocation
+                  : cudaMalloc((void **)p, (n ? n : 1) * sizeof(float));   /* exact: sanitizers see overruns */
+    if (e != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        *p = NULL;
+        cudaGetLastError();
+        if (e == cudaErrorMemoryAllocation && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+            return ltf__fail(err, "out of GPU memory: %s need %.1f MB, the GPU has %.1f of %.1f MB free",
+                             what, 4.0 * (double)n / 1e6, free_b / 1e6, total_b / 1e6);
+        cudaGetLastError();
+        return ltf__cuda_fail(err, e, what);
+    }
+    LTF__CU(err, cudaMemset(*p, 0, (n ? n : 1) * sizeof(float)), "zeroing new GPU memory");
+    return 0;
+}
+
+static void ltf__gpu_release(float *p) {
+    cudaFree(p);
+    cudaGetLastError();   /* freeing after a lost context fails too: nothing more to do */
+}
+
+static int ltf__gpu_put(void *dst, const void *src, size_t bytes, char *err) {
+    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copying to the GPU");
+    return 0;
+}
+
+/* waits for everything queued, reports its first failure, then copies device -> host */
+static int ltf__gpu_get(void *dst, const void *src, size_t bytes, char *err, const char *what) {
+    if (ltf__gpu_finish(err, what) != 0) return -1;
+    LTF__CU(err, cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copying from the GPU");
+    return 0;
+}
+
+/* ============================== [9] Adam and the gradient check ==============================
  * The header's update, element for element (the host computed the step sizes). */
 
 __global__ void ltf__k_adam(float *p, float *mom, float *vel, const float *grad, size_t n, float step,
@@ -644,8 +644,8 @@ static void ltf__gpu_check_finite(ltf_stats *stats, const float *g, size_t n) {
     LTF__LAUNCH(ltf__k_first_bad, ltf__blocks(n), LTF__THREADS, stats, g, n);
 }
 
-/* ============================== [7] tasks on the device ==============================
- * The samplers of the header's [9], one thread per point: every number a point needs is a
+/* ============================== [10] tasks on the device ==============================
+ * The samplers of the header's [10], one thread per point: every number a point needs is a
  * pure function of (step key, purpose, prompt, index), so the threads of one prompt agree on
  * its function (w, the tree, the net) without sharing anything: each recomputes what it uses.
  * Same distributions as the CPU samplers (same algorithms: the sparse subset by selection
@@ -653,23 +653,23 @@ static void ltf__gpu_check_finite(ltf_stats *stats, const float *g, size_t n) {
  * stream of numbers. ltf__sample_point is LTF__HD: the host runs it too, which test.c uses to
  * check the device's batch number for number. */
 
-LTF__HD static inline void ltf__sample_point(const ltf_task *t, uint64_t key, int b, int i, float *x, float *y) {
+LTF__HD static inline void ltf__sample_point(const ltf_task *t, uint64_t key, int p, int i, float *x, float *y) {
     int d = t->n_dims, da = t->kind == LTF_TASK_DECISION_TREE ? d : t->n_dims_active;   /* tree: no truncation */
-    for (int j = 0; j < d; j++) x[j] = j < da ? (float)ltf__draw_normal(key, LTF__DRAW_X, b, i, j) : 0.0f;
+    for (int j = 0; j < d; j++) x[j] = j < da ? (float)ltf__draw_normal(key, LTF__DRAW_X, p, i, j) : 0.0f;
     if (t->kind == LTF_TASK_DECISION_TREE) {
         int inner = (1 << t->depth) - 1, node = 0;
         while (node < inner) {
-            int coord = (int)(ltf__draw_uniform(key, LTF__DRAW_NODE, b, 0, node) * d);
+            int coord = (int)(ltf__draw_uniform(key, LTF__DRAW_NODE, p, 0, node) * d);
             node = 2 * node + 1 + (x[coord] > 0.0f);
         }
-        *y = (float)ltf__draw_normal(key, LTF__DRAW_LEAF, b, 0, node - inner);
+        *y = (float)ltf__draw_normal(key, LTF__DRAW_LEAF, p, 0, node - inner);
     } else if (t->kind == LTF_TASK_RELU_2NN) {
         double scale = sqrt(2.0 / t->hidden);
         float acc = 0.0f;
         for (int h = 0; h < t->hidden; h++) {
             double z = 0.0;
-            for (int j = 0; j < da; j++) z += ltf__draw_normal(key, LTF__DRAW_W1, b, h, j) * x[j];   /* x_j = 0 beyond */
-            double w2 = ltf__draw_normal(key, LTF__DRAW_W2, b, 0, h);
+            for (int j = 0; j < da; j++) z += ltf__draw_normal(key, LTF__DRAW_W1, p, h, j) * x[j];   /* x_j = 0 beyond */
+            double w2 = ltf__draw_normal(key, LTF__DRAW_W2, p, 0, h);
             if (z > 0.0) acc += (float)(scale * z * w2);
         }
         *y = acc;
@@ -677,14 +677,14 @@ LTF__HD static inline void ltf__sample_point(const ltf_task *t, uint64_t key, in
         int left = t->sparsity < d ? t->sparsity : d;
         double s = 0.0;
         for (int j = 0; j < d; j++) {
-            double w = j < da ? ltf__draw_normal(key, LTF__DRAW_W, b, 0, j) : 0.0;
+            double w = j < da ? ltf__draw_normal(key, LTF__DRAW_W, p, 0, j) : 0.0;
             if (t->kind == LTF_TASK_SPARSE_LINEAR) {   /* keep j with probability left / (d - j) */
-                if ((double)left > ltf__draw_uniform(key, LTF__DRAW_SPARSE, b, 0, j) * (double)(d - j)) left--;
+                if ((double)left > ltf__draw_uniform(key, LTF__DRAW_SPARSE, p, 0, j) * (double)(d - j)) left--;
                 else w = 0.0;
             }
             s += w * x[j];
         }
-        if (t->kind == LTF_TASK_NOISY_LINEAR) s += t->noise_std * ltf__draw_normal(key, LTF__DRAW_NOISE, b, i, 0);
+        if (t->kind == LTF_TASK_NOISY_LINEAR) s += t->noise_std * ltf__draw_normal(key, LTF__DRAW_NOISE, p, i, 0);
         *y = (float)s;
     }
 }
@@ -707,7 +707,7 @@ static int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rn
     return 0;   /* a failure shows at the step's next get or finish */
 }
 
-/* ============================== [8] the backend table, public API ============================== */
+/* ============================== [14] the backend table, public API ============================== */
 
 LTF__DEFINE_BACKEND(ltf__cuda, "cuda", 0, ltf__gpu_, ltf__gpu_, ltf__gpu_task_sample)
 
