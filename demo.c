@@ -1364,7 +1364,7 @@ static int cmd_bench(options *o) {
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("GFLOP/s by ltf_flops_per_step (header section [12]); model MB = ltf_model_bytes (parameters, gradients,\n"
+    printf("GFLOP/s by ltf_flops_per_step (workbench/speed.h); model MB = ltf_model_bytes (parameters, gradients,\n"
            "Adam, activations, work buffers%s); peak RSS of this process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
     if (g_torch_version[0])
         printf("PyTorch %s (reference/bench_step.py: the reference model with SDPA attention and fused GELU), same threads\n",

@@ -701,13 +701,6 @@ static void test_training_learns(void) {
     ltf_model_free(&m);
 }
 
-static void test_fma_peak(void) {
-    /* the bench's yardstick: a positive, finite rate (its size is the bench's to print) */
-    double g = ltf_fma_peak_gflops(0.05);
-    printf("  multiply-add peak %.1f GFLOP/s\n", g);
-    CHECK(isfinite(g) && g > 0.1, "ltf_fma_peak_gflops = %g", g);
-}
-
 static void test_threads_same_bits(void) {
     /* the threads split rows, columns and heads but never a sum: 3 training steps on all
      * threads and on one give the same parameters bit for bit */
@@ -819,83 +812,7 @@ static void test_memory_independent_of_b(void) {
     CHECK(p20 > 0 && p200 > 0 && fabs(ratio - 1.0) < 0.10, "peak memory b=200 vs b=20 differs by %.1f%%", 100 * (ratio - 1));
 }
 
-/* ------------------------------------------------------------------ baselines and evaluation */
-
-static void test_baselines(void) {
-    /* least squares recovers w exactly from k >= d points; with k < d it is the minimum-norm
-     * solution: for one point x1 it predicts y1 (x1 . x) / |x1|^2 */
-    int d = 4;
-    float w[4] = {0.5f, -1.0f, 2.0f, 0.25f}, xs[8 * 4], ys[8];
-    for (int i = 0; i < 8; i++) {
-        ys[i] = 0;
-        for (int j = 0; j < d; j++) { xs[i * d + j] = (float)ltf_rng_normal(&g_rng); ys[i] += w[j] * xs[i * d + j]; }
-    }
-    double want = 0;
-    for (int j = 0; j < d; j++) want += w[j] * xs[7 * d + j];
-    double p = ltf_baseline_predict(LTF_BASE_LSQ, 4, d, xs, ys, xs + 7 * d);
-    CHECK(fabs(p - want) < 1e-4, "lstsq k=d: %.6f want %.6f", p, want);
-    p = ltf_baseline_predict(LTF_BASE_LSQ, 7, d, xs, ys, xs + 7 * d);
-    CHECK(fabs(p - want) < 1e-4, "lstsq k>d: %.6f want %.6f", p, want);
-    double n1 = 0, dx = 0;
-    for (int j = 0; j < d; j++) { n1 += xs[j] * xs[j]; dx += xs[j] * xs[7 * d + j]; }
-    p = ltf_baseline_predict(LTF_BASE_LSQ, 1, d, xs, ys, xs + 7 * d);
-    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4, "lstsq min-norm k=1: %.6f want %.6f", p, ys[0] * dx / n1);
-    /* rank-deficient: two identical points, k=2 < d: min-norm of a duplicate is the same as one */
-    float dup[8];
-    memcpy(dup, xs, 4 * sizeof(float)); memcpy(dup + 4, xs, 4 * sizeof(float));
-    float ydup[2] = {ys[0], ys[0]};
-    p = ltf_baseline_predict(LTF_BASE_LSQ, 2, d, dup, ydup, xs + 7 * d);
-    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4 && isfinite(p), "lstsq duplicate points: %.6f want %.6f", p, ys[0] * dx / n1);
-    CHECK(ltf_baseline_predict(LTF_BASE_LSQ, 0, d, xs, ys, xs) == 0.0, "k=0 predicts 0");
-    /* averaging: w = mean y_j x_j */
-    float ax[2 * 2] = {1, 0, 0, 2}, ay[2] = {3, 4}, q[2] = {1, 1};
-    p = ltf_baseline_predict(LTF_BASE_AVERAGING, 2, 2, ax, ay, q);
-    CHECK(fabs(p - 5.5) < 1e-9, "averaging: %.6f want 5.5 (w = (1.5, 4))", p);
-    /* 3-NN: the 3 closest of 4 points on a line */
-    float kx[4] = {0, 1, 5, 2}, ky[4] = {1, 2, 100, 3}, kq[1] = {0.4f};
-    p = ltf_baseline_predict(LTF_BASE_KNN3, 4, 1, kx, ky, kq);
-    CHECK(fabs(p - 2.0) < 1e-9, "3nn: %.6f want 2", p);
-    p = ltf_baseline_predict(LTF_BASE_KNN3, 2, 1, kx, ky, kq);
-    CHECK(fabs(p - 1.5) < 1e-9, "3nn with k=2 averages both: %.6f want 1.5", p);
-    /* normalized error on linear regression: zero predictor ~1, least squares ~0 past k = d */
-    ltf_task task = ltf_task_linear_regression(5, 5);
-    double e[11];
-    ltf_rng r;
-    ltf_rng_seed(&r, 3);
-    ltf_baseline_evaluate(LTF_BASE_ZERO, &task, &r, 2000, 11, e, NULL);
-    CHECK(fabs(e[5] - 1.0) < 0.1, "zero predictor normalized error %.3f, want ~1", e[5]);
-    ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 200, 11, e, NULL);
-    CHECK(e[6] < 1e-8 && e[2] > 0.3, "least squares error at k=6 %.2e (want ~0), k=2 %.3f", e[6], e[2]);
-}
-
-static void test_eval_loops(void) {
-    /* evaluation runs any number of iterations on one scratch set; the prediction after iteration
-     * b equals the last training-window prediction's forward; standard ignores n_loops */
-    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
-    ltf_model m;
-    char err[LTF_ERR_LEN];
-    ltf_model_create(&m, &c, 3, err);
-    randomize_model(&m, 0.3f);
-    float *xs = rand_buf(2 * 4 * 3, 1), *ys = rand_buf(8, 1), last[8], *it = zeros(50 * 8);
-    CHECK(ltf_predict(&m, xs, ys, 2, 4, 50, last, it) == 0, "predict 50 loops: %s", m.err);
-    CHECK(memcmp(last, it + 49 * 8, sizeof last) == 0, "last prediction differs from iteration 50");
-    float l3[8];
-    ltf_predict(&m, xs, ys, 2, 4, 3, l3, NULL);
-    CHECK(memcmp(l3, it + 2 * 8, sizeof l3) == 0, "3 loops differ from the 3rd of 50");
-    CHECK(ltf_predict(&m, xs, ys, 2, 4, 0, last, NULL) == -1, "0 loops accepted");
-    ltf_task task = ltf_task_linear_regression(3, 3);
-    double ek[4] = {NAN, NAN, NAN, NAN}, ei[7] = {NAN};
-    ltf_rng r;
-    ltf_rng_seed(&r, 1);
-    CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei, NULL) == 0, "evaluate: %s", m.err);
-    CHECK(isfinite(ek[3]) && isfinite(ei[6]) && ei[6] > 0, "evaluate gives finite errors");
-    ltf_task wrong = ltf_task_linear_regression(4, 4);
-    CHECK(ltf_evaluate(&m, &wrong, &r, 100, 4, 7, ek, NULL, NULL) == -1 && strstr(m.err, "d = 4"), "task/model d mismatch: %s", m.err);
-    free(xs); free(ys); free(it);
-    ltf_model_free(&m);
-}
-
-/* ------------------------------------------------------------------ tasks, curriculum, bootstrap */
+/* ------------------------------------------------------------------ tasks, curriculum and evaluation */
 
 /* Nonzero coordinates (|w_j| > 1e-4) of the least-squares fit of one prompt of n <= 40 points,
  * d <= 8: the sparse task's w, recovered exactly from n > d noiseless points. */
@@ -1033,316 +950,31 @@ static void test_curriculum(void) {
     ltf_model_free(&m);
 }
 
-static void test_bootstrap(void) {
-    int P = 500, n = 3;
-    float *e = (float *)malloc(sizeof(float) * P * n);
-    double lo[3], hi[3], mean = 0, sd = 0;
-    for (int p = 0; p < P; p++) { e[p * n] = 0.5f; e[p * n + 1] = (float)ltf_rng_uniform(&g_rng); e[p * n + 2] = p == 0 ? 100.0f : 0.0f; }
-    for (int p = 0; p < P; p++) mean += e[p * n + 1] / P;
-    for (int p = 0; p < P; p++) sd += (e[p * n + 1] - mean) * (e[p * n + 1] - mean) / (P - 1);
-    sd = sqrt(sd / P);   /* standard error of the mean */
-    CHECK(ltf_bootstrap_band(e, P, n, 1000, 0.9, 1, lo, hi) == 0, "bootstrap runs");
-    CHECK(lo[0] == 0.5 && hi[0] == 0.5, "constant errors give a zero-width band");
-    CHECK(lo[1] < mean && mean < hi[1] && fabs((hi[1] - lo[1]) / (2 * 1.645 * sd) - 1) < 0.15,
-          "band [%g, %g] around %g has the normal width %g", lo[1], hi[1], mean, 2 * 1.645 * sd);
-    CHECK(lo[2] == 0.0 && hi[2] > 0.0, "one outlier prompt: lower end 0, upper end above");
-    CHECK(ltf_bootstrap_band(e, 0, n, 10, 0.9, 1, lo, hi) == -1 && ltf_bootstrap_band(e, P, n, 10, 1.5, 1, lo, hi) == -1,
-          "bad arguments rejected");
-    free(e);
-}
-
-/* plots: the SVG must be well-formed enough for a browser, carry every label escaped, break lines
- * at NaN, keep a spike through decimation, refuse bad input with a message, leave no .tmp. */
-static char *plots_read(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = (char *)malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-static int plots_count(const char *s, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
-
-/* The d attribute of the k-th <path class="line">: subpaths (M), vertices (M/L), y extent (px). */
-static int plots_line(const char *svg, int k, int *subpaths, int *vertices, double *min_y, double *max_y) {
-    const char *p = svg;
-    for (int i = 0; i <= k; i++) {
-        p = strstr(p, "class=\"line\"");
-        if (!p) return -1;
-        p++;
-    }
-    p = strstr(p, " d=\"") + 4;
-    *subpaths = *vertices = 0;
-    *min_y = INFINITY;
-    *max_y = -INFINITY;
-    while (*p && *p != '"') {
-        char c = *p++;
-        if (c != 'M' && c != 'L') continue;
-        char *end;
-        strtod(p, &end);
-        double y = strtod(end, &end);
-        p = end;
-        *subpaths += c == 'M';
-        (*vertices)++;
-        if (y < *min_y) *min_y = y;
-        if (y > *max_y) *max_y = y;
-    }
-    return 0;
-}
-
-/* A decade label as the plot writes it: 10 with a raised exponent, or the plain number. */
-static int plots_has_decade(const char *svg, int e) {
-    char sup[96], plain[32];
-    snprintf(sup, sizeof sup, ">10<tspan dy=\"-0.5em\" font-size=\"80%%\">%s%d</tspan>", e < 0 ? "\xe2\x88\x92" : "", abs(e));
-    snprintf(plain, sizeof plain, ">%g<", pow(10.0, e));
-    return strstr(svg, sup) || strstr(svg, plain);
-}
-
-static void test_plots(void) {
-    char path[64], tmp[80], err[LTF_ERR_LEN];
-    snprintf(path, sizeof path, "/tmp/ltf_test_plots_%d.svg", (int)getpid());
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    remove(path);
-    double k[10], a[10], lo[10], hi[10], b[10], c[10];
-    for (int i = 0; i < 10; i++) {   /* errors from 1 down to 1e-3 */
-        k[i] = i;
-        a[i] = pow(10.0, -i / 3.0);
-        lo[i] = 0.8 * a[i]; hi[i] = 1.2 * a[i];
-        b[i] = 0.5 * a[i];
-        c[i] = 0.9;
-    }
-    b[4] = NAN;                       /* breaks series 1 into two runs */
-    c[7] = INFINITY;                  /* and series 2 */
-    ltf_series s[3] = {{"looped <b=20>", k, a, 10, lo, hi, 0}, {"least \"squares\"", k, b, 10, NULL, NULL, 1},
-                       {"3-NN & avg", k, c, 10, NULL, NULL, 0}};
-    ltf_plot p;
-    memset(&p, 0, sizeof p);
-    p.title = "error vs k: a < b & c > 'd'"; p.xlabel = "in-context examples k"; p.ylabel = "normalized error";
-    p.log_y = 1; p.series = s; p.n_series = 3; p.hline = 1.0; p.hline_label = "zero estimator";
-    CHECK(ltf_plot_svg(&p, path, err) == 0, "plot: %s", err);
-    char *svg = plots_read(path);
-    CHECK(svg != NULL, "no file %s", path);
-    if (!svg) return;
-    size_t len = strlen(svg);
-    CHECK(strncmp(svg, "<svg", 4) == 0, "does not start with <svg");
-    CHECK(len > 7 && strstr(svg + len - 8, "</svg>"), "does not end with </svg>");
-    CHECK(plots_count(svg, "<g ") + plots_count(svg, "<g>") == plots_count(svg, "</g>"), "unbalanced <g>: %d open, %d close",
-          plots_count(svg, "<g ") + plots_count(svg, "<g>"), plots_count(svg, "</g>"));
-    CHECK(plots_count(svg, "<text") == plots_count(svg, "</text>"), "unbalanced <text>");
-    CHECK(strstr(svg, ">error vs k: a &lt; b &amp; c &gt; &apos;d&apos;<") != NULL, "escaped title missing");
-    CHECK(strstr(svg, ">looped &lt;b=20&gt;<") && strstr(svg, ">least &quot;squares&quot;<") &&
-          strstr(svg, ">3-NN &amp; avg<") && strstr(svg, ">zero estimator<") &&
-          strstr(svg, ">in-context examples k<") && strstr(svg, ">normalized error<"), "a label is missing or unescaped");
-    CHECK(plots_count(svg, "class=\"line\"") == 3 && plots_count(svg, "class=\"band\"") == 1 &&
-          plots_count(svg, "class=\"ref\"") == 1, "%d lines (want 3), %d bands (want 1), %d reference lines (want 1)",
-          plots_count(svg, "class=\"line\""), plots_count(svg, "class=\"band\""), plots_count(svg, "class=\"ref\""));
-    for (int e = -3; e <= 0; e++) CHECK(plots_has_decade(svg, e), "log axis 1e-3..1: no tick label for 1e%d", e);
-    int sub = 0, vert = 0;
-    double min_y, max_y;
-    CHECK(plots_line(svg, 1, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
-          "series with a NaN at 4: %d subpaths (want 2), %d points (want 9)", sub, vert);
-    CHECK(plots_line(svg, 2, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
-          "series with an Inf at 7: %d subpaths (want 2), %d points (want 9)", sub, vert);
-    CHECK(plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && sub == 1 && vert == 10, "plain series: %d subpaths, %d points", sub, vert);
-    CHECK(!strstr(svg, "nan") && !strstr(svg, "inf"), "a non-finite number was printed");
-    CHECK(access(tmp, F_OK) != 0, "%s left behind", tmp);
-    free(svg);
-
-    /* 100k points with a spike and a dip: at most 2000 vertices; the spike is the line's top
-     * and the dip its bottom (a plain stride would drop both) */
-    int n = 100000;
-    double *x = (double *)malloc(n * sizeof(double)), *y = (double *)malloc(n * sizeof(double));
-    for (int i = 0; i < n; i++) { x[i] = i; y[i] = 0.5 + 0.4 * sin(i * 0.01); }
-    y[54321] = 10.0;
-    y[76543] = 0.001;
-    ltf_series big = {"loss", x, y, n, NULL, NULL, 0};
-    memset(&p, 0, sizeof p);
-    p.series = &big; p.n_series = 1;
-    CHECK(ltf_plot_svg(&p, path, err) == 0, "big plot: %s", err);
-    svg = plots_read(path);
-    double clip_x = 0, clip_y = 0, clip_w = 0, clip_h = 0;   /* the plot area, 1 px wider up and down */
-    const char *clip = svg ? strstr(svg, "<clipPath id=\"ltf-plot-area\"><rect x=\"") : NULL;
-    CHECK(clip && sscanf(clip, "<clipPath id=\"ltf-plot-area\"><rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"",
-                         &clip_x, &clip_y, &clip_w, &clip_h) == 4, "no clip rect");
-    CHECK(svg && plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && vert <= 2000 && vert >= 1000,
-          "100k points drawn with %d vertices: want 1000..2000", vert);
-    CHECK(fabs(min_y - (clip_y + 1)) < 0.2, "the spike was lost: highest vertex at y = %.1f, plot top %.1f", min_y, clip_y + 1);
-    CHECK(fabs(max_y - (clip_y + clip_h - 1)) < 0.2, "the dip was lost: lowest vertex at y = %.1f, plot bottom %.1f",
-          max_y, clip_y + clip_h - 1);
-    free(svg);
-
-    /* no drawable data: axes and a note, not an error */
-    double nan_y[3] = {NAN, NAN, NAN};
-    ltf_series empty = {"pending", k, nan_y, 3, NULL, NULL, 0};
-    p.series = &empty; p.log_y = 1;
-    CHECK(ltf_plot_svg(&p, path, err) == 0, "all-NaN plot: %s", err);
-    svg = plots_read(path);
-    CHECK(svg && strstr(svg, ">no data<") && plots_count(svg, "class=\"line\"") == 0, "all-NaN plot has no 'no data' note");
-    free(svg);
-    p.n_series = 0; p.series = NULL;
-    CHECK(ltf_plot_svg(&p, path, err) == 0, "empty plot: %s", err);
-
-    /* bad input: -1 and a message naming the problem; the file is not touched */
-    remove(path);
-    memset(&p, 0, sizeof p);
-    ltf_series bad = {"bad", k, a, -1, NULL, NULL, 0};
-    p.series = &bad; p.n_series = 1;
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "n = -1"), "n = -1: %s", err);
-    bad.n = 10; bad.x = NULL;
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "x is NULL"), "x NULL: %s", err);
-    bad.x = k; bad.lo = lo;
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hi is NULL"), "lo without hi: %s", err);
-    bad.lo = NULL;
-    double neg[10];
-    for (int i = 0; i < 10; i++) neg[i] = -1.0 - i;
-    bad.y = neg; p.log_y = 1;
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "log y axis"), "log y with no y > 0: %s", err);
-    p.log_y = 0; p.y_min = 2; p.y_max = 1;
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "y range 2..1"), "y range 2..1: %s", err);
-    p.y_min = p.y_max = 0; p.hline = NAN; p.hline_label = "ref";
-    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hline = nan"), "NaN reference line: %s", err);
-    CHECK(ltf_plot_svg(NULL, path, err) == -1 && strstr(err, "plot is NULL"), "NULL plot: %s", err);
-    CHECK(access(path, F_OK) != 0, "a failed call wrote %s", path);
-    /* a write that fails (no such folder) reports it and leaves nothing */
-    memset(&p, 0, sizeof p);
-    CHECK(ltf_plot_svg(&p, "/nonexistent-ltf-dir/x.svg", err) == -1 && strstr(err, "cannot write"), "bad folder: %s", err);
-    remove(path);
-    free(x); free(y);
-}
-
-static void test_baselines_extra(void) {
-    /* Lasso. The prediction is w . x, so the query e_j reads w_j off. */
-    float e[10][10];
-    for (int i = 0; i < 10; i++) for (int j = 0; j < 10; j++) e[i][j] = i == j ? 1.0f : 0.0f;
-    /* 1-d: w = S(x.y / k, alpha) / (x.x / k), S the soft threshold */
-    float lx[6] = {0.5f, -1.0f, 2.0f, 0.3f, -0.7f, 1.1f}, ly[6];
-    double xy = 0, xx = 0;
-    for (int i = 0; i < 6; i++) { ly[i] = 0.8f * lx[i] + 0.1f * (i % 2 ? 1 : -1); xy += (double)lx[i] * ly[i]; xx += (double)lx[i] * lx[i]; }
-    double want = (xy / 6 - 0.01) / (xx / 6);
-    double p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, ly, e[0]);
-    CHECK(fabs(p - want) < 1e-9, "lasso 1-d: w = %.9f, soft threshold gives %.9f", p, want);
-    float small_y[6];   /* |x.y / k| < alpha: w = 0 exactly */
-    for (int i = 0; i < 6; i++) small_y[i] = 0.001f * lx[i];
-    p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, small_y, e[0]);
-    CHECK(p == 0.0, "lasso 1-d below the threshold: w = %g, want 0", p);
-    /* orthogonal design, X^T X = k I (rows of a Hadamard matrix): w_j = S(w_true_j, alpha) */
-    float hx[8 * 4], hy[8], wt[4] = {2.0f, 0.0f, -0.5f, 0.005f}, ww[4] = {1.99f, 0.0f, -0.49f, 0.0f};
-    for (int i = 0; i < 8; i++) {
-        hy[i] = 0;
-        for (int j = 0; j < 4; j++) {
-            int bit = j > 0 && ((i >> (j - 1)) & 1);   /* columns: all 1, then the 3 bits of i as +-1 */
-            hx[i * 4 + j] = bit ? -1.0f : 1.0f;
-            hy[i] += wt[j] * hx[i * 4 + j];
-        }
-    }
-    for (int j = 0; j < 4; j++) {
-        p = ltf_baseline_predict(LTF_BASE_LASSO, 8, 4, hx, hy, e[j]);
-        CHECK(fabs(p - ww[j]) < 1e-6, "lasso orthogonal design: w_%d = %.7f, want %.7f", j, p, (double)ww[j]);
-    }
-    /* one point: the optimum puts all weight on the largest |x_j|, w_3 = S(x_3 y, alpha) / x_3^2;
-     * coordinate descent first loads x_0 and creeps to x_3 over ~10^4 sweeps */
-    float px[5] = {1.0f, -0.3f, 0.5f, 1.02f, 0.2f}, py = 2.0f;
-    for (int j = 0; j < 5; j++) {
-        double wj = j == 3 ? ((double)px[3] * py - 0.01) / ((double)px[3] * px[3]) : 0.0;
-        p = ltf_baseline_predict(LTF_BASE_LASSO, 1, 5, px, &py, e[j]);
-        CHECK(fabs(p - wj) < 1e-5, "lasso k=1: w_%d = %.7f, want %.7f (all weight on the largest |x_j|)", j, p, wj);
-    }
-    /* k < d: the answer must satisfy the optimality conditions X_j . (y - X w) / k = alpha sign(w_j)
-     * where w_j != 0 and |X_j . (y - X w) / k| <= alpha where w_j = 0 */
-    enum { LK = 6, LD = 10 };
-    float *gx = rand_buf(LK * LD, 1), gy[LK];
-    double w[LD], worst = 0;
-    for (int i = 0; i < LK; i++) gy[i] = 1.5f * gx[i * LD + 2] - 0.8f * gx[i * LD + 7];
-    for (int j = 0; j < LD; j++) w[j] = ltf_baseline_predict(LTF_BASE_LASSO, LK, LD, gx, gy, e[j]);
-    for (int j = 0; j < LD; j++) {
-        double g = 0;
-        for (int i = 0; i < LK; i++) {
-            double r = gy[i];
-            for (int c = 0; c < LD; c++) r -= gx[i * LD + c] * w[c];
-            g += gx[i * LD + j] * r / LK;
-        }
-        double viol = w[j] != 0 ? fabs(g - (w[j] > 0 ? 0.01 : -0.01)) : (fabs(g) > 0.01 ? fabs(g) - 0.01 : 0);
-        if (viol > worst) worst = viol;
-    }
-    CHECK(worst < 1e-5, "lasso k < d: optimality conditions off by %.2e", worst);
-    free(gx);
-    CHECK(ltf_baseline_predict(LTF_BASE_LASSO, 0, 4, hx, hy, e[0]) == 0.0, "lasso k=0 predicts 0");
-
-    /* decision tree. A depth-2 step function of 3 coordinates is recovered exactly: the root splits
-     * on x0 (it separates {0, 1} from {10, 11}), each child on its own coordinate, then pure leaves. */
-    enum { TK = 200 };
-    float tx[TK * 3], ty[TK];
-    for (int i = 0; i < TK * 3; i++) tx[i] = (float)(2.0 * ltf_rng_uniform(&g_rng) - 1.0);
-#define STEP(v) ((v)[0] > 0.3f ? ((v)[2] > -0.2f ? 11.0f : 10.0f) : ((v)[1] > 0.5f ? 1.0f : 0.0f))
-    for (int i = 0; i < TK; i++) ty[i] = STEP(tx + 3 * i);
-    float tq[4][3] = {{0.8f, 0.0f, 0.5f}, {0.8f, 0.9f, -0.7f}, {-0.5f, 0.9f, 0.0f}, {-0.5f, 0.1f, 0.9f}};
-    for (int q = 0; q < 4; q++) {
-        p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, ty, tq[q]);
-        CHECK(p == STEP(tq[q]), "tree on a depth-2 step function: query %d predicts %g, want %g", q, p, (double)STEP(tq[q]));
-    }
-#undef STEP
-    /* y = x on 0..63: every split halves its node, so depth 4 leaves hold 4 points: the query 4.2
-     * lands in {4, 5, 6, 7} and predicts its mean 5.5 (depth 5 would give 4.5) */
-    float sx[64], sy[64], sq1 = 4.2f, sq2 = 63.0f;
-    for (int i = 0; i < 64; i++) sx[i] = sy[i] = (float)i;
-    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq1);
-    CHECK(p == 5.5, "tree depth 4 on y = x: predicts %g at 4.2, want the leaf mean 5.5", p);
-    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq2);
-    CHECK(p == 61.5, "tree depth 4 on y = x: predicts %g at 63, want 61.5", p);
-    float cy[TK];
-    for (int i = 0; i < TK; i++) cy[i] = 0.7f;
-    p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, cy, tq[0]);
-    CHECK(fabs(p - 0.7f) < 1e-6, "tree on constant y = 0.7 predicts %.7f", p);
-    p = ltf_baseline_predict(LTF_BASE_TREE, 1, 3, tx, ty, tq[0]);
-    CHECK(p == ty[0], "tree on one point predicts its y: %g want %g", p, (double)ty[0]);
-    CHECK(ltf_baseline_predict(LTF_BASE_TREE, 0, 3, tx, ty, tq[0]) == 0.0, "tree k=0 predicts 0");
-
-    /* ReLU net, against PyTorch: 13 exact points of y = x0 - x1 / 2 + 2 relu(x2); torch 2.15's
-     * nn.Linear/ReLU + Adam(lr 5e-3) + MSELoss, 100 full-batch steps from the same initial
-     * weights (drawn here, copied into torch), predict -0.631737709 at the 13th point (this code:
-     * -0.631737769; untrained -0.176). Any wrong term of the backward pass or of Adam moves it. */
-    enum { GK = 12, GD = 3 };
-    float gxs[(GK + 1) * GD], gys[GK + 1];
-    for (int i = 0; i <= GK; i++) {
-        for (int j = 0; j < GD; j++) gxs[i * GD + j] = (float)((i * 7 + j * 5) % 13 - 6) / 4.0f;
-        gys[i] = gxs[i * GD] - 0.5f * gxs[i * GD + 1] + 2.0f * (gxs[i * GD + 2] > 0 ? gxs[i * GD + 2] : 0.0f);
-    }
-    p = ltf_baseline_predict(LTF_BASE_RELU_NET, GK, GD, gxs, gys, gxs + GK * GD);
-    CHECK(fabs(p - -0.631737709) < 1e-5, "relu net: %.9f, PyTorch from the same start -0.631737709", p);
-    /* it fits a linear target on its k = 50 training points, and is deterministic */
-    enum { NK = 50, ND = 5 };
-    float *nx = rand_buf((NK + 1) * ND, 1), ny[NK + 1], nw[ND] = {1.0f, -0.5f, 0.3f, 2.0f, -1.2f};
-    double se = 0, var = 0;
-    for (int i = 0; i <= NK; i++) { ny[i] = 0; for (int j = 0; j < ND; j++) ny[i] += nw[j] * nx[i * ND + j]; }
-    for (int i = 0; i < 10; i++) {
-        double q = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + i * ND);
-        se += (q - ny[i]) * (q - ny[i]); var += (double)ny[i] * ny[i];
-    }
-    CHECK(se / var < 0.01, "relu net training error / |y|^2 = %.4f on a linear target, want < 0.01", se / var);
-    double p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
-    double p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
-    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && isfinite(p1), "relu net not repeatable: %.17g then %.17g", p1, p2);
-    /* k > 100 draws minibatches of 100 from the seeded RNG: still repeatable */
-    float *bx = rand_buf(121 * 2, 1), by[121];
-    for (int i = 0; i < 121; i++) by[i] = bx[2 * i] > 0 ? bx[2 * i] : 0.0f;
-    p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
-    p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
-    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && fabs(p1 - by[120]) < 0.1,
-          "relu net k=120 (minibatches): %.6f then %.6f, target %.6f", p1, p2, (double)by[120]);
-    free(bx);
-    CHECK(ltf_baseline_predict(LTF_BASE_RELU_NET, 0, ND, nx, ny, nx) == 0.0, "relu net k=0 predicts 0");
-    free(nx);
-    CHECK(strcmp(ltf_baseline_name(LTF_BASE_LASSO), "lasso") == 0 && strcmp(ltf_baseline_name(LTF_BASE_TREE), "decision_tree") == 0 &&
-          strcmp(ltf_baseline_name(LTF_BASE_RELU_NET), "relu_net") == 0, "baseline names");
+static void test_eval_loops(void) {
+    /* evaluation runs any number of iterations on one scratch set; the prediction after iteration
+     * b equals the last training-window prediction's forward; standard ignores n_loops */
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 3, err);
+    randomize_model(&m, 0.3f);
+    float *xs = rand_buf(2 * 4 * 3, 1), *ys = rand_buf(8, 1), last[8], *it = zeros(50 * 8);
+    CHECK(ltf_predict(&m, xs, ys, 2, 4, 50, last, it) == 0, "predict 50 loops: %s", m.err);
+    CHECK(memcmp(last, it + 49 * 8, sizeof last) == 0, "last prediction differs from iteration 50");
+    float l3[8];
+    ltf_predict(&m, xs, ys, 2, 4, 3, l3, NULL);
+    CHECK(memcmp(l3, it + 2 * 8, sizeof l3) == 0, "3 loops differ from the 3rd of 50");
+    CHECK(ltf_predict(&m, xs, ys, 2, 4, 0, last, NULL) == -1, "0 loops accepted");
+    ltf_task task = ltf_task_linear_regression(3, 3);
+    double ek[4] = {NAN, NAN, NAN, NAN}, ei[7] = {NAN};
+    ltf_rng r;
+    ltf_rng_seed(&r, 1);
+    CHECK(ltf_evaluate(&m, &task, &r, 100, 4, 7, ek, ei, NULL) == 0, "evaluate: %s", m.err);
+    CHECK(isfinite(ek[3]) && isfinite(ei[6]) && ei[6] > 0, "evaluate gives finite errors");
+    ltf_task wrong = ltf_task_linear_regression(4, 4);
+    CHECK(ltf_evaluate(&m, &wrong, &r, 100, 4, 7, ek, NULL, NULL) == -1 && strstr(m.err, "d = 4"), "task/model d mismatch: %s", m.err);
+    free(xs); free(ys); free(it);
+    ltf_model_free(&m);
 }
 
 /* ------------------------------------------------------------------ checkpoints */
@@ -1829,6 +1461,375 @@ static void test_checkpoint_pytorch(void) {
     for (int i = 0; i < 4; i++) { snprintf(cmd, sizeof cmd, "%s/%s", dir, other[i]); remove(cmd); }
     remove(path); rmdir(dir);
 }
+
+/* ------------------------------------------------------------------ workbench: baselines, bands, plots, FMA peak */
+
+static void test_baselines(void) {
+    /* least squares recovers w exactly from k >= d points; with k < d it is the minimum-norm
+     * solution: for one point x1 it predicts y1 (x1 . x) / |x1|^2 */
+    int d = 4;
+    float w[4] = {0.5f, -1.0f, 2.0f, 0.25f}, xs[8 * 4], ys[8];
+    for (int i = 0; i < 8; i++) {
+        ys[i] = 0;
+        for (int j = 0; j < d; j++) { xs[i * d + j] = (float)ltf_rng_normal(&g_rng); ys[i] += w[j] * xs[i * d + j]; }
+    }
+    double want = 0;
+    for (int j = 0; j < d; j++) want += w[j] * xs[7 * d + j];
+    double p = ltf_baseline_predict(LTF_BASE_LSQ, 4, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - want) < 1e-4, "lstsq k=d: %.6f want %.6f", p, want);
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 7, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - want) < 1e-4, "lstsq k>d: %.6f want %.6f", p, want);
+    double n1 = 0, dx = 0;
+    for (int j = 0; j < d; j++) { n1 += xs[j] * xs[j]; dx += xs[j] * xs[7 * d + j]; }
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 1, d, xs, ys, xs + 7 * d);
+    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4, "lstsq min-norm k=1: %.6f want %.6f", p, ys[0] * dx / n1);
+    /* rank-deficient: two identical points, k=2 < d: min-norm of a duplicate is the same as one */
+    float dup[8];
+    memcpy(dup, xs, 4 * sizeof(float)); memcpy(dup + 4, xs, 4 * sizeof(float));
+    float ydup[2] = {ys[0], ys[0]};
+    p = ltf_baseline_predict(LTF_BASE_LSQ, 2, d, dup, ydup, xs + 7 * d);
+    CHECK(fabs(p - ys[0] * dx / n1) < 1e-4 && isfinite(p), "lstsq duplicate points: %.6f want %.6f", p, ys[0] * dx / n1);
+    CHECK(ltf_baseline_predict(LTF_BASE_LSQ, 0, d, xs, ys, xs) == 0.0, "k=0 predicts 0");
+    /* averaging: w = mean y_j x_j */
+    float ax[2 * 2] = {1, 0, 0, 2}, ay[2] = {3, 4}, q[2] = {1, 1};
+    p = ltf_baseline_predict(LTF_BASE_AVERAGING, 2, 2, ax, ay, q);
+    CHECK(fabs(p - 5.5) < 1e-9, "averaging: %.6f want 5.5 (w = (1.5, 4))", p);
+    /* 3-NN: the 3 closest of 4 points on a line */
+    float kx[4] = {0, 1, 5, 2}, ky[4] = {1, 2, 100, 3}, kq[1] = {0.4f};
+    p = ltf_baseline_predict(LTF_BASE_KNN3, 4, 1, kx, ky, kq);
+    CHECK(fabs(p - 2.0) < 1e-9, "3nn: %.6f want 2", p);
+    p = ltf_baseline_predict(LTF_BASE_KNN3, 2, 1, kx, ky, kq);
+    CHECK(fabs(p - 1.5) < 1e-9, "3nn with k=2 averages both: %.6f want 1.5", p);
+    /* normalized error on linear regression: zero predictor ~1, least squares ~0 past k = d */
+    ltf_task task = ltf_task_linear_regression(5, 5);
+    double e[11];
+    ltf_rng r;
+    ltf_rng_seed(&r, 3);
+    ltf_baseline_evaluate(LTF_BASE_ZERO, &task, &r, 2000, 11, e, NULL);
+    CHECK(fabs(e[5] - 1.0) < 0.1, "zero predictor normalized error %.3f, want ~1", e[5]);
+    ltf_baseline_evaluate(LTF_BASE_LSQ, &task, &r, 200, 11, e, NULL);
+    CHECK(e[6] < 1e-8 && e[2] > 0.3, "least squares error at k=6 %.2e (want ~0), k=2 %.3f", e[6], e[2]);
+}
+
+static void test_baselines_extra(void) {
+    /* Lasso. The prediction is w . x, so the query e_j reads w_j off. */
+    float e[10][10];
+    for (int i = 0; i < 10; i++) for (int j = 0; j < 10; j++) e[i][j] = i == j ? 1.0f : 0.0f;
+    /* 1-d: w = S(x.y / k, alpha) / (x.x / k), S the soft threshold */
+    float lx[6] = {0.5f, -1.0f, 2.0f, 0.3f, -0.7f, 1.1f}, ly[6];
+    double xy = 0, xx = 0;
+    for (int i = 0; i < 6; i++) { ly[i] = 0.8f * lx[i] + 0.1f * (i % 2 ? 1 : -1); xy += (double)lx[i] * ly[i]; xx += (double)lx[i] * lx[i]; }
+    double want = (xy / 6 - 0.01) / (xx / 6);
+    double p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, ly, e[0]);
+    CHECK(fabs(p - want) < 1e-9, "lasso 1-d: w = %.9f, soft threshold gives %.9f", p, want);
+    float small_y[6];   /* |x.y / k| < alpha: w = 0 exactly */
+    for (int i = 0; i < 6; i++) small_y[i] = 0.001f * lx[i];
+    p = ltf_baseline_predict(LTF_BASE_LASSO, 6, 1, lx, small_y, e[0]);
+    CHECK(p == 0.0, "lasso 1-d below the threshold: w = %g, want 0", p);
+    /* orthogonal design, X^T X = k I (rows of a Hadamard matrix): w_j = S(w_true_j, alpha) */
+    float hx[8 * 4], hy[8], wt[4] = {2.0f, 0.0f, -0.5f, 0.005f}, ww[4] = {1.99f, 0.0f, -0.49f, 0.0f};
+    for (int i = 0; i < 8; i++) {
+        hy[i] = 0;
+        for (int j = 0; j < 4; j++) {
+            int bit = j > 0 && ((i >> (j - 1)) & 1);   /* columns: all 1, then the 3 bits of i as +-1 */
+            hx[i * 4 + j] = bit ? -1.0f : 1.0f;
+            hy[i] += wt[j] * hx[i * 4 + j];
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        p = ltf_baseline_predict(LTF_BASE_LASSO, 8, 4, hx, hy, e[j]);
+        CHECK(fabs(p - ww[j]) < 1e-6, "lasso orthogonal design: w_%d = %.7f, want %.7f", j, p, (double)ww[j]);
+    }
+    /* one point: the optimum puts all weight on the largest |x_j|, w_3 = S(x_3 y, alpha) / x_3^2;
+     * coordinate descent first loads x_0 and creeps to x_3 over ~10^4 sweeps */
+    float px[5] = {1.0f, -0.3f, 0.5f, 1.02f, 0.2f}, py = 2.0f;
+    for (int j = 0; j < 5; j++) {
+        double wj = j == 3 ? ((double)px[3] * py - 0.01) / ((double)px[3] * px[3]) : 0.0;
+        p = ltf_baseline_predict(LTF_BASE_LASSO, 1, 5, px, &py, e[j]);
+        CHECK(fabs(p - wj) < 1e-5, "lasso k=1: w_%d = %.7f, want %.7f (all weight on the largest |x_j|)", j, p, wj);
+    }
+    /* k < d: the answer must satisfy the optimality conditions X_j . (y - X w) / k = alpha sign(w_j)
+     * where w_j != 0 and |X_j . (y - X w) / k| <= alpha where w_j = 0 */
+    enum { LK = 6, LD = 10 };
+    float *gx = rand_buf(LK * LD, 1), gy[LK];
+    double w[LD], worst = 0;
+    for (int i = 0; i < LK; i++) gy[i] = 1.5f * gx[i * LD + 2] - 0.8f * gx[i * LD + 7];
+    for (int j = 0; j < LD; j++) w[j] = ltf_baseline_predict(LTF_BASE_LASSO, LK, LD, gx, gy, e[j]);
+    for (int j = 0; j < LD; j++) {
+        double g = 0;
+        for (int i = 0; i < LK; i++) {
+            double r = gy[i];
+            for (int c = 0; c < LD; c++) r -= gx[i * LD + c] * w[c];
+            g += gx[i * LD + j] * r / LK;
+        }
+        double viol = w[j] != 0 ? fabs(g - (w[j] > 0 ? 0.01 : -0.01)) : (fabs(g) > 0.01 ? fabs(g) - 0.01 : 0);
+        if (viol > worst) worst = viol;
+    }
+    CHECK(worst < 1e-5, "lasso k < d: optimality conditions off by %.2e", worst);
+    free(gx);
+    CHECK(ltf_baseline_predict(LTF_BASE_LASSO, 0, 4, hx, hy, e[0]) == 0.0, "lasso k=0 predicts 0");
+
+    /* decision tree. A depth-2 step function of 3 coordinates is recovered exactly: the root splits
+     * on x0 (it separates {0, 1} from {10, 11}), each child on its own coordinate, then pure leaves. */
+    enum { TK = 200 };
+    float tx[TK * 3], ty[TK];
+    for (int i = 0; i < TK * 3; i++) tx[i] = (float)(2.0 * ltf_rng_uniform(&g_rng) - 1.0);
+#define STEP(v) ((v)[0] > 0.3f ? ((v)[2] > -0.2f ? 11.0f : 10.0f) : ((v)[1] > 0.5f ? 1.0f : 0.0f))
+    for (int i = 0; i < TK; i++) ty[i] = STEP(tx + 3 * i);
+    float tq[4][3] = {{0.8f, 0.0f, 0.5f}, {0.8f, 0.9f, -0.7f}, {-0.5f, 0.9f, 0.0f}, {-0.5f, 0.1f, 0.9f}};
+    for (int q = 0; q < 4; q++) {
+        p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, ty, tq[q]);
+        CHECK(p == STEP(tq[q]), "tree on a depth-2 step function: query %d predicts %g, want %g", q, p, (double)STEP(tq[q]));
+    }
+#undef STEP
+    /* y = x on 0..63: every split halves its node, so depth 4 leaves hold 4 points: the query 4.2
+     * lands in {4, 5, 6, 7} and predicts its mean 5.5 (depth 5 would give 4.5) */
+    float sx[64], sy[64], sq1 = 4.2f, sq2 = 63.0f;
+    for (int i = 0; i < 64; i++) sx[i] = sy[i] = (float)i;
+    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq1);
+    CHECK(p == 5.5, "tree depth 4 on y = x: predicts %g at 4.2, want the leaf mean 5.5", p);
+    p = ltf_baseline_predict(LTF_BASE_TREE, 64, 1, sx, sy, &sq2);
+    CHECK(p == 61.5, "tree depth 4 on y = x: predicts %g at 63, want 61.5", p);
+    float cy[TK];
+    for (int i = 0; i < TK; i++) cy[i] = 0.7f;
+    p = ltf_baseline_predict(LTF_BASE_TREE, TK, 3, tx, cy, tq[0]);
+    CHECK(fabs(p - 0.7f) < 1e-6, "tree on constant y = 0.7 predicts %.7f", p);
+    p = ltf_baseline_predict(LTF_BASE_TREE, 1, 3, tx, ty, tq[0]);
+    CHECK(p == ty[0], "tree on one point predicts its y: %g want %g", p, (double)ty[0]);
+    CHECK(ltf_baseline_predict(LTF_BASE_TREE, 0, 3, tx, ty, tq[0]) == 0.0, "tree k=0 predicts 0");
+
+    /* ReLU net, against PyTorch: 13 exact points of y = x0 - x1 / 2 + 2 relu(x2); torch 2.15's
+     * nn.Linear/ReLU + Adam(lr 5e-3) + MSELoss, 100 full-batch steps from the same initial
+     * weights (drawn here, copied into torch), predict -0.631737709 at the 13th point (this code:
+     * -0.631737769; untrained -0.176). Any wrong term of the backward pass or of Adam moves it. */
+    enum { GK = 12, GD = 3 };
+    float gxs[(GK + 1) * GD], gys[GK + 1];
+    for (int i = 0; i <= GK; i++) {
+        for (int j = 0; j < GD; j++) gxs[i * GD + j] = (float)((i * 7 + j * 5) % 13 - 6) / 4.0f;
+        gys[i] = gxs[i * GD] - 0.5f * gxs[i * GD + 1] + 2.0f * (gxs[i * GD + 2] > 0 ? gxs[i * GD + 2] : 0.0f);
+    }
+    p = ltf_baseline_predict(LTF_BASE_RELU_NET, GK, GD, gxs, gys, gxs + GK * GD);
+    CHECK(fabs(p - -0.631737709) < 1e-5, "relu net: %.9f, PyTorch from the same start -0.631737709", p);
+    /* it fits a linear target on its k = 50 training points, and is deterministic */
+    enum { NK = 50, ND = 5 };
+    float *nx = rand_buf((NK + 1) * ND, 1), ny[NK + 1], nw[ND] = {1.0f, -0.5f, 0.3f, 2.0f, -1.2f};
+    double se = 0, var = 0;
+    for (int i = 0; i <= NK; i++) { ny[i] = 0; for (int j = 0; j < ND; j++) ny[i] += nw[j] * nx[i * ND + j]; }
+    for (int i = 0; i < 10; i++) {
+        double q = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + i * ND);
+        se += (q - ny[i]) * (q - ny[i]); var += (double)ny[i] * ny[i];
+    }
+    CHECK(se / var < 0.01, "relu net training error / |y|^2 = %.4f on a linear target, want < 0.01", se / var);
+    double p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
+    double p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, NK, ND, nx, ny, nx + NK * ND);
+    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && isfinite(p1), "relu net not repeatable: %.17g then %.17g", p1, p2);
+    /* k > 100 draws minibatches of 100 from the seeded RNG: still repeatable */
+    float *bx = rand_buf(121 * 2, 1), by[121];
+    for (int i = 0; i < 121; i++) by[i] = bx[2 * i] > 0 ? bx[2 * i] : 0.0f;
+    p1 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
+    p2 = ltf_baseline_predict(LTF_BASE_RELU_NET, 120, 2, bx, by, bx + 240);
+    CHECK(memcmp(&p1, &p2, sizeof p1) == 0 && fabs(p1 - by[120]) < 0.1,
+          "relu net k=120 (minibatches): %.6f then %.6f, target %.6f", p1, p2, (double)by[120]);
+    free(bx);
+    CHECK(ltf_baseline_predict(LTF_BASE_RELU_NET, 0, ND, nx, ny, nx) == 0.0, "relu net k=0 predicts 0");
+    free(nx);
+    CHECK(strcmp(ltf_baseline_name(LTF_BASE_LASSO), "lasso") == 0 && strcmp(ltf_baseline_name(LTF_BASE_TREE), "decision_tree") == 0 &&
+          strcmp(ltf_baseline_name(LTF_BASE_RELU_NET), "relu_net") == 0, "baseline names");
+}
+
+static void test_bootstrap(void) {
+    int P = 500, n = 3;
+    float *e = (float *)malloc(sizeof(float) * P * n);
+    double lo[3], hi[3], mean = 0, sd = 0;
+    for (int p = 0; p < P; p++) { e[p * n] = 0.5f; e[p * n + 1] = (float)ltf_rng_uniform(&g_rng); e[p * n + 2] = p == 0 ? 100.0f : 0.0f; }
+    for (int p = 0; p < P; p++) mean += e[p * n + 1] / P;
+    for (int p = 0; p < P; p++) sd += (e[p * n + 1] - mean) * (e[p * n + 1] - mean) / (P - 1);
+    sd = sqrt(sd / P);   /* standard error of the mean */
+    CHECK(ltf_bootstrap_band(e, P, n, 1000, 0.9, 1, lo, hi) == 0, "bootstrap runs");
+    CHECK(lo[0] == 0.5 && hi[0] == 0.5, "constant errors give a zero-width band");
+    CHECK(lo[1] < mean && mean < hi[1] && fabs((hi[1] - lo[1]) / (2 * 1.645 * sd) - 1) < 0.15,
+          "band [%g, %g] around %g has the normal width %g", lo[1], hi[1], mean, 2 * 1.645 * sd);
+    CHECK(lo[2] == 0.0 && hi[2] > 0.0, "one outlier prompt: lower end 0, upper end above");
+    CHECK(ltf_bootstrap_band(e, 0, n, 10, 0.9, 1, lo, hi) == -1 && ltf_bootstrap_band(e, P, n, 10, 1.5, 1, lo, hi) == -1,
+          "bad arguments rejected");
+    free(e);
+}
+
+/* plots: the SVG must be well-formed enough for a browser, carry every label escaped, break lines
+ * at NaN, keep a spike through decimation, refuse bad input with a message, leave no .tmp. */
+static char *plots_read(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = (char *)malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int plots_count(const char *s, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* The d attribute of the k-th <path class="line">: subpaths (M), vertices (M/L), y extent (px). */
+static int plots_line(const char *svg, int k, int *subpaths, int *vertices, double *min_y, double *max_y) {
+    const char *p = svg;
+    for (int i = 0; i <= k; i++) {
+        p = strstr(p, "class=\"line\"");
+        if (!p) return -1;
+        p++;
+    }
+    p = strstr(p, " d=\"") + 4;
+    *subpaths = *vertices = 0;
+    *min_y = INFINITY;
+    *max_y = -INFINITY;
+    while (*p && *p != '"') {
+        char c = *p++;
+        if (c != 'M' && c != 'L') continue;
+        char *end;
+        strtod(p, &end);
+        double y = strtod(end, &end);
+        p = end;
+        *subpaths += c == 'M';
+        (*vertices)++;
+        if (y < *min_y) *min_y = y;
+        if (y > *max_y) *max_y = y;
+    }
+    return 0;
+}
+
+/* A decade label as the plot writes it: 10 with a raised exponent, or the plain number. */
+static int plots_has_decade(const char *svg, int e) {
+    char sup[96], plain[32];
+    snprintf(sup, sizeof sup, ">10<tspan dy=\"-0.5em\" font-size=\"80%%\">%s%d</tspan>", e < 0 ? "\xe2\x88\x92" : "", abs(e));
+    snprintf(plain, sizeof plain, ">%g<", pow(10.0, e));
+    return strstr(svg, sup) || strstr(svg, plain);
+}
+
+static void test_plots(void) {
+    char path[64], tmp[80], err[LTF_ERR_LEN];
+    snprintf(path, sizeof path, "/tmp/ltf_test_plots_%d.svg", (int)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    remove(path);
+    double k[10], a[10], lo[10], hi[10], b[10], c[10];
+    for (int i = 0; i < 10; i++) {   /* errors from 1 down to 1e-3 */
+        k[i] = i;
+        a[i] = pow(10.0, -i / 3.0);
+        lo[i] = 0.8 * a[i]; hi[i] = 1.2 * a[i];
+        b[i] = 0.5 * a[i];
+        c[i] = 0.9;
+    }
+    b[4] = NAN;                       /* breaks series 1 into two runs */
+    c[7] = INFINITY;                  /* and series 2 */
+    ltf_series s[3] = {{"looped <b=20>", k, a, 10, lo, hi, 0}, {"least \"squares\"", k, b, 10, NULL, NULL, 1},
+                       {"3-NN & avg", k, c, 10, NULL, NULL, 0}};
+    ltf_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = "error vs k: a < b & c > 'd'"; p.xlabel = "in-context examples k"; p.ylabel = "normalized error";
+    p.log_y = 1; p.series = s; p.n_series = 3; p.hline = 1.0; p.hline_label = "zero estimator";
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "plot: %s", err);
+    char *svg = plots_read(path);
+    CHECK(svg != NULL, "no file %s", path);
+    if (!svg) return;
+    size_t len = strlen(svg);
+    CHECK(strncmp(svg, "<svg", 4) == 0, "does not start with <svg");
+    CHECK(len > 7 && strstr(svg + len - 8, "</svg>"), "does not end with </svg>");
+    CHECK(plots_count(svg, "<g ") + plots_count(svg, "<g>") == plots_count(svg, "</g>"), "unbalanced <g>: %d open, %d close",
+          plots_count(svg, "<g ") + plots_count(svg, "<g>"), plots_count(svg, "</g>"));
+    CHECK(plots_count(svg, "<text") == plots_count(svg, "</text>"), "unbalanced <text>");
+    CHECK(strstr(svg, ">error vs k: a &lt; b &amp; c &gt; &apos;d&apos;<") != NULL, "escaped title missing");
+    CHECK(strstr(svg, ">looped &lt;b=20&gt;<") && strstr(svg, ">least &quot;squares&quot;<") &&
+          strstr(svg, ">3-NN &amp; avg<") && strstr(svg, ">zero estimator<") &&
+          strstr(svg, ">in-context examples k<") && strstr(svg, ">normalized error<"), "a label is missing or unescaped");
+    CHECK(plots_count(svg, "class=\"line\"") == 3 && plots_count(svg, "class=\"band\"") == 1 &&
+          plots_count(svg, "class=\"ref\"") == 1, "%d lines (want 3), %d bands (want 1), %d reference lines (want 1)",
+          plots_count(svg, "class=\"line\""), plots_count(svg, "class=\"band\""), plots_count(svg, "class=\"ref\""));
+    for (int e = -3; e <= 0; e++) CHECK(plots_has_decade(svg, e), "log axis 1e-3..1: no tick label for 1e%d", e);
+    int sub = 0, vert = 0;
+    double min_y, max_y;
+    CHECK(plots_line(svg, 1, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
+          "series with a NaN at 4: %d subpaths (want 2), %d points (want 9)", sub, vert);
+    CHECK(plots_line(svg, 2, &sub, &vert, &min_y, &max_y) == 0 && sub == 2 && vert == 9,
+          "series with an Inf at 7: %d subpaths (want 2), %d points (want 9)", sub, vert);
+    CHECK(plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && sub == 1 && vert == 10, "plain series: %d subpaths, %d points", sub, vert);
+    CHECK(!strstr(svg, "nan") && !strstr(svg, "inf"), "a non-finite number was printed");
+    CHECK(access(tmp, F_OK) != 0, "%s left behind", tmp);
+    free(svg);
+
+    /* 100k points with a spike and a dip: at most 2000 vertices; the spike is the line's top
+     * and the dip its bottom (a plain stride would drop both) */
+    int n = 100000;
+    double *x = (double *)malloc(n * sizeof(double)), *y = (double *)malloc(n * sizeof(double));
+    for (int i = 0; i < n; i++) { x[i] = i; y[i] = 0.5 + 0.4 * sin(i * 0.01); }
+    y[54321] = 10.0;
+    y[76543] = 0.001;
+    ltf_series big = {"loss", x, y, n, NULL, NULL, 0};
+    memset(&p, 0, sizeof p);
+    p.series = &big; p.n_series = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "big plot: %s", err);
+    svg = plots_read(path);
+    double clip_x = 0, clip_y = 0, clip_w = 0, clip_h = 0;   /* the plot area, 1 px wider up and down */
+    const char *clip = svg ? strstr(svg, "<clipPath id=\"ltf-plot-area\"><rect x=\"") : NULL;
+    CHECK(clip && sscanf(clip, "<clipPath id=\"ltf-plot-area\"><rect x=\"%lf\" y=\"%lf\" width=\"%lf\" height=\"%lf\"",
+                         &clip_x, &clip_y, &clip_w, &clip_h) == 4, "no clip rect");
+    CHECK(svg && plots_line(svg, 0, &sub, &vert, &min_y, &max_y) == 0 && vert <= 2000 && vert >= 1000,
+          "100k points drawn with %d vertices: want 1000..2000", vert);
+    CHECK(fabs(min_y - (clip_y + 1)) < 0.2, "the spike was lost: highest vertex at y = %.1f, plot top %.1f", min_y, clip_y + 1);
+    CHECK(fabs(max_y - (clip_y + clip_h - 1)) < 0.2, "the dip was lost: lowest vertex at y = %.1f, plot bottom %.1f",
+          max_y, clip_y + clip_h - 1);
+    free(svg);
+
+    /* no drawable data: axes and a note, not an error */
+    double nan_y[3] = {NAN, NAN, NAN};
+    ltf_series empty = {"pending", k, nan_y, 3, NULL, NULL, 0};
+    p.series = &empty; p.log_y = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "all-NaN plot: %s", err);
+    svg = plots_read(path);
+    CHECK(svg && strstr(svg, ">no data<") && plots_count(svg, "class=\"line\"") == 0, "all-NaN plot has no 'no data' note");
+    free(svg);
+    p.n_series = 0; p.series = NULL;
+    CHECK(ltf_plot_svg(&p, path, err) == 0, "empty plot: %s", err);
+
+    /* bad input: -1 and a message naming the problem; the file is not touched */
+    remove(path);
+    memset(&p, 0, sizeof p);
+    ltf_series bad = {"bad", k, a, -1, NULL, NULL, 0};
+    p.series = &bad; p.n_series = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "n = -1"), "n = -1: %s", err);
+    bad.n = 10; bad.x = NULL;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "x is NULL"), "x NULL: %s", err);
+    bad.x = k; bad.lo = lo;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hi is NULL"), "lo without hi: %s", err);
+    bad.lo = NULL;
+    double neg[10];
+    for (int i = 0; i < 10; i++) neg[i] = -1.0 - i;
+    bad.y = neg; p.log_y = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "log y axis"), "log y with no y > 0: %s", err);
+    p.log_y = 0; p.y_min = 2; p.y_max = 1;
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "y range 2..1"), "y range 2..1: %s", err);
+    p.y_min = p.y_max = 0; p.hline = NAN; p.hline_label = "ref";
+    CHECK(ltf_plot_svg(&p, path, err) == -1 && strstr(err, "hline = nan"), "NaN reference line: %s", err);
+    CHECK(ltf_plot_svg(NULL, path, err) == -1 && strstr(err, "plot is NULL"), "NULL plot: %s", err);
+    CHECK(access(path, F_OK) != 0, "a failed call wrote %s", path);
+    /* a write that fails (no such folder) reports it and leaves nothing */
+    memset(&p, 0, sizeof p);
+    CHECK(ltf_plot_svg(&p, "/nonexistent-ltf-dir/x.svg", err) == -1 && strstr(err, "cannot write"), "bad folder: %s", err);
+    remove(path);
+    free(x); free(y);
+}
+
+static void test_fma_peak(void) {
+    /* the bench's yardstick: a positive, finite rate (its size is the bench's to print) */
+    double g = ltf_fma_peak_gflops(0.05);
+    printf("  multiply-add peak %.1f GFLOP/s\n", g);
+    CHECK(isfinite(g) && g > 0.1, "ltf_fma_peak_gflops = %g", g);
+}
+
 
 /* ------------------------------------------------------------------ hardening */
 
@@ -2879,42 +2880,42 @@ static void test_gpu_skipped(void) {
 typedef struct { const char *name; void (*fn)(void); } test_case;
 
 int main(int argc, char **argv) {
-    test_case tests[] = {
-        {"gemm", test_gemm},
-        {"plain_twins", test_plain_twins},
-        {"threads_same_bits", test_threads_same_bits},
-        {"fma_peak", test_fma_peak},
-        {"op_gradients", test_op_gradients},
-        {"model_gradients", test_model_gradients},
-        {"pytorch_fixtures", test_pytorch_fixtures},
-        {"names_and_init", test_names_and_init},
+    test_case tests[] = {   /* in the order of this file's sections */
+        {"gemm", test_gemm},                                  /* matrix multiply            */
+        {"plain_twins", test_plain_twins},                    /* plain twins                */
+        {"op_gradients", test_op_gradients},                  /* op gradient checks         */
+        {"model_gradients", test_model_gradients},            /* whole-model gradient checks */
+        {"pytorch_fixtures", test_pytorch_fixtures},          /* PyTorch fixtures           */
+        {"names_and_init", test_names_and_init},              /* structure                  */
         {"config_validation", test_config_validation},
-        {"adam", test_adam},
+        {"adam", test_adam},                                  /* training machinery         */
         {"determinism", test_determinism},
+        {"training_learns", test_training_learns},
+        {"threads_same_bits", test_threads_same_bits},
         {"nan_loses_nothing", test_nan_loses_nothing},
-        {"checkpoint_roundtrip", test_checkpoint_roundtrip},
+        {"memory_independent_of_b", test_memory_independent_of_b},
+        {"tasks", test_tasks},                                /* tasks, curriculum, evaluation */
+        {"curriculum", test_curriculum},
+        {"eval_loops", test_eval_loops},
+        {"checkpoint_roundtrip", test_checkpoint_roundtrip},  /* checkpoints                */
         {"checkpoint_resume", test_checkpoint_resume},
         {"checkpoint_rejects", test_checkpoint_rejects},
         {"checkpoint_garbage", test_checkpoint_garbage},
         {"checkpoint_atomic", test_checkpoint_atomic},
         {"checkpoint_pytorch", test_checkpoint_pytorch},
-        {"baselines", test_baselines},
+        {"baselines", test_baselines},                        /* workbench                  */
         {"baselines_extra", test_baselines_extra},
-        {"eval_loops", test_eval_loops},
-        {"tasks", test_tasks},
-        {"curriculum", test_curriculum},
         {"bootstrap", test_bootstrap},
-        {"training_learns", test_training_learns},
-        {"memory_independent_of_b", test_memory_independent_of_b},
         {"plots", test_plots},
-        {"alloc_failures", test_alloc_failures},
+        {"fma_peak", test_fma_peak},
+        {"alloc_failures", test_alloc_failures},              /* hardening                  */
         {"demo_flags", test_demo_flags},
         {"demo_signals", test_demo_signals},
         {"demo_faults", test_demo_faults},
         {"write_faults", test_write_faults},
         {"train_next_fault", test_train_next_fault},
 #ifdef LOOPED_TF_CUDA
-        {"gpu_errors", test_gpu_errors},
+        {"gpu_errors", test_gpu_errors},                      /* GPU                        */
         {"gpu_samplers", test_gpu_samplers},
         {"gpu_ops", test_gpu_ops},
         {"gpu_step", test_gpu_step},

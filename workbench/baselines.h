@@ -5,7 +5,8 @@
  *
  * Part of the looped-tf workbench (the demo's side of the tree, README "Layout"): include it
  * after looped_tf.h in the one file that defines LOOPED_TF_IMPLEMENTATION (demo.c, test.c); it
- * uses the header's private helpers (ltf__fail, LTF_MALLOC/LTF_FREE, ltf__fill_uniform, ltf_adam_update). MIT licence, as the header.
+ * uses the header's private helpers (ltf__fail, LTF_MALLOC/LTF_FREE, ltf__fill_uniform) and its
+ * op ltf_adam_update. MIT licence, as the header.
  */
 #ifndef LTF_WORKBENCH_BASELINES_H
 #define LTF_WORKBENCH_BASELINES_H
@@ -19,9 +20,8 @@ int    ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n
                              double *err_by_k, float *err_by_prompt);
 int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w);
 
-/*
- * docs/MATH.md §8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of the same
- * prompt only, and predicts 0 when k = 0.
+/* docs/MATH.md §8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of
+ * the same prompt only, and predicts 0 when k = 0.
  *   least squares: w = X^+ y, the minimum-norm solution when k < d. Solved by one-sided Jacobi
  *     SVD in double (X V = U S), w = sum_j v_j (u_j . y) / s_j^2 over s_j > 1e-10 s_max: no
  *     normal equations, so nothing blows up near k = d.
@@ -277,7 +277,7 @@ static double ltf__relu_net_predict(int k, int d, const float *xs, const float *
                 for (int j = 0; j < H; j++) row[j] += xc * h[j];
             }
         }
-        /* torch.optim.Adam, section [8]'s update without weight decay */
+        /* torch.optim.Adam, ltf_adam_update of the header without weight decay */
         float sz = (float)(lr / (1.0 - pow(beta1, step))), bc2 = (float)sqrt(1.0 - pow(beta2, step));
         ltf_adam_update(par, m1, m2, grad, P, sz, bc2, 1.0f, beta1, beta2, eps);
     }

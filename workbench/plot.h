@@ -8,7 +8,6 @@
 #ifndef LTF_WORKBENCH_PLOT_H
 #define LTF_WORKBENCH_PLOT_H
 
-
 /* A dependency-free SVG line plot (800 x 500, sans-serif), for the figures of the paper:
  * error vs k with 90% bands, error vs loop iteration, loss vs step, mask sweeps.
  *   ltf_series s[2] = {{"looped", k, err, 41, lo, hi, 0}, {"least squares", k, ls, 41, NULL, NULL, 1}};
@@ -47,8 +46,7 @@ typedef struct {
  * a bad y range or reference line, or a failed write. */
 int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]);
 
-/*
- * The canvas (800 x 500): the title on top; the framed plot area; y tick labels and the rotated
+/* The canvas (800 x 500): the title on top; the framed plot area; y tick labels and the rotated
  * y label on its left; x tick labels and the x label below; the legend in a column to the
  * right of the plot area, outside it, so it never covers data. Lines, bands and the reference
  * line are clipped to the plot area. Axis ranges:

@@ -12,19 +12,18 @@
 double ltf_flops_per_step(const ltf_config *c, int B, int n);   /* FLOPs of one training step */
 double ltf_fma_peak_gflops(double seconds);   /* this machine's multiply-add peak, all threads */
 
-/*
- * Matrix multiplies and attention only (LayerNorm, GELU, Adam are O(BT C), negligible):
+/* The FLOP count of a training step: matrix multiplies and attention only (LayerNorm, GELU, Adam are O(BT C), negligible):
  *   per pass of f, per layer: 2 BT (3C^2 + C^2 + 8C^2) for the Linears
  *                            + 2 B H N(N+1)/2 hs * 2  for q k^T and att v (causal half)
  *   read_in: 2 BT d C.  Backward costs twice the forward.
- * A training step: b passes forward, the K = min(b, T) window passes backward (x2), read_in
+ * A training step: b passes forward, the n_win = min(b, T) window passes backward (x2), read_in
  * forward and backward. */
 double ltf_flops_per_step(const ltf_config *c, int B, int n) {
     double N = 2.0 * n, BT = B * N, C = c->n_embd, hs = C / c->n_head;
     double layer = 2.0 * BT * 12.0 * C * C + 4.0 * B * c->n_head * (N * (N + 1) / 2) * hs;
     double pass = c->n_layer * layer;
-    int b = ltf__train_loops(c), K = ltf__window(c);
-    return b * pass + 2.0 * K * pass + 3.0 * 2.0 * BT * c->n_dims * C;
+    int b = ltf__train_loops(c), n_win = ltf__window(c);
+    return b * pass + 2.0 * n_win * pass + 3.0 * 2.0 * BT * c->n_dims * C;
 }
 
 /* The yardstick for ltf_gemm: this machine's multiply-add peak in GFLOP/s on all threads. Each
