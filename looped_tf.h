@@ -54,6 +54,7 @@
  *   ltf_model_find(&m, name)                       [3] tensor by PyTorch name -> ltf_tensor* or NULL
  *   ltf_model_num_params(&m) / ltf_model_bytes(&m) [3] floats of parameters / bytes held in all
  *   ltf_model_backend(&m)                          [3] "cpu" or "cuda": where its ops run
+ *   ltf_model_init_weights(&m, seed)               [3] draw the initial weights again (§5)
  *   ltf_gemm / ltf_gemm_plain                      [4] Cm += A.B, fast / readable (the oracle)
  *   ops (raw pointers; backward ADDS into gradients) [5]: ltf_matmul_forward/backward,
  *     ltf_layernorm_forward/backward, ltf_attention_forward/backward (+ _plain twins),
