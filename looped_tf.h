@@ -137,7 +137,7 @@ typedef struct {
     int n_loops;      /* b: loop iterations in training (looped only)                    */
     int loop_window;  /* T: the last T iterations carry the loss and the gradient        */
     int mask_mode;    /* §4 variant: LTF_MASK_NONE / KEEP_LAST / KEEP_FIRST          */
-    int mask_pairs;   /* N: token pairs kept in the carried state                        */
+    int mask_pairs;   /* token pairs kept in the carried state (§4)                      */
     int mask_when;    /* LTF_AT_TRAIN, LTF_AT_EVAL or LTF_AT_BOTH                         */
 } ltf_config;
 
@@ -814,9 +814,9 @@ static const char *ltf__tensor_at(const ltf_model *m, size_t i) {
 }
 
 size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend's */
-    const ltf_store *s = &m->run;
-    size_t floats = 4 * m->n_params + s->act_floats + s->work_floats + s->cap_points * (size_t)(m->cfg.n_dims + 1)
-                  + s->cap_preds + (m->backend && !m->backend->host_memory ? 4 * m->n_params : 0);
+    const ltf_store *store = &m->run;
+    size_t floats = 4 * m->n_params + store->act_floats + store->work_floats + store->cap_points * (size_t)(m->cfg.n_dims + 1)
+                  + store->cap_preds + (m->backend && !m->backend->host_memory ? 4 * m->n_params : 0);
     return floats * sizeof(float) + sizeof(ltf_stats);
 }
 
@@ -1165,9 +1165,9 @@ static void ltf__layernorm_row(float *o, float *mean, float *rstd, const float *
                                const float *b, int C) {
     float m = ltf__sum(x, C) / (float)C;
     for (int i = 0; i < C; i++) o[i] = x[i] - m;
-    float s = 1.0f / sqrtf(ltf__dot(o, o, C) / (float)C + 1e-5f);
-    for (int i = 0; i < C; i++) o[i] = o[i] * s * w[i] + b[i];
-    *mean = m; *rstd = s;
+    float rs = 1.0f / sqrtf(ltf__dot(o, o, C) / (float)C + 1e-5f);
+    for (int i = 0; i < C; i++) o[i] = o[i] * rs * w[i] + b[i];
+    *mean = m; *rstd = rs;
 }
 
 void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -1204,18 +1204,18 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     for (int r = 0; r < BT; r++) {                           /* dx: rows are independent */
         const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
-        float m = mean[r], s = rstd[r], pg[LTF__LANES] = {0}, pgx[LTF__LANES] = {0};
+        float m = mean[r], rs = rstd[r], pg[LTF__LANES] = {0}, pgx[LTF__LANES] = {0};
         int i = 0;
         for (; i + LTF__LANES <= C; i += LTF__LANES)         /* the two sums, in lanes */
             for (int l = 0; l < LTF__LANES; l++) {
                 float g = w[i + l] * dy[i + l];
-                pg[l] += g; pgx[l] += g * ((x[i + l] - m) * s);
+                pg[l] += g; pgx[l] += g * ((x[i + l] - m) * rs);
             }
-        for (int l = 0; i < C; i++, l++) { float g = w[i] * dy[i]; pg[l] += g; pgx[l] += g * ((x[i] - m) * s); }
+        for (int l = 0; i < C; i++, l++) { float g = w[i] * dy[i]; pg[l] += g; pgx[l] += g * ((x[i] - m) * rs); }
         float g_mean = ltf__lanes_total(pg) / (float)C, gx_mean = ltf__lanes_total(pgx) / (float)C;
         for (i = 0; i < C; i++) {
-            float xhat = (x[i] - m) * s, g = w[i] * dy[i];
-            dx[i] += s * (g - g_mean - xhat * gx_mean);
+            float xhat = (x[i] - m) * rs, g = w[i] * dy[i];
+            dx[i] += rs * (g - g_mean - xhat * gx_mean);
         }
     }
     int tasks = (C + LTF__COLS - 1) / LTF__COLS;
@@ -1225,8 +1225,8 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         float sw[LTF__COLS] = {0}, sb[LTF__COLS] = {0};     /* local sums, as in ltf__sum_rows */
         for (int r = 0; r < BT; r++) {
             const float *x = inp + (size_t)r * C + i0, *dy = dout + (size_t)r * C + i0;
-            float m = mean[r], s = rstd[r];
-            for (int i = 0; i < w; i++) { sw[i] += dy[i] * ((x[i] - m) * s); sb[i] += dy[i]; }
+            float m = mean[r], rs = rstd[r];
+            for (int i = 0; i < w; i++) { sw[i] += dy[i] * ((x[i] - m) * rs); sb[i] += dy[i]; }
         }
         for (int i = 0; i < w; i++) { dw[i0 + i] += sw[i]; db[i0 + i] += sb[i]; }
     }
@@ -1585,23 +1585,23 @@ static int ltf__store_room(ltf_model *m, float **p, size_t *cap, size_t need, co
 }
 
 static void ltf__store_free_sets(ltf_model *m) {
-    ltf_store *s = &m->run;
-    ltf__store_release(m->backend, &s->act_mem);
-    ltf__store_release(m->backend, &s->work);
-    LTF_FREE(s->sets);
-    s->sets = NULL; s->n_sets = 0; s->cap_rows = s->cap_bhnn = 0; s->act_floats = s->work_floats = 0;
+    ltf_store *store = &m->run;
+    ltf__store_release(m->backend, &store->act_mem);
+    ltf__store_release(m->backend, &store->work);
+    LTF_FREE(store->sets);
+    store->sets = NULL; store->n_sets = 0; store->cap_rows = store->cap_bhnn = 0; store->act_floats = store->work_floats = 0;
 }
 
 /* Everything the store holds; the parameters too where they are the backend's own copy. */
 static void ltf__store_free(ltf_model *m) {
-    ltf_store *s = &m->run;
+    ltf_store *store = &m->run;
     if (!m->backend) return;
     ltf__store_free_sets(m);
-    ltf__store_release(m->backend, &s->batch);
-    ltf__store_release(m->backend, &s->preds);
-    ltf__store_release(m->backend, (float **)&s->stats);
-    if (!m->backend->host_memory) ltf__store_release(m->backend, &s->params);
-    memset(s, 0, sizeof *s);
+    ltf__store_release(m->backend, &store->batch);
+    ltf__store_release(m->backend, &store->preds);
+    ltf__store_release(m->backend, (float **)&store->stats);
+    if (!m->backend->host_memory) ltf__store_release(m->backend, &store->params);
+    memset(store, 0, sizeof *store);
     m->backend = NULL;
 }
 
@@ -1609,28 +1609,28 @@ static void ltf__store_free(ltf_model *m) {
  * from the host arrays (where be computes in host memory, they ARE the host arrays). On
  * failure the model stays where it was. */
 static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
-    ltf_store s;
+    ltf_store store;
     size_t n = m->n_params;
-    memset(&s, 0, sizeof s);
+    memset(&store, 0, sizeof store);
     if (be->host_memory) {
-        s.params = m->params; s.grads = m->grads; s.adam_m = m->adam_m; s.adam_v = m->adam_v;
+        store.params = m->params; store.grads = m->grads; store.adam_m = m->adam_m; store.adam_v = m->adam_v;
     } else {
-        if (be->alloc(&s.params, 4 * n, err, "the parameters, gradients and Adam moments") != 0) return -1;
-        s.grads = s.params + n; s.adam_m = s.params + 2 * n; s.adam_v = s.params + 3 * n;
+        if (be->alloc(&store.params, 4 * n, err, "the parameters, gradients and Adam moments") != 0) return -1;
+        store.grads = store.params + n; store.adam_m = store.params + 2 * n; store.adam_v = store.params + 3 * n;
         const float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
-        float *dev[4] = {s.params, s.grads, s.adam_m, s.adam_v};
+        float *dev[4] = {store.params, store.grads, store.adam_m, store.adam_v};
         for (int i = 0; i < 4; i++)
-            if (be->put(dev[i], host[i], n * sizeof(float), err) != 0) { be->release(s.params); return -1; }
+            if (be->put(dev[i], host[i], n * sizeof(float), err) != 0) { be->release(store.params); return -1; }
     }
-    if (be->alloc((float **)&s.stats, sizeof(ltf_stats) / sizeof(float), err, "the loss") != 0) {
-        if (!be->host_memory) be->release(s.params);
+    if (be->alloc((float **)&store.stats, sizeof(ltf_stats) / sizeof(float), err, "the loss") != 0) {
+        if (!be->host_memory) be->release(store.params);
         return -1;
     }
-    ltf__rebase(&s.w, &m->w, m->params, s.params, m->cfg.n_layer);
-    ltf__rebase(&s.g, &m->w, m->params, s.grads, m->cfg.n_layer);
+    ltf__rebase(&store.w, &m->w, m->params, store.params, m->cfg.n_layer);
+    ltf__rebase(&store.g, &m->w, m->params, store.grads, m->cfg.n_layer);
     ltf__store_free(m);
     m->backend = be;
-    m->run = s;
+    m->run = store;
     return 0;
 }
 
@@ -1639,9 +1639,9 @@ static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
 static int ltf__reserve(ltf_model *m, int B, int N) {
     const ltf_config *c = &m->cfg;
     const ltf_backend *be = m->backend;
-    ltf_store *s = &m->run;
+    ltf_store *store = &m->run;
     size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
-    if (rows <= s->cap_rows && bhnn <= s->cap_bhnn && s->sets) return 0;
+    if (rows <= store->cap_rows && bhnn <= store->cap_bhnn && store->sets) return 0;
     int n_sets = ltf__window(c) + 1;
     size_t per_set = ltf__acts_floats(c, rows, bhnn);
     size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, (size_t)ltf__window(c) * B * (N / 2));
@@ -1650,48 +1650,48 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
     if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_sets)
         return ltf__fail(m->err, "batch %d x %d tokens is too large to address", B, N);
     snprintf(what, sizeof what, "the activations of a batch of %d x %d tokens", B, N);
-    s->sets = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_sets);
-    if (!s->sets) return ltf__fail(m->err, "out of memory: %d activation sets", n_sets);
-    if (be->alloc(&s->act_mem, per_set * (size_t)n_sets, m->err, what) != 0 ||
-        be->alloc(&s->work, work, m->err, what) != 0) {
+    store->sets = (ltf_acts *)LTF_MALLOC(sizeof(ltf_acts) * (size_t)n_sets);
+    if (!store->sets) return ltf__fail(m->err, "out of memory: %d activation sets", n_sets);
+    if (be->alloc(&store->act_mem, per_set * (size_t)n_sets, m->err, what) != 0 ||
+        be->alloc(&store->work, work, m->err, what) != 0) {
         ltf__store_free_sets(m);
         return -1;
     }
-    for (int i = 0; i < n_sets; i++) ltf__acts_map(&s->sets[i], s->act_mem + per_set * (size_t)i, c, rows, bhnn);
-    s->n_sets = n_sets; s->cap_rows = rows; s->cap_bhnn = bhnn;
-    s->act_floats = per_set * (size_t)n_sets; s->work_floats = work;
+    for (int i = 0; i < n_sets; i++) ltf__acts_map(&store->sets[i], store->act_mem + per_set * (size_t)i, c, rows, bhnn);
+    store->n_sets = n_sets; store->cap_rows = rows; store->cap_bhnn = bhnn;
+    store->act_floats = per_set * (size_t)n_sets; store->work_floats = work;
     return 0;
 }
 
 /* Room for a batch of `points` points in the backend's memory (a backend that is not the
  * host's keeps its own copy of the batch: xs [points, d] then ys [points]). */
 static int ltf__batch_room(ltf_model *m, size_t points) {
-    ltf_store *s = &m->run;
-    size_t d = (size_t)m->cfg.n_dims, cap = s->cap_points * (d + 1);
-    if (points <= s->cap_points && s->batch) return 0;
-    s->batch_B = s->batch_n = 0;
-    s->cap_points = 0;
-    if (ltf__store_room(m, &s->batch, &cap, points * (d + 1), "the batch (xs, ys)") != 0) return -1;
-    s->cap_points = points;
-    s->xs = s->batch; s->ys = s->batch + points * d;
+    ltf_store *store = &m->run;
+    size_t d = (size_t)m->cfg.n_dims, cap = store->cap_points * (d + 1);
+    if (points <= store->cap_points && store->batch) return 0;
+    store->batch_B = store->batch_n = 0;
+    store->cap_points = 0;
+    if (ltf__store_room(m, &store->batch, &cap, points * (d + 1), "the batch (xs, ys)") != 0) return -1;
+    store->cap_points = points;
+    store->xs = store->batch; store->ys = store->batch + points * d;
     return 0;
 }
 
 /* Makes xs [B, n, d], ys [B, n] (host memory) the batch the ops read: in place on the host,
  * a copy on another backend. */
 static int ltf__put_batch(ltf_model *m, const float *xs, const float *ys, int B, int n) {
-    ltf_store *s = &m->run;
+    ltf_store *store = &m->run;
     const ltf_backend *be = m->backend;
     size_t points = (size_t)B * n;
     if (be->host_memory) {
-        s->xs = xs; s->ys = ys;
+        store->xs = xs; store->ys = ys;
     } else {
         if (ltf__batch_room(m, points) != 0) return -1;
-        s->batch_B = s->batch_n = 0;   /* until both copies are done */
-        if (be->put(s->batch, xs, points * m->cfg.n_dims * sizeof(float), m->err) != 0 ||
-            be->put(s->batch + s->cap_points * m->cfg.n_dims, ys, points * sizeof(float), m->err) != 0) return -1;
+        store->batch_B = store->batch_n = 0;   /* until both copies are done */
+        if (be->put(store->batch, xs, points * m->cfg.n_dims * sizeof(float), m->err) != 0 ||
+            be->put(store->batch + store->cap_points * m->cfg.n_dims, ys, points * sizeof(float), m->err) != 0) return -1;
     }
-    s->batch_B = B; s->batch_n = n;
+    store->batch_B = B; store->batch_n = n;
     return 0;
 }
 
@@ -1750,7 +1750,7 @@ LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, NULL)   /* the host dra
 typedef struct {              /* one pass over a batch: what the loop and the backbone share */
     ltf_model *m;
     const ltf_backend *be;
-    ltf_store *s;             /* the model's store: weights, gradients, activation sets, batch */
+    ltf_store *store;             /* the model's store: weights, gradients, activation sets, batch */
     int B, n, N, BT, C, d, H;
     int keep_lo, keep_hi;     /* the state mask keeps tokens keep_lo..keep_hi-1 ([0, N): none) */
     ltf__work wk;
@@ -1759,7 +1759,7 @@ typedef struct {              /* one pass over a batch: what the loop and the ba
 /* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). */
 static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *u) {
     const ltf_backend *be = P->be;
-    const ltf_weights *w = &P->s->w;
+    const ltf_weights *w = &P->store->w;
     int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     float *tmp = P->wk.dtmp;
@@ -1792,8 +1792,8 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
  * store's g. Clobbers dout. */
 static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *du) {
     const ltf_backend *be = P->be;
-    const ltf_weights *w = &P->s->w;
-    const ltf_weights *g = &P->s->g;
+    const ltf_weights *w = &P->store->w;
+    const ltf_weights *g = &P->store->g;
     const ltf__work *wk = &P->wk;
     int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
@@ -1842,8 +1842,8 @@ static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float 
  * LTF_AT_TRAIN or LTF_AT_EVAL, which decides whether the state mask applies. */
 static int ltf__begin(ltf_model *m, ltf__pass *P, const float *xs, const float *ys, int B, int n, int when) {
     const ltf_config *c = &m->cfg;
-    ltf_store *s = &m->run;
-    int held = !xs && !ys && !m->backend->host_memory && B > 0 && s->batch_B == B && s->batch_n == n;
+    ltf_store *store = &m->run;
+    int held = !xs && !ys && !m->backend->host_memory && B > 0 && store->batch_B == B && store->batch_n == n;
     if ((!xs || !ys) && !held) return ltf__fail(m->err, "xs or ys is NULL");
     if (B < 1) return ltf__fail(m->err, "batch size B = %d: must be at least 1", B);
     if (n < 1 || n > c->n_positions)
@@ -1853,27 +1853,27 @@ static int ltf__begin(ltf_model *m, ltf__pass *P, const float *xs, const float *
     if (ltf__reserve(m, B, 2 * n) != 0) return -1;
     if (!held && ltf__put_batch(m, xs, ys, B, n) != 0) return -1;
     memset(P, 0, sizeof *P);
-    P->m = m; P->be = m->backend; P->s = s;
+    P->m = m; P->be = m->backend; P->store = store;
     P->B = B; P->n = n; P->N = 2 * n; P->BT = B * 2 * n; P->C = c->n_embd; P->d = c->n_dims; P->H = c->n_head;
     P->keep_lo = 0; P->keep_hi = P->N;
     if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_LAST) P->keep_lo = P->N - 2 * c->mask_pairs;
     if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_FIRST) P->keep_hi = 2 * c->mask_pairs;
-    P->wk = ltf__work_at(s->work, c, B, P->N);
+    P->wk = ltf__work_at(store->work, c, B, P->N);
     return 0;
 }
 
 /* z = tokens(xs, ys), E = read_in(z) */
 static void ltf__embed(const ltf__pass *P) {
-    const ltf_store *s = P->s;
-    P->be->tokens(P->wk.z, s->xs, s->ys, P->B, P->n, P->d);
-    P->be->matmul_forward(P->wk.E, P->wk.z, s->w.read_in_w, s->w.read_in_b, P->BT, P->d, P->C);
+    const ltf_store *store = P->store;
+    P->be->tokens(P->wk.z, store->xs, store->ys, P->B, P->n, P->d);
+    P->be->matmul_forward(P->wk.E, P->wk.z, store->w.read_in_w, store->w.read_in_b, P->BT, P->d, P->C);
 }
 
 /* Runs `iters` loop iterations forward on ONE activation set (reused every time: nothing is
  * kept), starting from state Y (NULL means Y = 0). Returns the final state (a->out, or Y when
  * iters = 0). preds [iters, B, n] (optional) gets the read-out after every iteration. */
 static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters, const float *Y, float *preds) {
-    const ltf_weights *w = &P->s->w;
+    const ltf_weights *w = &P->store->w;
     for (int t = 0; t < iters; t++) {
         P->be->inject(P->wk.u, Y, P->wk.E, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* u = mask(Y_t) + E */
         ltf__backbone_forward(P, a, P->wk.u);                                             /* Y_{t+1} = f(u)    */
@@ -1887,26 +1887,26 @@ static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters
  * wk.pred to every gradient; then the gradient check. */
 static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops) {
     const ltf_backend *be = P->be;
-    ltf_store *s = P->s;
+    ltf_store *store = P->store;
     const ltf__work *wk = &P->wk;
     size_t rc = (size_t)P->BT * P->C, bn = (size_t)P->B * P->n;
     int n_win = b_loops - s0;
-    be->zero(s->grads, P->m->n_params);
+    be->zero(store->grads, P->m->n_params);
     be->zero(wk->dY, rc);
     be->zero(wk->dE, rc);
     for (int t = b_loops - 1; t >= s0; t--) {
-        ltf_acts *a = &s->sets[t - s0];
+        ltf_acts *a = &store->sets[t - s0];
         float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* overwrites the prediction in place */
-        be->loss_backward(dpred, s->ys, bn, (float)((double)n_win * bn));               /* dL/dpred          */
-        be->read_out_backward(wk->dY, s->g.read_out_w, s->g.read_out_b, dpred, a->out,
-                              s->w.read_out_w, P->B, P->n, P->C);                        /* dY = dL/dY_{t+1}  */
+        be->loss_backward(dpred, store->ys, bn, (float)((double)n_win * bn));               /* dL/dpred          */
+        be->read_out_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, a->out,
+                              store->w.read_out_w, P->B, P->n, P->C);                        /* dY = dL/dY_{t+1}  */
         be->zero(wk->du, rc);
         ltf__backbone_backward(P, a, wk->dY, wk->du);                                   /* du = dL/du_t      */
         be->residual_backward(wk->dE, NULL, wk->du, rc);                                /* E feeds every u   */
         if (t > s0) be->mask_backward(wk->dY, wk->du, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* dY_t */
     }
-    be->matmul_backward(NULL, s->g.read_in_w, s->g.read_in_b, wk->dE, wk->z, s->w.read_in_w, P->BT, P->d, P->C);
-    be->check_finite(s->stats, s->grads, P->m->n_params);
+    be->matmul_backward(NULL, store->g.read_in_w, store->g.read_in_b, wk->dE, wk->z, store->w.read_in_w, P->BT, P->d, P->C);
+    be->check_finite(store->stats, store->grads, P->m->n_params);
 }
 
 /* The training forward (and, if want_grad, backward) over b_loops iterations (the config's b,
@@ -1919,7 +1919,7 @@ static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B
     ltf__pass P;
     if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
     const ltf_backend *be = P.be;
-    ltf_store *s = P.s;
+    ltf_store *store = P.store;
     int s0 = b_loops - ltf__window(&m->cfg), n_win = b_loops - s0;
     size_t rc = (size_t)P.BT * P.C, bn = (size_t)B * n;
     ltf_stats got;
@@ -1930,15 +1930,15 @@ static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B
         if (be->put(P.wk.dY, Ys_given, rc * sizeof(float), m->err) != 0) return -1;
         Y = P.wk.dY;
     } else if (s0 > 0) {
-        Y = ltf__loop_forward(&P, &s->sets[s->n_sets - 1], s0, NULL, NULL);
+        Y = ltf__loop_forward(&P, &store->sets[store->n_sets - 1], s0, NULL, NULL);
     }
     for (int t = s0; t < b_loops; t++) {                               /* the window */
         float *pred = P.wk.pred + (size_t)(t - s0) * bn;
-        Y = ltf__loop_forward(&P, &s->sets[t - s0], 1, Y, pred);
-        be->loss_sum(s->stats, pred, s->ys, bn, t == s0);
+        Y = ltf__loop_forward(&P, &store->sets[t - s0], 1, Y, pred);
+        be->loss_sum(store->stats, pred, store->ys, bn, t == s0);
     }
     if (want_grad) ltf__window_backward(&P, s0, b_loops);
-    if (be->get(&got, s->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0) return -1;
+    if (be->get(&got, store->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0) return -1;
     m->loss = got.loss_sum / ((double)n_win * bn);
     m->grad_bad = want_grad && got.first_bad < m->n_params ? (size_t)got.first_bad : m->n_params;
     *loss = (float)m->loss;
@@ -1967,7 +1967,7 @@ int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B
     int s0 = ltf__train_loops(&m->cfg) - ltf__window(&m->cfg);
     size_t rc = (size_t)P.BT * P.C;
     ltf__embed(&P);
-    const float *Y = ltf__loop_forward(&P, &P.s->sets[P.s->n_sets - 1], s0, NULL, NULL);
+    const float *Y = ltf__loop_forward(&P, &P.store->sets[P.store->n_sets - 1], s0, NULL, NULL);
     if (Y) return P.be->get(Ys, Y, rc * sizeof(float), m->err, "ltf_window_start_state");
     memset(Ys, 0, rc * sizeof(float));
     return P.be->finish(m->err, "ltf_window_start_state");
@@ -1983,15 +1983,15 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
     if (n_loops < 1 || n_loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
     if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_EVAL) != 0) return -1;
-    ltf_store *s = P.s;
+    ltf_store *store = P.store;
     size_t bn = (size_t)B * n, all = (size_t)n_loops * bn;
-    if (pred_iters && ltf__store_room(m, &s->preds, &s->cap_preds, all, "the predictions of every loop iteration") != 0)
+    if (pred_iters && ltf__store_room(m, &store->preds, &store->cap_preds, all, "the predictions of every loop iteration") != 0)
         return -1;
     ltf__embed(&P);
-    const float *Y = ltf__loop_forward(&P, &s->sets[s->n_sets - 1], n_loops, NULL, pred_iters ? s->preds : NULL);
-    if (pred_last) P.be->read_out(P.wk.pred, Y, s->w.read_out_w, s->w.read_out_b, B, n, P.C);
+    const float *Y = ltf__loop_forward(&P, &store->sets[store->n_sets - 1], n_loops, NULL, pred_iters ? store->preds : NULL);
+    if (pred_last) P.be->read_out(P.wk.pred, Y, store->w.read_out_w, store->w.read_out_b, B, n, P.C);
     if (pred_last && P.be->get(pred_last, P.wk.pred, bn * sizeof(float), m->err, "ltf_predict") != 0) return -1;
-    if (pred_iters && P.be->get(pred_iters, s->preds, all * sizeof(float), m->err, "ltf_predict") != 0) return -1;
+    if (pred_iters && P.be->get(pred_iters, store->preds, all * sizeof(float), m->err, "ltf_predict") != 0) return -1;
     return P.be->finish(m->err, "ltf_predict");
 }
 
@@ -2012,8 +2012,8 @@ int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
     double bc2 = 1.0 - pow((double)t->beta2, (double)m->adam_t);
     float step = (float)(t->lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
     float decay = 1.0f - t->lr * t->weight_decay;
-    ltf_store *s = &m->run;
-    m->backend->adam(s->params, s->adam_m, s->adam_v, s->grads, m->n_params, step, sqrt_bc2, decay,
+    ltf_store *store = &m->run;
+    m->backend->adam(store->params, store->adam_m, store->adam_v, store->grads, m->n_params, step, sqrt_bc2, decay,
                      t->beta1, t->beta2, t->eps);
     return m->backend->finish(m->err, "the Adam step");
 }
@@ -3196,9 +3196,9 @@ int ltf_checkpoint_load(ltf_model *m, ltf_train_state *st, const char *path, con
  * defines ltf_gpu_available and ltf_model_to_gpu. Syncing and moving back are the same for any
  * backend, here. */
 int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]) {
-    const ltf_store *s = &m->run;
+    const ltf_store *store = &m->run;
     float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
-    const float *kept[4] = {s->params, s->grads, s->adam_m, s->adam_v};
+    const float *kept[4] = {store->params, store->grads, store->adam_m, store->adam_v};
     if (!m->backend || m->backend->host_memory) return 0;
     for (int i = 0; i < 4; i++)
         if (m->backend->get(host[i], kept[i], m->n_params * sizeof(float), err, "ltf_model_sync_host") != 0) return -1;

@@ -696,14 +696,14 @@ __global__ void ltf__k_task_sample(ltf_task t, uint64_t key, int B, int n, float
 /* A batch of B prompts of n points for step `step` of the run whose data RNG is run_rng, into
  * the store's batch (ltf_train_next then trains on it with xs = ys = NULL). */
 static int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rng *run_rng, long step, int B, int n) {
-    ltf_store *s = &m->run;
+    ltf_store *store = &m->run;
     if (B < 1 || n < 1) return ltf__fail(m->err, "batch of B = %d prompts of n = %d points: need B, n >= 1", B, n);
     if (task->n_dims != m->cfg.n_dims)
         return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
     if (ltf__batch_room(m, (size_t)B * n) != 0) return -1;
     LTF__LAUNCH(ltf__k_task_sample, ltf__blocks((size_t)B * n), LTF__THREADS, *task, ltf__step_key(run_rng, step), B, n,
-                s->batch, s->batch + s->cap_points * m->cfg.n_dims);
-    s->batch_B = B; s->batch_n = n;
+                store->batch, store->batch + store->cap_points * m->cfg.n_dims);
+    store->batch_B = B; store->batch_n = n;
     return 0;   /* a failure shows at the step's next get or finish */
 }
 
