@@ -1506,8 +1506,9 @@ void ltf_adam_update(float *p, float *m, float *v, const float *g, size_t n, flo
  * gradient). On the CPU the store's parameters are the model's own arrays; on the GPU they
  * are a device copy, which ltf_model_sync_host brings back.
  * An op returns nothing the host reads: a training step queues its ops and reads its loss
- * (and the gradient check) once, at its end, with be->get. So the GPU runs a step without a
- * host synchronisation in the middle (ready to be captured as one CUDA graph). */
+ * (and the gradient check) once, at its end, with be->get; Adam follows only if both are
+ * finite. So the GPU runs a step's forward and backward without a host synchronisation in
+ * the middle: they can be captured as one CUDA graph. */
 
 typedef struct {          /* per-step work buffers (views into store->work)               */
     float *z;             /* [BT, d]  interleaved tokens x_i, (y_i, 0, ..., 0) (§1)       */
@@ -1699,7 +1700,7 @@ static int ltf__put_batch(ltf_model *m, const float *xs, const float *ys, int B,
 
 static int ltf__cpu_alloc(float **p, size_t n, char *err, const char *what) {
     *p = (float *)ltf__calloc_floats(n);
-    return *p ? 0 : ltf__fail(err, "out of memory: %s need %.1f MB", what, 4.0 * (double)n / 1e6);
+    return *p ? 0 : ltf__fail(err, "out of memory: %.1f MB for %s", 4.0 * (double)n / 1e6, what);
 }
 static void ltf__cpu_release(float *p) { LTF_FREE(p); }
 static int ltf__cpu_put(void *dst, const void *src, size_t bytes, char *err) {

@@ -586,8 +586,8 @@ static int ltf__gpu_alloc(float **p, size_t n, char *err, const char *what) {
         *p = NULL;
         cudaGetLastError();
         if (e == cudaErrorMemoryAllocation && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
-            return ltf__fail(err, "out of GPU memory: %s need %.1f MB, the GPU has %.1f of %.1f MB free",
-                             what, 4.0 * (double)n / 1e6, free_b / 1e6, total_b / 1e6);
+            return ltf__fail(err, "out of GPU memory: %.1f MB for %s, the GPU has %.1f of %.1f MB free",
+                             4.0 * (double)n / 1e6, what, free_b / 1e6, total_b / 1e6);
         cudaGetLastError();
         return ltf__cuda_fail(err, e, what);
     }
