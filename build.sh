@@ -59,6 +59,7 @@ sanitize() {
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 LTF_DEMO=build/demo_asan OMP_NUM_THREADS=1 build/test_asan
     echo "== build.sh sanitize: demo compare and bench under -fsanitize=address,undefined (the tests ran the rest)"
+    rm -rf build/asan_out   # a run refuses a folder that holds another run's checkpoints
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         build/demo_asan compare --steps 2 --C 16 --eval-prompts 16 --fixed-point 8 --out build/asan_out > /dev/null 2>&1 \
         || { echo "build.sh sanitize: demo compare failed under ASan/UBSan"; exit 1; }
@@ -192,7 +193,7 @@ case "${1:-}" in
         step "GPU benchmark: training step of the small, report and paper settings"
         ./demo_cuda bench --gpu on --runs 20
         step "demo on the GPU: 2000 steps of the small setting, evaluation, figures, checkpoint"
-        TAIL=16 logged ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out /tmp/ltf_gpu_check
+        TAIL=16 logged ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out /tmp/ltf_gpu_check --force on
         echo; echo "build.sh: gpu-check passed in $((SECONDS - start)) s" ;;
     *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-check' or 'cuda-emu'" >&2; exit 2 ;;
 esac

@@ -65,6 +65,8 @@ static const flag_info flag_table[] = {
     {"--cur-interval", F_TRAIN | F_COMPARE},
     {"--ckpt-every", F_TRAIN | F_COMPARE},
     {"--resume", F_TRAIN},
+    {"--keep-every", F_TRAIN | F_COMPARE},
+    {"--force", F_TRAIN | F_COMPARE},
     {"--ckpt", F_EVAL | F_SWEEP},
     {"--eval-prompts", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
     {"--eval-loops", F_TRAIN | F_EVAL},
@@ -89,7 +91,8 @@ typedef struct {
     int curriculum;           /* 1: the paper's curriculum (docs/MATH.md §6), 0: fixed d, n, b       */
     long cur_interval;        /* >0: dims/points step every this many steps, loops every /10 */
     int eval_prompts, eval_loops, fixed_point, baseline_prompts;
-    long ckpt_every;
+    long ckpt_every, keep_every;  /* checkpoint every N steps; also keep a snapshot every N (0: no) */
+    int force;                /* 1: write over another run's checkpoint in --out              */
     const char *out, *ckpt, *resume;
     int sweep_mode;           /* mask-sweep: LTF_MASK_KEEP_LAST or KEEP_FIRST               */
     int model_flags;          /* bench: a model flag was given, so time that config too      */
@@ -138,14 +141,18 @@ static void usage(FILE *f) {
         "training (train, compare; --batch, --lr, --wd also bench)\n"
         "  --steps N                training steps in all (with --resume: the step to reach) (3000)\n"
         "  --batch N                prompts per step                           (64)\n"
-        "  --lr X                   Adam learning rate, (0, 10]                (1e-3)\n"
+        "  --lr X                   Adam learning rate, 1e-12..10              (1e-3)\n"
         "  --wd X                   decoupled weight decay, [0, 1000]          (0)\n"
         "  --seed N                 seed of weights, data and test prompts, 0..2^31-1 (42)\n"
         "  --curriculum on|off      the paper's curriculum of dims, points and loops (on)\n"
         "  --cur-interval N         curriculum: dims/points grow every N steps, loops every N/10\n"
         "                           (the paper: 5000; default: steps/4, so a short run sees it all)\n"
         "  --ckpt-every N           also write the checkpoint every N steps    (1000)\n"
-        "  --resume FILE            continue training from a checkpoint, bit-identical to no stop (train).\n"
+        "  --keep-every N           also keep a snapshot OUT/checkpoint_stepS.safetensors every N steps (off)\n"
+        "  --force on|off           write into an --out folder that holds another run's checkpoint,\n"
+        "                           replacing it (off: such a folder is refused, exit 2)\n"
+        "  --resume FILE            continue training from a checkpoint, bit-identical to no stop (train);\n"
+        "                           writes next to FILE unless --out is given.\n"
         "                           The checkpoint decides model, task and training: a flag for them\n"
         "                           must equal the checkpoint's value or is refused; --preset is refused;\n"
         "                           --seed then picks only the test prompts\n"
@@ -156,7 +163,8 @@ static void usage(FILE *f) {
         "  --fixed-point N          error by loop iteration up to N (0: off) (train, eval, compare) (500)\n"
         "  --baseline-prompts N     prompts for every baseline (train, eval)  (= --eval-prompts, but at\n"
         "                           most 256 for the ReLU net, which trains a net per prompt and k)\n"
-        "  --out DIR                output folder                              (out)\n"
+        "  --out DIR                output folder, made with its parents (out; compare: out/compare;\n"
+        "                           train --resume FILE: the folder of FILE)\n"
         "bench\n"
         "  --configs LIST           comma-separated: small,report,paper         (all three)\n"
         "  --runs N                 timed steps per config, median reported    (10)\n"
@@ -321,6 +329,8 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--curriculum") == 0) return parse_choice(f, a, onoff, 2, &o->curriculum);
     if (strcmp(f, "--cur-interval") == 0) return parse_long(f, a, 1, 100000000, &o->cur_interval);
     if (strcmp(f, "--ckpt-every") == 0) return parse_long(f, a, 1, 100000000, &o->ckpt_every);
+    if (strcmp(f, "--keep-every") == 0) return parse_long(f, a, 1, 100000000, &o->keep_every);
+    if (strcmp(f, "--force") == 0) return parse_choice(f, a, onoff, 2, &o->force);
     if (strcmp(f, "--eval-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->eval_prompts);
     if (strcmp(f, "--eval-loops") == 0) return parse_int(f, a, 1, 1000000, &o->eval_loops);
     if (strcmp(f, "--fixed-point") == 0) return parse_int(f, a, 0, 1000000, &o->fixed_point);
@@ -342,6 +352,24 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     return -1;
 }
 
+/* Edits (insert, delete, replace, swap of two neighbours) from a to b; at most 31 characters
+ * count, enough for every flag name. */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b), d[33][33];
+    if (la > 31 || lb > 31) return 99;
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v) v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
 /* An argument that is not a flag: say what it looks like (a command out of place, a typo). */
 static int unknown_flag(const char *f) {
     int best = -1;
@@ -357,6 +385,10 @@ static int unknown_flag(const char *f) {
             best = i;
             break;
         }
+    for (int i = 0, bestd = 3; i < N_FLAGS && best < 0 && strncmp(f, "--", 2) == 0; i++) {   /* a typo: --stesp */
+        int dist = edit_distance(f, flag_table[i].name);
+        if (dist < bestd) { bestd = dist; best = i; }
+    }
     if (strncmp(f, "--", 2) != 0)
         fprintf(stderr, "demo: '%s' is not allowed: expected a flag (--name value; see demo --help)\n", f);
     else if (best >= 0)
@@ -470,6 +502,14 @@ static int parse_args(int argc, char **argv, options *o) {
     for (int k = 0; k < N_FLAGS; k++)
         if (o->given[k] && parse_flag(o, flag_table[k].name, o->given[k], &positions) != 0) return -1;
     if (o->cfg.mask_when == 0) o->cfg.mask_when = LTF_AT_BOTH;
+    if (!given(o, "--out") && o->command == CMD_COMPARE) o->out = "out/compare";
+    if (!given(o, "--out") && o->resume) {   /* continue next to the checkpoint */
+        static char dir[4096];
+        const char *slash = strrchr(o->resume, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->resume) : 1, slash ? o->resume : ".");
+        if (slash == o->resume) snprintf(dir, sizeof dir, "/");
+        o->out = dir;
+    }
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
     if (check_flags(o) != 0) return -1;
@@ -529,13 +569,27 @@ static void sb_printf(char **sb, const char *fmt, ...) {   /* append to a stb_ds
     va_end(ap2);
 }
 
-static int make_dir(const char *path) {
-    if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+static int make_dir(const char *path) {   /* mkdir -p */
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) { fprintf(stderr, "demo: output folder name too long (%zu bytes)\n", n); return -1; }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "demo: cannot create output folder '%s': %s\n", buf, strerror(errno));
+            return -1;
+        }
+        if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "demo: cannot create output folder '%s': a file has that name\n", buf);
+            return -1;
+        }
+        buf[i] = c;
     }
-    fprintf(stderr, "demo: cannot create output folder '%s': %s\n", path, errno == EEXIST ? "a file has that name" : strerror(errno));
-    return -1;
+    return 0;
 }
 
 static const char *out_path(const options *o, const char *name) {   /* OUT/name; static buffer */
@@ -647,15 +701,106 @@ static void kept_checkpoint(char *out, size_t cap, const char *path, long step) 
     else snprintf(out, cap, "no checkpoint was written yet");
 }
 
+/* The live loss record OUT/train_loss.csv. A comment header (what was trained: config, task,
+ * training settings, all fixed for the run), the column names, then one row per step, written
+ * as training goes and flushed every 2 s, at every checkpoint and at the end: a long run can be
+ * watched (tail -f) and an interrupted one keeps its record. A resumed run cuts the file back
+ * to the checkpoint's step (rows past it are for steps trained again) and appends from there,
+ * so its file is byte-identical to an uninterrupted run's. */
+typedef struct { FILE *f; double last_flush; } loss_log;
+
+static void loss_log_header(FILE *f, const ltf_model *m, const ltf_train_state *st) {
+    const ltf_config *c = &m->cfg;
+    const ltf_curriculum *cu = &st->curriculum;
+    fprintf(f, "# looped-tf %s train_loss: task %s, %s model d=%d positions=%d C=%d H=%d L=%d", LTF_VERSION,
+            ltf_task_kind_name(st->task_kind), kinds[c->kind], c->n_dims, c->n_positions, c->n_embd, c->n_head, c->n_layer);
+    if (c->kind == LTF_LOOPED) fprintf(f, " b=%d T=%d", c->n_loops, c->loop_window);
+    if (c->mask_mode != LTF_MASK_NONE) fprintf(f, " mask=%s:%d:%s", masks[c->mask_mode], c->mask_pairs, whens[c->mask_when]);
+    fprintf(f, "\n# batch %d, Adam lr %g betas %g %g eps %g wd %g; curriculum dims %d->%d points %d->%d loops %d->%d "
+            "(every %d/%d/%d steps)\n", st->train.batch_size, (double)st->train.lr, (double)st->train.beta1,
+            (double)st->train.beta2, (double)st->train.eps, (double)st->train.weight_decay, cu->dims.start, cu->dims.end,
+            cu->points.start, cu->points.end, cu->loops.start, cu->loops.end, cu->dims.interval, cu->points.interval,
+            cu->loops.interval);
+    fprintf(f, "# columns: training step, loss (mean squared error of the window, not divided by d), the\n"
+               "# curriculum's loop count b, points n and active dimensions d at that step\n");
+    fprintf(f, "step,loss,b,n,d\n");
+}
+
+/* Cuts path back to the rows of steps <= step (header kept). 0, or -1 when path has no such
+ * record (the caller starts a new one). */
+static int loss_log_truncate(const char *path, long step) {
+    FILE *f = fopen(path, "r+");
+    if (!f) return -1;
+    char line[512];
+    long keep = 0, at = 0;
+    int header = 0;
+    while (fgets(line, sizeof line, f)) {
+        long s;
+        at = ftell(f);
+        if (line[0] == '#' || strncmp(line, "step,", 5) == 0) { header = 1; keep = at; continue; }
+        if (sscanf(line, "%ld,", &s) != 1 || s > step) break;
+        keep = at;
+    }
+    int rc = header && ftruncate(fileno(f), (off_t)keep) == 0 ? 0 : -1;
+    fclose(f);
+    return rc;
+}
+
+static int loss_log_open(loss_log *lg, const char *path, const ltf_model *m, const ltf_train_state *st, int resumed) {
+    lg->last_flush = now_s();
+    if (resumed && loss_log_truncate(path, st->step) == 0) {
+        lg->f = fopen(path, "a");
+    } else {
+        lg->f = fopen(path, "w");
+        if (lg->f) {
+            loss_log_header(lg->f, m, st);
+            if (resumed) fprintf(lg->f, "# resumed at step %ld: the rows before it were not in this folder\n", st->step);
+        }
+    }
+    if (!lg->f) { fprintf(stderr, "demo: cannot write %s: %s\n", path, strerror(errno)); return -1; }
+    return 0;
+}
+
+static void loss_log_row(loss_log *lg, const ltf_train_state *st, float loss, int b, int n, int d, int force_flush) {
+    if (!lg || !lg->f) return;
+    fprintf(lg->f, "%ld,%.6g,%d,%d,%d\n", st->step, (double)loss, b, n, d);
+    if (force_flush || now_s() - lg->last_flush > 2.0) { fflush(lg->f); lg->last_flush = now_s(); }
+}
+
+static int loss_log_close(loss_log *lg, const char *path) {
+    if (!lg->f) return 0;
+    int bad = ferror(lg->f) | fclose(lg->f);
+    lg->f = NULL;
+    if (bad) { fprintf(stderr, "demo: writing %s failed\n", path); return -1; }
+    return 0;
+}
+
+/* Reads a train_loss.csv back (for its figure): steps and losses as stb_ds arrays. */
+static int loss_log_read(const char *path, double **steps, float **losses) {
+    FILE *f = fopen(path, "r");
+    char line[512];
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) {
+        long s;
+        double l;
+        if (line[0] == '#' || sscanf(line, "%ld,%lf", &s, &l) != 2) continue;
+        arrput(*steps, (double)s);
+        arrput(*losses, (float)l);
+    }
+    fclose(f);
+    return 0;
+}
+
 /* Trains m from st->step to o->steps; checkpoints to ckpt every o->ckpt_every steps and at the
  * end. losses (stb_ds array) gets the loss of each step taken. A step with a NaN/Inf loss or
  * gradient, or a failed checkpoint write, stops training: the message names the step and the
  * checkpoint that stays (files already written are never touched). Returns 0, -1 or
  * TRAIN_STOPPED after a signal (checkpoint written). */
-static int train(const options *o, ltf_model *m, ltf_train_state *st, const char *ckpt, const char *label, float **losses) {
+static int train(const options *o, ltf_model *m, ltf_train_state *st, const char *ckpt, const char *label, float **losses,
+                 loss_log *lg) {
     int B = o->tc.batch_size, n = o->tc.n_points, d = m->cfg.n_dims;
     float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
-    char err[LTF_ERR_LEN], kept[LTF_ERR_LEN + 64];
+    char err[LTF_ERR_LEN], kept[1024];
     const char *good = o->resume;    /* the newest good checkpoint: the one resumed from, then ours */
     long good_step = st->step;
     int rc = 0;
@@ -667,16 +812,28 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
     catch_signals(1);
     while (rc == 0 && st->step < o->steps && !g_signal) {
         float loss;
-        if (ltf_train_next(m, st, xs, ys, &loss, NULL) != 0) {
+        int b = ltf_schedule_value(&st->curriculum.loops, st->step), n_now = 0;
+        int d_now = ltf_schedule_value(&st->curriculum.dims, st->step);
+        if (m->cfg.kind != LTF_LOOPED) b = 1;
+        if (ltf_train_next(m, st, xs, ys, &loss, &n_now) != 0) {
             kept_checkpoint(kept, sizeof kept, good, good_step);
             fprintf(stderr, "%sdemo: %straining stopped at step %ld: %s; %s\n", p.tty ? "\n" : "", label ? label : "", st->step + 1, m->err, kept);
             rc = -1;
             break;
         }
         arrput(*losses, loss);
+        int saving = ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps);
+        loss_log_row(lg, st, loss, b, n_now, d_now, saving || g_signal);   /* on disk before the checkpoint */
         shown = st->step == first + 1 ? loss : 0.98 * shown + 0.02 * loss;   /* smoothed for reading */
         progress_draw(&p, st->step, o->steps, first, shown, st->step == o->steps);
-        if (ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps)) {
+        if (ckpt && o->keep_every && st->step % o->keep_every == 0) {   /* a snapshot that stays */
+            char snap[4200];
+            const char *slash = strrchr(ckpt, '/');
+            snprintf(snap, sizeof snap, "%.*s%scheckpoint_step%ld.safetensors", slash ? (int)(slash - ckpt) : 0, ckpt,
+                     slash ? "/" : "", st->step);
+            if (ltf_checkpoint_save(m, st, snap, err) != 0) fprintf(stderr, "%sdemo: snapshot not saved: %s\n", p.tty ? "\n" : "", err);
+        }
+        if (saving) {
             if (ltf_checkpoint_save(m, st, ckpt, err) != 0) {
                 kept_checkpoint(kept, sizeof kept, good, good_step);
                 fprintf(stderr, "%sdemo: %straining stopped at step %ld: checkpoint not saved: %s; %s\n", p.tty ? "\n" : "", label ? label : "",
@@ -863,7 +1020,7 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
 /* Training loss: every step in OUT/<stem>.csv; the figure shows a trailing moving average over
  * W = len/50 steps (at least 1), which reads better than the raw, noisy per-batch loss. */
 static int report_loss(const options *o, const char *stem, const char *title, const char **names, float **losses,
-                       int count, long first_step, double scale) {
+                       int count, long first_step, double scale, int csv_too) {
     char *csv = NULL, ylabel[128];
     int rc = 0;
     long len = 0;
@@ -896,7 +1053,13 @@ static int report_loss(const options *o, const char *stem, const char *title, co
     }
     snprintf(ylabel, sizeof ylabel, "%s, mean of %ld steps", scale == 1.0 ? "training loss (MSE)" : "training loss / d", W);
     ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL};
-    rc |= write_figure(o, stem, &csv, &p);
+    if (csv_too) rc |= write_figure(o, stem, &csv, &p);
+    else {   /* the CSV is the live record train() wrote */
+        char name[256];
+        snprintf(name, sizeof name, "%s.svg", stem);
+        rc |= write_plot(out_path(o, name), &p);
+        arrfree(csv);
+    }
     for (int i = 0; i < count; i++) arrfree(y[i]);
     free(y); free(sum); arrfree(ser); arrfree(x);
     return rc;
@@ -938,6 +1101,39 @@ static int evaluate_all(const options *o, ltf_model *m) {
     for (int i = 0; i <= nb; i++) curve_free(&cs[i]);
     free(by_iter);
     return rc;
+}
+
+/* ------------------------------------------------------------------ no silent overwrite */
+
+static const int compare_bs[5] = {0, 5, 10, 20, 25};   /* compare's models: 0 is the standard one */
+
+static void compare_ckpt_name(char *out, size_t cap, const char *dir, int b) {
+    if (b) snprintf(out, cap, "%s/looped_b%d.safetensors", dir, b);
+    else snprintf(out, cap, "%s/standard.safetensors", dir);
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* train and compare write checkpoints into --out: a folder that already holds another run's
+ * checkpoint is refused (exit 2, nothing written) unless --force on, or --resume of that very
+ * checkpoint. */
+static int guard_out(const options *o) {
+    char path[4200];
+    const char *found = NULL;
+    if (o->force || (o->command != CMD_TRAIN && o->command != CMD_COMPARE)) return 0;
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", o->out);
+    if (access(path, F_OK) == 0 && !(o->command == CMD_TRAIN && o->resume && same_file(path, o->resume))) found = path;
+    for (int i = 0; i < 5 && !found && o->command == CMD_COMPARE; i++) {
+        compare_ckpt_name(path, sizeof path, o->out, compare_bs[i]);
+        if (access(path, F_OK) == 0) found = path;
+    }
+    if (!found) return 0;
+    fprintf(stderr, "demo: --out '%s' holds another run's checkpoint (%s): not overwriting it; choose another --out, "
+            "continue that run with --resume %s, or replace it with --force on\n", o->out, found, found);
+    return -1;
 }
 
 /* ------------------------------------------------------------------ commands */
@@ -1052,9 +1248,13 @@ static int cmd_train(options *o) {
     describe(&m, o, "training");
     float *losses = NULL;
     long first = st.step;
+    const char *log_path = out_path(o, "train_loss.csv");
+    loss_log lg;
+    if (loss_log_open(&lg, log_path, &m, &st, o->resume != NULL) != 0) { ltf_model_free(&m); return 1; }
     double t0 = now_s();
-    int rc = train(o, &m, &st, ckpt, NULL, &losses);
+    int rc = train(o, &m, &st, ckpt, NULL, &losses, &lg);
     double train_s = now_s() - t0;
+    if (loss_log_close(&lg, log_path) != 0 && rc == 0) rc = -1;
     if (rc == TRAIN_STOPPED) {   /* the checkpoint is written; no evaluation after a Ctrl-C */
         arrfree(losses);
         ltf_model_free(&m);
@@ -1063,10 +1263,15 @@ static int cmd_train(options *o) {
     if (rc == 0) {
         printf("trained %ld steps in %.1f s (%.1f ms/step); checkpoint %s\n", st.step - first, train_s,
                1e3 * train_s / (st.step > first ? st.step - first : 1), ckpt);
+        printf("wrote %s\n", log_path);
         const char *names[1] = {"loss"};
         char title[256];
+        double *steps = NULL;
+        float *all = NULL;   /* the whole record, resumed runs included */
         snprintf(title, sizeof title, "%s: training loss", ltf_task_kind_name(o->task));
-        rc = report_loss(o, "train_loss", title, names, &losses, 1, first, 1.0);
+        loss_log_read(log_path, &steps, &all);
+        rc = report_loss(o, "train_loss", title, names, &all, 1, arrlen(steps) ? (long)steps[0] - 1 : first, 1.0, 0);
+        arrfree(steps); arrfree(all);
         rc |= evaluate_all(o, &m);
     }
     arrfree(losses);
@@ -1160,7 +1365,7 @@ static int cmd_mask_sweep(options *o) {
  * same data seed and settings otherwise; T = min(b, --T). */
 static int cmd_compare(options *o) {
     enum { NM = 5 };
-    static const int bs[NM] = {0, 5, 10, 20, 25};   /* 0: the standard model */
+    const int *bs = compare_bs;   /* 0: the standard model */
     static const char *names[NM] = {"standard L=12", "looped b=5", "looped b=10", "looped b=20", "looped b=25"};
     float *losses[NM] = {0};
     double *by_iter[NM - 1] = {0};
@@ -1168,9 +1373,6 @@ static int cmd_compare(options *o) {
     int rc = 0, n = o->tc.n_points;
     memset(cs, 0, sizeof cs);
     ltf_task task = ltf_task_make(o->task, o->cfg.n_dims, o->cfg.n_dims);
-    char path[512];
-    snprintf(path, sizeof path, "%s/compare", o->out);
-    if (make_dir(path) != 0) return 1;
     for (int i = 0; i < NM && rc == 0; i++) {
         options oi = *o;
         ltf_config *c = &oi.cfg;
@@ -1187,9 +1389,9 @@ static int cmd_compare(options *o) {
         if (start_fresh(&oi, &m, &st, who) != 0) { rc = -1; break; }
         describe(&m, &oi, "training");
         snprintf(label, sizeof label, "[%s] ", names[i]);
-        snprintf(ckpt, sizeof ckpt, "%s/compare/b%d.safetensors", o->out, bs[i]);
+        compare_ckpt_name(ckpt, sizeof ckpt, o->out, bs[i]);
         double t0 = now_s();
-        rc = train(&oi, &m, &st, ckpt, label, &losses[i]);
+        rc = train(&oi, &m, &st, ckpt, label, &losses[i], NULL);
         if (rc == TRAIN_STOPPED) rc = 128 + g_signal;
         else if (rc == 0) {
             printf("%-14s trained %ld steps in %.1f s, %zu params\n", names[i], o->steps, now_s() - t0, ltf_model_num_params(&m));
@@ -1202,12 +1404,12 @@ static int cmd_compare(options *o) {
         char title[256];
         snprintf(title, sizeof title, "%s, d=%d n=%d: looped L=1 vs standard L=12", task.name, o->cfg.n_dims, n);
         printf("normalized error by in-context examples k, %d test prompts\n", o->eval_prompts);
-        rc |= report_by_k(o, "compare/eval", title, cs, NM, o->cfg.n_dims);
+        rc |= report_by_k(o, "eval", title, cs, NM, o->cfg.n_dims);
         snprintf(title, sizeof title, "%s, d=%d: training loss / d", task.name, o->cfg.n_dims);
-        rc |= report_loss(o, "compare/train_loss", title, names, losses, NM, 0, o->cfg.n_dims);
+        rc |= report_loss(o, "train_loss", title, names, losses, NM, 0, o->cfg.n_dims, 1);
         if (o->fixed_point > 0) {
             snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = 5, 10, 20, 25", task.name);
-            rc |= report_by_iter(o, "compare/loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point);
+            rc |= report_by_iter(o, "loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point);
             printf("error by loop iteration (all k):");
             for (int i = 0; i < NM - 1; i++) {   /* "at b" only when the table reaches b (--fixed-point >= b) */
                 printf("  %s:", names[i + 1]);
@@ -1382,6 +1584,7 @@ int main(int argc, char **argv) {
         if (ltf_gpu_available(msg) != 0) { fprintf(stderr, "demo: --gpu on: %s\n", msg); return 1; }
         fprintf(stderr, "demo: %s\n", msg);
     }
+    if (guard_out(&o) != 0) return 2;
     if (o.command != CMD_BENCH && make_dir(o.out) != 0) return 1;
     switch (o.command) {
     case CMD_EVAL: return cmd_eval(&o);

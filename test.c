@@ -2210,7 +2210,7 @@ static void test_demo_faults(void) {
     for (size_t i = 0; i < ro->size; i++) m.params[ro->offset + i] = (i % 2 ? -3e38f : 3e38f);
     CHECK(ltf_checkpoint_save(&m, &st, bad, e) == 0, "save: %s", e);
     ltf_model_free(&m);
-    snprintf(args, sizeof args, "--steps 20 --ckpt-every 5 --eval-prompts 16 --fixed-point 0 --resume %s --out %s", bad, dir);
+    snprintf(args, sizeof args, "--steps 20 --ckpt-every 5 --eval-prompts 16 --fixed-point 0 --resume %s --out %s --force on", bad, dir);
     rc = run_demo(args, err, sizeof err);
     snprintf(want, sizeof want, "the last good checkpoint stays: %s (step 10)", bad);
     CHECK(rc == 1 && strstr(err, "training stopped at step 11") && strstr(err, "loss is") && strstr(err, want),
@@ -2240,6 +2240,54 @@ static void test_demo_faults(void) {
     const char *outputs[] = {"eval.csv", "eval.svg", "train_loss.csv", "train_loss.svg", "loop_error.csv", "loop_error.svg"};
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++) { snprintf(args, sizeof args, "%s/%s", dir, outputs[i]); remove(args); }
     remove(ckpt); remove(bad); rmdir(dir);
+}
+
+/* The records of a run: train_loss.csv grows as training goes and a resumed run continues it,
+ * byte-identical to an uninterrupted run's even when the stopped run had written rows past its
+ * last checkpoint; --resume without --out writes next to its checkpoint; --keep-every keeps
+ * snapshots; a folder holding another run's checkpoint is refused (exit 2) and left as it was. */
+static void test_demo_records(void) {
+    char dir[64], args[640], err[1024], a[160], b[160];
+    make_tmpdir(dir);
+    const char *small = "--C 16 --b 4 --T 2 --batch 8 --eval-prompts 16 --fixed-point 0 --baseline-prompts 8 --cur-interval 20";
+    snprintf(args, sizeof args, "--steps 40 %s --out %s/full", small, dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(args, sizeof args, "--steps 20 %s --keep-every 10 --out %s/half", small, dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(a, sizeof a, "%s/half/train_loss.csv", dir);
+    FILE *f = fopen(a, "a");   /* a run killed after step 23: rows past its checkpoint (step 20) */
+    if (f) { fputs("21,9.9,4,11,5\n22,9.9,4,11,5\n23,9.9,4,11,5\n", f); fclose(f); }
+    snprintf(args, sizeof args, "--steps 40 --resume %s/half/checkpoint.safetensors --eval-prompts 16 --fixed-point 0 --baseline-prompts 8", dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);   /* no --out: next to the checkpoint */
+    size_t la = 0, lb = 0;
+    snprintf(b, sizeof b, "%s/full/train_loss.csv", dir);
+    unsigned char *ta = read_whole(a, &la), *tb = read_whole(b, &lb);
+    CHECK(ta && tb && la == lb && memcmp(ta, tb, la) == 0, "resumed train_loss.csv (%zu bytes) differs from the uninterrupted one (%zu)", la, lb);
+    CHECK(tb && strstr((char *)tb, "step,loss,b,n,d\n1,") && strstr((char *)tb, "\n40,"), "train_loss.csv: header and rows 1..40");
+    free(ta); free(tb);
+    snprintf(a, sizeof a, "%s/half/checkpoint_step10.safetensors", dir);
+    snprintf(b, sizeof b, "%s/half/checkpoint_step20.safetensors", dir);
+    CHECK(file_exists(a) && file_exists(b), "--keep-every 10: snapshots of steps 10 and 20");
+    /* a fresh run into the folder of another run: refused, nothing changed */
+    snprintf(a, sizeof a, "%s/full/checkpoint.safetensors", dir);
+    size_t l0 = 0, l1 = 0;
+    unsigned char *c0 = read_whole(a, &l0);
+    snprintf(b, sizeof b, "%s/full/train_loss.csv", dir);
+    unsigned char *s0 = read_whole(b, &lb);
+    snprintf(args, sizeof args, "--steps 5 %s --out %s/full", small, dir);
+    int rc = run_demo(args, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "holds another run's checkpoint") && strstr(err, "--force on") && count_lines(err) == 1,
+          "a second run into a run's folder: exit %d, '%s'", rc, err);
+    snprintf(args, sizeof args, "--steps 40 --resume %s/half/checkpoint.safetensors --out %s/full", dir, dir);
+    rc = run_demo(args, err, sizeof err);
+    CHECK(rc == 2 && strstr(err, "holds another run's checkpoint"), "--resume of another run into a run's folder: exit %d, '%s'", rc, err);
+    unsigned char *c1 = read_whole(a, &l1), *s1 = read_whole(b, &la);
+    CHECK(c0 && c1 && l0 == l1 && memcmp(c0, c1, l0) == 0 && s0 && s1 && la == lb && memcmp(s0, s1, la) == 0,
+          "a refused run changed the folder");
+    printf("  resumed train_loss.csv equals the uninterrupted one (%zu bytes); a run into another run's folder: exit 2, unchanged\n", lb);
+    free(c0); free(c1); free(s0); free(s1);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    if (system(args) != 0) printf("  (could not remove %s)\n", dir);
 }
 
 /* The library's side of a failing disk: a full disk (path.tmp is /dev/full) and a path under a
@@ -2912,6 +2960,7 @@ int main(int argc, char **argv) {
         {"demo_flags", test_demo_flags},
         {"demo_signals", test_demo_signals},
         {"demo_faults", test_demo_faults},
+        {"demo_records", test_demo_records},
         {"write_faults", test_write_faults},
         {"train_next_fault", test_train_next_fault},
 #ifdef LOOPED_TF_CUDA

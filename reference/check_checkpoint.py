@@ -40,6 +40,12 @@ def main(argv):
         return 2
     path = argv[1]
     prompt = argv[2] if len(argv) == 3 else path + ".prompt"
+    for name, what in ((path, "CHECKPOINT"), (prompt, "PROMPT")):
+        if not os.path.isfile(name):
+            print("check_checkpoint.py: %s %s: no such file%s" % (what, name,
+                  " (test.c writes CHECKPOINT.prompt next to the checkpoints it checks; give PROMPT"
+                  " as the second argument otherwise)" if what == "PROMPT" else ""))
+            return 2
     with safe_open(path, framework="pt") as f:
         meta = f.metadata()
     if meta.get("format") != "looped-tf" or meta.get("format_version") != "1":
