@@ -610,9 +610,15 @@ static int write_text(const char *path, char *text) {   /* text: stb_ds char arr
     return 0;
 }
 
+/* The run's settings in one line: the subtitle of every figure, a comment atop every CSV
+ * (set_meta fills it once the model is known). */
+static char g_meta[512];
+
 static int write_plot(const char *path, const ltf_plot *p) {
     char err[LTF_ERR_LEN];
-    if (ltf_plot_svg(p, path, err) != 0) { fprintf(stderr, "demo: plot %s: %s\n", path, err); return -1; }
+    ltf_plot q = *p;
+    if (!q.subtitle && g_meta[0]) q.subtitle = g_meta;
+    if (ltf_plot_svg(&q, path, err) != 0) { fprintf(stderr, "demo: plot %s: %s\n", path, err); return -1; }
     printf("wrote %s\n", path);
     return 0;
 }
@@ -622,6 +628,12 @@ static int write_figure(const options *o, const char *stem, char **csv, const lt
     char name[256];
     int rc = 0;
     snprintf(name, sizeof name, "%s.csv", stem);
+    if (g_meta[0]) {   /* "# settings" first: read it with pandas.read_csv(path, comment="#") */
+        char *with = NULL;
+        sb_printf(&with, "# %s\n%s", g_meta, *csv ? *csv : "");
+        arrfree(*csv);
+        *csv = with;
+    }
     rc |= write_text(out_path(o, name), *csv);
     arrfree(*csv);
     if (p) {
@@ -635,6 +647,132 @@ static double *iota(int n, int from) {   /* stb_ds array from, from+1, ... */
     double *x = NULL;
     for (int i = 0; i < n; i++) arrput(x, (double)(from + i));
     return x;
+}
+
+/* ------------------------------------------------------------------ run.json */
+
+/* What a run was and what it gave, for OUT/run.json (README "run.json" has its schema):
+ * written when the command starts (status "running") and again when it ends. */
+typedef struct {
+    int argc;
+    char **argv;
+    time_t started;
+    double t0;                     /* now_s() at the start                                */
+    int have_model;                /* cfg, task, tc and backend below are set             */
+    ltf_config cfg;
+    int task;
+    ltf_train_config tc;
+    const char *backend;
+    long steps_target, first_step, last_step;   /* training: -1 when the command trains nothing */
+    double train_s, final_loss;    /* NAN: not measured                                   */
+    double err_2d;                 /* normalized error at k = 2d (or the last k when n <= 2d) */
+    int k_2d;
+    double loop_err_b, loop_err_last;           /* error over all k at b and at the last iteration */
+    int loop_last;
+} run_record;
+static run_record g_run;
+
+static void run_record_start(int argc, char **argv) {
+    memset(&g_run, 0, sizeof g_run);
+    g_run.argc = argc; g_run.argv = argv;
+    g_run.started = time(NULL); g_run.t0 = now_s();
+    g_run.steps_target = g_run.first_step = g_run.last_step = -1;
+    g_run.train_s = g_run.final_loss = g_run.err_2d = g_run.loop_err_b = g_run.loop_err_last = NAN;
+}
+
+/* The model is known: the run record and the one-line settings of figures and CSVs. */
+static void set_meta(const options *o, const ltf_model *m, const char *what) {
+    const ltf_config *c = &m->cfg;
+    char model[160];
+    if (c->kind == LTF_LOOPED) snprintf(model, sizeof model, "looped d=%d C=%d H=%d L=%d b=%d T=%d%s%s", c->n_dims,
+                                        c->n_embd, c->n_head, c->n_layer, c->n_loops, c->loop_window,
+                                        c->mask_mode ? " mask=" : "", c->mask_mode ? masks[c->mask_mode] : "");
+    else snprintf(model, sizeof model, "standard d=%d C=%d H=%d L=%d", c->n_dims, c->n_embd, c->n_head, c->n_layer);
+    snprintf(g_meta, sizeof g_meta, "looped-tf %s | %s | %s, %s | batch %d, lr %g, seed %llu | %s", LTF_VERSION,
+             cmd_names[o->command], ltf_task_kind_name(o->task), what ? what : model, o->tc.batch_size, (double)o->tc.lr,
+             (unsigned long long)o->seed, ltf_model_backend(m));
+    g_run.have_model = 1;
+    g_run.cfg = *c; g_run.task = o->task; g_run.tc = o->tc; g_run.backend = ltf_model_backend(m);
+}
+
+static void json_str(char **sb, const char *s) {
+    sb_printf(sb, "\"");
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') sb_printf(sb, "\\%c", c);
+        else if (c < 0x20) sb_printf(sb, "\\u%04x", c);
+        else sb_printf(sb, "%c", c);
+    }
+    sb_printf(sb, "\"");
+}
+static void json_num(char **sb, double v) { if (isfinite(v)) sb_printf(sb, "%.9g", v); else sb_printf(sb, "null"); }
+
+static int write_run_json(const options *o, const char *status) {
+    char *j = NULL, when[32];
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    const run_record *r = &g_run;
+    sb_printf(&j, "{\n  \"format\": \"looped-tf run\",\n  \"format_version\": 1,\n  \"looped_tf_version\": ");
+    json_str(&j, LTF_VERSION);
+    sb_printf(&j, ",\n  \"command\": ");
+    json_str(&j, cmd_names[o->command]);
+    sb_printf(&j, ",\n  \"argv\": [");
+    for (int i = 0; i < r->argc; i++) { if (i) sb_printf(&j, ", "); json_str(&j, r->argv[i]); }
+    sb_printf(&j, "],\n  \"status\": ");
+    json_str(&j, status);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&r->started));
+    sb_printf(&j, ",\n  \"started\": \"%s\",\n  \"finished\": ", when);
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    if (strcmp(status, "running") == 0) sb_printf(&j, "null"); else sb_printf(&j, "\"%s\"", when);
+    sb_printf(&j, ",\n  \"wall_s\": ");
+    json_num(&j, now_s() - r->t0);
+    sb_printf(&j, ",\n  \"out\": ");
+    json_str(&j, o->out);
+    sb_printf(&j, ",\n  \"threads\": %d,\n  \"seed\": %llu,\n  \"task\": ", threads, (unsigned long long)o->seed);
+    json_str(&j, ltf_task_kind_name(r->have_model ? r->task : o->task));
+    sb_printf(&j, ",\n  \"model\": ");
+    if (!r->have_model) sb_printf(&j, "null");
+    else {
+        const ltf_config *c = &r->cfg;
+        sb_printf(&j, "{\"backend\": \"%s\", \"kind\": \"%s\", \"n_dims\": %d, \"n_positions\": %d, \"n_embd\": %d, \"n_head\": %d, "
+                  "\"n_layer\": %d, \"n_loops\": %d, \"loop_window\": %d, \"mask\": \"%s\", \"mask_pairs\": %d, \"mask_when\": \"%s\"}",
+                  r->backend, kinds[c->kind], c->n_dims, c->n_positions, c->n_embd, c->n_head, c->n_layer, c->n_loops,
+                  c->loop_window, masks[c->mask_mode], c->mask_pairs, whens[c->mask_when]);
+    }
+    sb_printf(&j, ",\n  \"training\": ");
+    if (r->last_step < 0) sb_printf(&j, "null");
+    else {
+        double steps = (double)(r->last_step - r->first_step);
+        sb_printf(&j, "{\"batch_size\": %d, \"lr\": %.7g, \"beta1\": %.7g, \"beta2\": %.7g, \"eps\": %.7g, \"weight_decay\": %.7g, "
+                  "\"steps_target\": %ld, \"first_step\": %ld, \"last_step\": %ld, \"train_s\": ", r->tc.batch_size,
+                  (double)r->tc.lr, (double)r->tc.beta1, (double)r->tc.beta2, (double)r->tc.eps, (double)r->tc.weight_decay,
+                  r->steps_target, r->first_step, r->last_step);
+        json_num(&j, r->train_s);
+        sb_printf(&j, ", \"steps_per_s\": ");
+        json_num(&j, r->train_s > 0 ? steps / r->train_s : NAN);
+        sb_printf(&j, ", \"final_loss\": ");
+        json_num(&j, r->final_loss);
+        sb_printf(&j, "}");
+    }
+    sb_printf(&j, ",\n  \"metrics\": {\"k_2d\": ");
+    if (isfinite(r->err_2d)) sb_printf(&j, "%d", r->k_2d); else sb_printf(&j, "null");
+    sb_printf(&j, ", \"error_at_k_2d\": ");
+    json_num(&j, r->err_2d);
+    sb_printf(&j, ", \"loop_error_at_b\": ");
+    json_num(&j, r->loop_err_b);
+    sb_printf(&j, ", \"last_iteration\": ");
+    if (isfinite(r->loop_err_last)) sb_printf(&j, "%d", r->loop_last); else sb_printf(&j, "null");
+    sb_printf(&j, ", \"loop_error_at_last_iteration\": ");
+    json_num(&j, r->loop_err_last);
+    sb_printf(&j, "}\n}\n");
+    char err[LTF_ERR_LEN];
+    int rc = ltf_write_atomic(out_path(o, "run.json"), j, strlen(j), err);
+    if (rc != 0) fprintf(stderr, "demo: %s\n", err);
+    arrfree(j);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ training */
@@ -987,7 +1125,7 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
         }
     bottom = bottom / 1.5 > 1e-4 ? bottom / 1.5 : 1e-4;
     ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser),
-                  bottom, top * 1.2, 1.0, "zero estimator"};
+                  bottom, top * 1.2, 1.0, "zero estimator", NULL};
     rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
@@ -1011,7 +1149,7 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
         ltf_series s = {names[i], x, by_iter[i], iters, NULL, NULL, 0};
         arrput(ser, s);
     }
-    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL};
+    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL, NULL};
     rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
@@ -1052,7 +1190,7 @@ static int report_loss(const options *o, const char *stem, const char *title, co
         arrput(ser, s);
     }
     snprintf(ylabel, sizeof ylabel, "%s, mean of %ld steps", scale == 1.0 ? "training loss (MSE)" : "training loss / d", W);
-    ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL};
+    ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL, NULL};
     if (csv_too) rc |= write_figure(o, stem, &csv, &p);
     else {   /* the CSV is the live record train() wrote */
         char name[256];
@@ -1087,12 +1225,17 @@ static int evaluate_all(const options *o, ltf_model *m) {
         snprintf(title, sizeof title, "%s, d=%d: %s model vs baselines (90%% bootstrap bands)", task.name, m->cfg.n_dims,
                  m->cfg.kind == LTF_LOOPED ? "looped" : "standard");
         rc = report_by_k(o, "eval", title, cs, 1 + nb, m->cfg.n_dims);
+        int n = o->tc.n_points;
+        g_run.k_2d = 2 * m->cfg.n_dims < n ? 2 * m->cfg.n_dims : n - 1;
+        g_run.err_2d = cs[0].err[g_run.k_2d];
     }
     if (rc == 0 && by_iter) {
         const char *names[1] = {"model"};
         printf("error by loop iteration (all k): 1: %.4f", by_iter[0]);
         if (m->cfg.n_loops < o->fixed_point) printf("  b=%d: %.4f", m->cfg.n_loops, by_iter[m->cfg.n_loops - 1]);
         printf("  %d: %.4f\n", o->fixed_point, by_iter[o->fixed_point - 1]);
+        if (m->cfg.n_loops <= o->fixed_point) g_run.loop_err_b = by_iter[m->cfg.n_loops - 1];
+        g_run.loop_last = o->fixed_point; g_run.loop_err_last = by_iter[o->fixed_point - 1];
         char title[256];
         snprintf(title, sizeof title, "%s: error by loop iteration (trained with b=%d, T=%d)", task.name, m->cfg.n_loops,
                  m->cfg.loop_window);
@@ -1246,8 +1389,11 @@ static int cmd_train(options *o) {
     }
     if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;
     describe(&m, o, "training");
+    set_meta(o, &m, NULL);
     float *losses = NULL;
     long first = st.step;
+    g_run.steps_target = o->steps; g_run.first_step = g_run.last_step = first;
+    write_run_json(o, "running");
     const char *log_path = out_path(o, "train_loss.csv");
     loss_log lg;
     if (loss_log_open(&lg, log_path, &m, &st, o->resume != NULL) != 0) { ltf_model_free(&m); return 1; }
@@ -1255,6 +1401,8 @@ static int cmd_train(options *o) {
     int rc = train(o, &m, &st, ckpt, NULL, &losses, &lg);
     double train_s = now_s() - t0;
     if (loss_log_close(&lg, log_path) != 0 && rc == 0) rc = -1;
+    g_run.last_step = st.step; g_run.train_s = train_s;
+    if (arrlen(losses)) g_run.final_loss = losses[arrlen(losses) - 1];
     if (rc == TRAIN_STOPPED) {   /* the checkpoint is written; no evaluation after a Ctrl-C */
         arrfree(losses);
         ltf_model_free(&m);
@@ -1311,6 +1459,7 @@ static int cmd_eval(options *o) {
     if (lrc != 0) return lrc;
     if (o->eval_loops < 0) o->eval_loops = m.cfg.n_loops;   /* default: the b it was trained with */
     describe(&m, o, "evaluating");
+    set_meta(o, &m, NULL);
     int rc = evaluate_all(o, &m);
     ltf_model_free(&m);
     return rc ? 1 : 0;
@@ -1326,6 +1475,7 @@ static int cmd_mask_sweep(options *o) {
     int n = o->tc.n_points, rc = 0;
     o->eval_loops = m.cfg.n_loops;
     describe(&m, o, "mask sweep of");
+    set_meta(o, &m, NULL);
     ltf_task task = ltf_task_make(o->task, m.cfg.n_dims, m.cfg.n_dims);
     double *last = NULL, *mean = NULL, *xs = NULL, *ek = (double *)malloc(sizeof(double) * n);
     char *csv = NULL;
@@ -1353,7 +1503,7 @@ static int cmd_mask_sweep(options *o) {
         char title[256];
         snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
                  o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
-        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator"};
+        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator", NULL};
         rc |= write_figure(o, "mask_sweep", &csv, &p);
     }
     arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);
@@ -1388,6 +1538,10 @@ static int cmd_compare(options *o) {
         ltf_train_state st;
         if (start_fresh(&oi, &m, &st, who) != 0) { rc = -1; break; }
         describe(&m, &oi, "training");
+        if (i == 0) {
+            set_meta(o, &m, "looped L=1 b=5,10,20,25 vs standard L=12");
+            g_run.steps_target = o->steps; g_run.first_step = 0;
+        }
         snprintf(label, sizeof label, "[%s] ", names[i]);
         compare_ckpt_name(ckpt, sizeof ckpt, o->out, bs[i]);
         double t0 = now_s();
@@ -1395,6 +1549,8 @@ static int cmd_compare(options *o) {
         if (rc == TRAIN_STOPPED) rc = 128 + g_signal;
         else if (rc == 0) {
             printf("%-14s trained %ld steps in %.1f s, %zu params\n", names[i], o->steps, now_s() - t0, ltf_model_num_params(&m));
+            g_run.last_step = o->steps;
+            g_run.train_s = (isfinite(g_run.train_s) ? g_run.train_s : 0) + now_s() - t0;
             rc = eval_model(&oi, &m, &task, c->n_loops, bs[i] ? o->fixed_point : 0, &cs[i], bs[i] ? &by_iter[i - 1] : NULL);
             cs[i].name = names[i];
         }
@@ -1585,12 +1741,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "demo: %s\n", msg);
     }
     if (guard_out(&o) != 0) return 2;
-    if (o.command != CMD_BENCH && make_dir(o.out) != 0) return 1;
-    switch (o.command) {
-    case CMD_EVAL: return cmd_eval(&o);
-    case CMD_MASK_SWEEP: return cmd_mask_sweep(&o);
-    case CMD_COMPARE: return cmd_compare(&o);
-    case CMD_BENCH: return cmd_bench(&o);
-    default: return cmd_train(&o);
-    }
+    if (o.command == CMD_BENCH) return cmd_bench(&o);   /* bench writes no output folder */
+    if (make_dir(o.out) != 0) return 1;
+    run_record_start(argc, argv);
+    if (write_run_json(&o, "running") != 0) return 1;
+    int rc = o.command == CMD_EVAL ? cmd_eval(&o) : o.command == CMD_MASK_SWEEP ? cmd_mask_sweep(&o)
+           : o.command == CMD_COMPARE ? cmd_compare(&o) : cmd_train(&o);
+    if (write_run_json(&o, rc == 0 ? "done" : rc >= 128 ? "stopped" : "failed") != 0 && rc == 0) rc = 1;
+    return rc;
 }

@@ -2285,6 +2285,20 @@ static void test_demo_records(void) {
     CHECK(c0 && c1 && l0 == l1 && memcmp(c0, c1, l0) == 0 && s0 && s1 && la == lb && memcmp(s0, s1, la) == 0,
           "a refused run changed the folder");
     printf("  resumed train_loss.csv equals the uninterrupted one (%zu bytes); a run into another run's folder: exit 2, unchanged\n", lb);
+    /* run.json of each run: valid against docs/run.schema.json (checked by Python, where there is one) */
+    snprintf(args, sizeof args, "python3 -c 'import json' 2>/dev/null");
+    if (system(args) == 0) {
+        for (int i = 0; i < 2; i++) {
+            snprintf(args, sizeof args, "python3 reference/check_run_json.py %s/%s/run.json", dir, i ? "half" : "full");
+            CHECK(system(args) == 0, "%s: run.json does not match docs/run.schema.json", i ? "half" : "full");
+            snprintf(a, sizeof a, "%s/%s/run.json", dir, i ? "half" : "full");
+            unsigned char *j = read_whole(a, &la);
+            CHECK(j && strstr((char *)j, "\"status\": \"done\"") && strstr((char *)j, "\"last_step\": 40"),
+                  "%s/run.json: status done, last step 40", i ? "half" : "full");
+            free(j);
+        }
+        printf("  run.json of both runs matches docs/run.schema.json\n");
+    } else printf("  skipped the run.json schema check: no python3\n");
     free(c0); free(c1); free(s0); free(s1);
     snprintf(args, sizeof args, "rm -rf %s", dir);
     if (system(args) != 0) printf("  (could not remove %s)\n", dir);

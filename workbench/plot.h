@@ -38,6 +38,7 @@ typedef struct {
     double y_min, y_max;        /* y range; both 0 = fit the data (and the reference line)   */
     double hline;               /* y of a dashed grey reference line, drawn only when ...    */
     const char *hline_label;    /* ... this is not NULL ("" = the line without legend entry) */
+    const char *subtitle;       /* a grey line under the title (the run's settings); NULL = none */
 } ltf_plot;
 
 /* Writes the plot to path as SVG (atomically, through ltf_write_atomic). A plot with no
@@ -401,7 +402,8 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
     if (has_ref && p->hline_label[0]) { n_legend++; label_w = fmax(label_w, ltf__text_w(p->hline_label, 12)); }
     double legend_w = n_legend ? fmin(LTF__LEGEND_MAX_W, 26 + 8 + label_w + 10) : 0.0;
     size_t legend_chars = legend_w < LTF__LEGEND_MAX_W ? (size_t)-1 : (size_t)((legend_w - 44) / (0.6 * 12));
-    double left = (ylabel[0] ? 34.0 : 10.0) + ytick_w + 10.0, top = title[0] ? 42.0 : 16.0;
+    const char *subtitle = p->subtitle ? p->subtitle : "";
+    double left = (ylabel[0] ? 34.0 : 10.0) + ytick_w + 10.0, top = (title[0] ? 42.0 : 16.0) + (subtitle[0] ? 16.0 : 0.0);
     double bottom = LTF__H - (xlabel[0] ? 56.0 : 34.0);
     double right = LTF__W - (n_legend ? legend_w + 18.0 : fmax(20.0, xtick_last_w / 2 + 8));
     ax.p0 = left; ax.p1 = right; ay.p0 = bottom; ay.p1 = top;
@@ -419,6 +421,12 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
         cx = fmin(fmax(cx, w / 2 + 8), LTF__W - w / 2 - 8);
         ltf__buf_printf(&b, "<text x=\"%.1f\" y=\"26\" text-anchor=\"middle\" font-size=\"%.1f\" font-weight=\"bold\">", cx, font);
         ltf__buf_xml(&b, title, (size_t)((LTF__W - 16) / (0.65 * font)));
+        ltf__buf_printf(&b, "</text>\n");
+    }
+    if (subtitle[0]) {   /* 10 px grey, centred, cut to the canvas */
+        ltf__buf_printf(&b, "<text class=\"subtitle\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\" fill=\"#666\">",
+                        LTF__W / 2.0, title[0] ? 42 : 18);
+        ltf__buf_xml(&b, subtitle, (size_t)((LTF__W - 16) / 6.0));
         ltf__buf_printf(&b, "</text>\n");
     }
     ltf__buf_printf(&b, "<g stroke=\"#e6e6e6\" stroke-width=\"1\">\n");   /* grid at labelled ticks */
