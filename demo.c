@@ -184,7 +184,10 @@ static void usage(FILE *f) {
         "checkpoint on disk is always whole: written to FILE.tmp, then renamed).\n"
         "Exit status: 0 done, 1 failed (I/O, memory, NaN), 2 bad command line (one line names the\n"
         "flag, its value and what is allowed), 130/143 stopped by a signal after saving.\n"
-        "Threads: OMP_NUM_THREADS (all cores by default).\n", LTF_MAX_DIMS, LTF_MAX_LAYERS);
+        "Threads: OMP_NUM_THREADS=N fixes them. Without it, training times 4 steps on all cores and 4 on one\n"
+        "at the start and every 60 s, and runs on whichever was faster: on a machine where another process\n"
+        "holds a core, one thread beats two that wait for each other. The results are the same bits either way.\n",
+        LTF_MAX_DIMS, LTF_MAX_LAYERS);
 }
 
 static int flag_index(const char *f) {
@@ -538,7 +541,7 @@ static void fmt_time(char *buf, size_t n, double s) {
 }
 
 /* A progress line: redrawn in place on a terminal, a plain line every 5 s otherwise. */
-typedef struct { int tty; double start, last_draw; const char *label; } progress;
+typedef struct { int tty; double start, last_draw; const char *label; int threads; } progress;
 
 static void progress_draw(progress *p, long step, long steps, long first, double loss, int final) {
     double t = now_s(), el = t - p->start;
@@ -548,8 +551,9 @@ static void progress_draw(progress *p, long step, long steps, long first, double
     char eta[32], elapsed[32];
     fmt_time(eta, sizeof eta, rate > 0 ? (steps - step) / rate : 0);
     fmt_time(elapsed, sizeof elapsed, el);
-    fprintf(stderr, "%s%sstep %ld/%ld  loss %.4f  %.1f steps/s  elapsed %s  ETA %s%s", p->tty ? "\r" : "",
-            p->label ? p->label : "", step, steps, loss, rate, elapsed, eta, p->tty ? "\033[K" : "\n");
+    fprintf(stderr, "%s%sstep %ld/%ld  loss %.4f  %.1f steps/s  %d thread%s  elapsed %s  ETA %s%s", p->tty ? "\r" : "",
+            p->label ? p->label : "", step, steps, loss, rate, p->threads, p->threads == 1 ? "" : "s", elapsed, eta,
+            p->tty ? "\033[K" : "\n");
     if (final && p->tty) fprintf(stderr, "\n");
     fflush(stderr);
 }
@@ -929,6 +933,53 @@ static int loss_log_read(const char *path, double **steps, float **losses) {
     return 0;
 }
 
+/* Threads (OMP_NUM_THREADS not set): every op splits its work evenly between the threads, so a
+ * step is as slow as its slowest thread, and a thread that shares its core with another process
+ * gets half of it. On a machine with a busy core one thread can then beat two (measured: 67 vs
+ * 236 ms a step). So training probes: 4 steps on all cores, 4 on one, at the start and every
+ * 60 s, and keeps the faster. Every op gives the same bits on any number of threads (test
+ * threads_same_bits), so the choice changes the speed only. */
+typedef struct {
+    int on, max, cur;         /* probing at all; the machine's threads; the ones in use now   */
+    int phase;                /* 0 running; 1, 2: timing steps on max threads, then on one     */
+    int left;                 /* steps left in this phase                                     */
+    double t_phase, t_max, next_probe;
+} thread_probe;
+
+static void probe_init(thread_probe *tp) {
+    memset(tp, 0, sizeof *tp);
+    tp->max = tp->cur = 1;
+#ifdef _OPENMP
+    tp->max = tp->cur = omp_get_max_threads();
+    tp->on = tp->max > 1 && !getenv("OMP_NUM_THREADS");
+#endif
+    tp->next_probe = now_s();
+}
+
+static void probe_set(thread_probe *tp, int n) {
+    tp->cur = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+}
+
+/* Called before each step. */
+static void probe_before(thread_probe *tp) {
+    if (!tp->on || tp->phase || now_s() < tp->next_probe) return;
+    tp->phase = 1; tp->left = 4; tp->t_phase = now_s();
+    probe_set(tp, tp->max);
+}
+
+/* Called after each step. */
+static void probe_after(thread_probe *tp) {
+    if (!tp->on || !tp->phase || --tp->left > 0) return;
+    double t = now_s() - tp->t_phase;
+    if (tp->phase == 1) { tp->t_max = t; tp->phase = 2; tp->left = 4; tp->t_phase = now_s(); probe_set(tp, 1); return; }
+    probe_set(tp, t < tp->t_max ? 1 : tp->max);
+    tp->phase = 0;
+    tp->next_probe = now_s() + 60.0;
+}
+
 /* Trains m from st->step to o->steps; checkpoints to ckpt every o->ckpt_every steps and at the
  * end. losses (stb_ds array) gets the loss of each step taken. A step with a NaN/Inf loss or
  * gradient, or a failed checkpoint write, stops training: the message names the step and the
@@ -943,7 +994,9 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
     long good_step = st->step;
     int rc = 0;
     if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch of %d x %d points\n", B, n); rc = -1; }
-    progress p = {isatty(2), now_s(), 0, label};
+    progress p = {isatty(2), now_s(), 0, label, 1};
+    thread_probe tp;
+    probe_init(&tp);
     long first = st->step;
     double shown = 0;
     g_signal = 0;
@@ -953,6 +1006,7 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
         int b = ltf_schedule_value(&st->curriculum.loops, st->step), n_now = 0;
         int d_now = ltf_schedule_value(&st->curriculum.dims, st->step);
         if (m->cfg.kind != LTF_LOOPED) b = 1;
+        if (strcmp(ltf_model_backend(m), "cpu") == 0) probe_before(&tp);
         if (ltf_train_next(m, st, xs, ys, &loss, &n_now) != 0) {
             kept_checkpoint(kept, sizeof kept, good, good_step);
             fprintf(stderr, "%sdemo: %straining stopped at step %ld: %s; %s\n", p.tty ? "\n" : "", label ? label : "", st->step + 1, m->err, kept);
@@ -962,6 +1016,8 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
         arrput(*losses, loss);
         int saving = ckpt && (st->step % o->ckpt_every == 0 || st->step == o->steps);
         loss_log_row(lg, st, loss, b, n_now, d_now, saving || g_signal);   /* on disk before the checkpoint */
+        probe_after(&tp);
+        p.threads = tp.cur;
         shown = st->step == first + 1 ? loss : 0.98 * shown + 0.02 * loss;   /* smoothed for reading */
         progress_draw(&p, st->step, o->steps, first, shown, st->step == o->steps);
         if (ckpt && o->keep_every && st->step % o->keep_every == 0) {   /* a snapshot that stays */
@@ -994,6 +1050,7 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
         }
     }
     catch_signals(0);
+    probe_set(&tp, tp.max);   /* evaluation and the next model start from all threads */
     free(xs); free(ys);
     return rc;
 }
