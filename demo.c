@@ -19,6 +19,7 @@
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -779,6 +780,87 @@ static int write_run_json(const options *o, const char *status) {
     return rc;
 }
 
+/* ------------------------------------------------------------------ index.html */
+
+static void html_text(char **sb, const char *s) {   /* s as HTML character data */
+    for (; s && *s; s++) {
+        if (*s == '<') sb_printf(sb, "&lt;");
+        else if (*s == '>') sb_printf(sb, "&gt;");
+        else if (*s == '&') sb_printf(sb, "&amp;");
+        else sb_printf(sb, "%c", *s);
+    }
+}
+
+/* A CSV of OUT as an HTML table: its comment line as a caption, at most max_rows rows. */
+static void html_csv_table(char **sb, const options *o, const char *name, int max_rows) {
+    FILE *f = fopen(out_path(o, name), "r");
+    char line[8192];
+    int row = 0, rows_left = 0;
+    if (!f) return;
+    sb_printf(sb, "<h2>%s</h2>\n<table>\n", name);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (line[0] == '#') continue;
+        if (row > max_rows) { rows_left++; continue; }
+        sb_printf(sb, "<tr>");
+        for (char *cell = line, *next; cell; cell = next) {
+            next = strchr(cell, ',');
+            if (next) *next++ = 0;
+            sb_printf(sb, row ? "<td>" : "<th>");
+            html_text(sb, cell);
+            sb_printf(sb, row ? "</td>" : "</th>");
+        }
+        sb_printf(sb, "</tr>\n");
+        row++;
+    }
+    fclose(f);
+    sb_printf(sb, "</table>\n");
+    if (rows_left) sb_printf(sb, "<p class=\"note\">%d more rows in <a href=\"%s\">%s</a></p>\n", rows_left, name, name);
+}
+
+/* OUT/index.html: the run on one page (its figures, tables and run.json). While the command
+ * runs the page reloads itself every 10 s; the demo rewrites it at every checkpoint and at the
+ * end. Written from the files in OUT, so it shows what exists. */
+static int write_index_html(const options *o, const char *status) {
+    static const char *const figures[] = {"train_loss.svg", "eval.svg", "loop_error.svg", "mask_sweep.svg"};
+    static const char *const tables[] = {"eval.csv", "mask_sweep.csv", "loop_error.csv"};
+    char *h = NULL;
+    size_t len = 0;
+    sb_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    if (strcmp(status, "running") == 0) sb_printf(&h, "<meta http-equiv=\"refresh\" content=\"10\">\n");
+    sb_printf(&h, "<title>looped-tf: %s</title>\n<style>body{font-family:sans-serif;margin:24px;max-width:1100px}"
+                  "img{display:block;width:800px;max-width:100%%;border:1px solid #ddd;margin:8px 0 24px}"
+                  "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+                  "pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto}.note{color:#666;font-size:12px}"
+                  "</style>\n</head>\n<body>\n<h1>looped-tf %s: ", cmd_names[o->command], cmd_names[o->command]);
+    html_text(&h, o->out);
+    sb_printf(&h, "</h1>\n<p class=\"note\">");
+    html_text(&h, g_meta);
+    sb_printf(&h, "<br>status: <b>%s</b>%s</p>\n", status, strcmp(status, "running") == 0 ? " (this page reloads every 10 s)" : "");
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++)
+        if (access(out_path(o, figures[i]), R_OK) == 0) sb_printf(&h, "<img src=\"%s\" alt=\"%s\">\n", figures[i], figures[i]);
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) html_csv_table(&h, o, tables[i], i == 2 ? 20 : 200);
+    unsigned char *json = NULL;
+    FILE *f = fopen(out_path(o, "run.json"), "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        json = n > 0 ? (unsigned char *)malloc((size_t)n + 1) : NULL;
+        if (json) { len = fread(json, 1, (size_t)n, f); json[len] = 0; }
+        fclose(f);
+    }
+    sb_printf(&h, "<h2>run.json</h2>\n<pre>");
+    html_text(&h, json ? (const char *)json : "(none)");
+    sb_printf(&h, "</pre>\n</body>\n</html>\n");
+    free(json);
+    char err[LTF_ERR_LEN];
+    int rc = ltf_write_atomic(out_path(o, "index.html"), h, strlen(h), err);
+    if (rc != 0) fprintf(stderr, "demo: %s\n", err);
+    arrfree(h);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ training */
 
 static void describe(const ltf_model *m, const options *o, const char *what) {
@@ -980,6 +1062,38 @@ static void probe_after(thread_probe *tp) {
     tp->next_probe = now_s() + 60.0;
 }
 
+static int report_loss(const options *o, const char *stem, const char *title, const char **names, float **losses,
+                       int count, long first_step, double scale, int csv_too);
+
+/* train_loss.svg from the live record train_loss.csv (the whole run, resumed parts included);
+ * the figure shows loss / d, as compare's does (the CSV keeps the loss). */
+static int train_loss_figure(const options *o, int d, long first) {
+    const char *names[1] = {"loss"};
+    char title[256];
+    double *steps = NULL;
+    float *all = NULL;
+    snprintf(title, sizeof title, "%s, d=%d: training loss / d", ltf_task_kind_name(o->task), d);
+    loss_log_read(out_path(o, "train_loss.csv"), &steps, &all);
+    int rc = report_loss(o, "train_loss", title, names, &all, 1, arrlen(steps) ? (long)steps[0] - 1 : first, d, 0);
+    arrfree(steps); arrfree(all);
+    return rc;
+}
+
+/* After each checkpoint of `demo train`: the records a watcher reads (figure, run.json, page). */
+static void refresh_records(const options *o, const ltf_model *m, const ltf_train_state *st) {
+    g_run.last_step = st->step;
+    g_run.train_s = now_s() - g_run.t0;
+    fflush(stdout);
+    int saved = dup(1), devnull = open("/dev/null", O_WRONLY);   /* no "wrote ..." lines mid-training */
+    if (saved >= 0 && devnull >= 0) dup2(devnull, 1);
+    train_loss_figure(o, m->cfg.n_dims, 0);
+    fflush(stdout);
+    if (saved >= 0) { dup2(saved, 1); close(saved); }
+    if (devnull >= 0) close(devnull);
+    write_run_json(o, "running");
+    write_index_html(o, "running");
+}
+
 /* Trains m from st->step to o->steps; checkpoints to ckpt every o->ckpt_every steps and at the
  * end. losses (stb_ds array) gets the loss of each step taken. A step with a NaN/Inf loss or
  * gradient, or a failed checkpoint write, stops training: the message names the step and the
@@ -1033,7 +1147,10 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
                 fprintf(stderr, "%sdemo: %straining stopped at step %ld: checkpoint not saved: %s; %s\n", p.tty ? "\n" : "", label ? label : "",
                         st->step, err, kept);
                 rc = -1;
-            } else { good = ckpt; good_step = st->step; }
+            } else {
+                good = ckpt; good_step = st->step;
+                if (lg && st->step < o->steps) refresh_records(o, m, st);
+            }
         }
     }
     if (rc == 0 && g_signal) {
@@ -1182,14 +1299,18 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
         }
     bottom = bottom / 1.5 > 1e-4 ? bottom / 1.5 : 1e-4;
     ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser),
-                  bottom, top * 1.2, 1.0, "zero estimator", NULL};
+                  bottom, top * 1.2, 1.0, "zero estimator", NULL, NULL, NULL, NULL, 0};
+    double kd = d;                                       /* the mark at k = d: least squares exact */
+    const char *kd_label[1] = {"k = d"};
+    if (d < n) { p.vline = &kd; p.vline_label = kd_label; p.n_vline = 1; }
     rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
 }
 
+/* marks: the b each model was trained with (a dotted line each); colours: palette index per model */
 static int report_by_iter(const options *o, const char *stem, const char *title, const char **names, double **by_iter,
-                          int count, int iters) {
+                          int count, int iters, const int *marks, const int *colours) {
     char *csv = NULL;
     int rc = 0;
     sb_printf(&csv, "iteration");
@@ -1206,7 +1327,17 @@ static int report_by_iter(const options *o, const char *stem, const char *title,
         ltf_series s = {names[i], x, by_iter[i], iters, NULL, NULL, 0};
         arrput(ser, s);
     }
-    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL, NULL};
+    ltf_plot p = {title, "loop iteration", "normalized squared error (all k)", 1, 1, ser, count, 0, 0, 0, NULL, NULL,
+                  colours, NULL, NULL, 0};
+    double mx[8];
+    char mtext[8][32];
+    const char *mlabel[8];
+    for (int i = 0; i < count && i < 8; i++) {
+        mx[i] = marks[i];
+        snprintf(mtext[i], sizeof mtext[i], count == 1 ? "trained b = %d" : "b = %d", marks[i]);
+        mlabel[i] = mtext[i];
+    }
+    p.vline = mx; p.vline_label = mlabel; p.n_vline = count < 8 ? count : 8;
     rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
@@ -1247,7 +1378,7 @@ static int report_loss(const options *o, const char *stem, const char *title, co
         arrput(ser, s);
     }
     snprintf(ylabel, sizeof ylabel, "%s, mean of %ld steps", scale == 1.0 ? "training loss (MSE)" : "training loss / d", W);
-    ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL, NULL};
+    ltf_plot p = {title, "training step", ylabel, 0, 1, ser, count, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0};
     if (csv_too) rc |= write_figure(o, stem, &csv, &p);
     else {   /* the CSV is the live record train() wrote */
         char name[256];
@@ -1296,7 +1427,7 @@ static int evaluate_all(const options *o, ltf_model *m) {
         char title[256];
         snprintf(title, sizeof title, "%s: error by loop iteration (trained with b=%d, T=%d)", task.name, m->cfg.n_loops,
                  m->cfg.loop_window);
-        rc = report_by_iter(o, "loop_error", title, names, &by_iter, 1, o->fixed_point);
+        rc = report_by_iter(o, "loop_error", title, names, &by_iter, 1, o->fixed_point, &m->cfg.n_loops, NULL);
     }
     for (int i = 0; i <= nb; i++) curve_free(&cs[i]);
     free(by_iter);
@@ -1427,7 +1558,9 @@ static int cmd_train(options *o) {
     ltf_model m;
     ltf_train_state st;
     char err[LTF_ERR_LEN];
-    const char *ckpt = out_path(o, "checkpoint.safetensors");
+    char ckpt[4200], log_path[4200];   /* copies: out_path's buffers are reused by every later call */
+    snprintf(ckpt, sizeof ckpt, "%s", out_path(o, "checkpoint.safetensors"));
+    snprintf(log_path, sizeof log_path, "%s", out_path(o, "train_loss.csv"));
     if (o->resume) {
         if (ltf_checkpoint_load(&m, &st, o->resume, NULL, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 1; }
         if (check_state(o->resume, &m, &st) != 0) return 1;
@@ -1451,7 +1584,6 @@ static int cmd_train(options *o) {
     long first = st.step;
     g_run.steps_target = o->steps; g_run.first_step = g_run.last_step = first;
     write_run_json(o, "running");
-    const char *log_path = out_path(o, "train_loss.csv");
     loss_log lg;
     if (loss_log_open(&lg, log_path, &m, &st, o->resume != NULL) != 0) { ltf_model_free(&m); return 1; }
     double t0 = now_s();
@@ -1469,14 +1601,7 @@ static int cmd_train(options *o) {
         printf("trained %ld steps in %.1f s (%.1f ms/step); checkpoint %s\n", st.step - first, train_s,
                1e3 * train_s / (st.step > first ? st.step - first : 1), ckpt);
         printf("wrote %s\n", log_path);
-        const char *names[1] = {"loss"};
-        char title[256];
-        double *steps = NULL;
-        float *all = NULL;   /* the whole record, resumed runs included */
-        snprintf(title, sizeof title, "%s: training loss", ltf_task_kind_name(o->task));
-        loss_log_read(log_path, &steps, &all);
-        rc = report_loss(o, "train_loss", title, names, &all, 1, arrlen(steps) ? (long)steps[0] - 1 : first, 1.0, 0);
-        arrfree(steps); arrfree(all);
+        rc = train_loss_figure(o, m.cfg.n_dims, first);
         rc |= evaluate_all(o, &m);
     }
     arrfree(losses);
@@ -1560,7 +1685,8 @@ static int cmd_mask_sweep(options *o) {
         char title[256];
         snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
                  o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
-        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator", NULL};
+        ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator", NULL,
+                      NULL, NULL, NULL, 0};
         rc |= write_figure(o, "mask_sweep", &csv, &p);
     }
     arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);
@@ -1622,7 +1748,8 @@ static int cmd_compare(options *o) {
         rc |= report_loss(o, "train_loss", title, names, losses, NM, 0, o->cfg.n_dims, 1);
         if (o->fixed_point > 0) {
             snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = 5, 10, 20, 25", task.name);
-            rc |= report_by_iter(o, "loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point);
+            static const int colours[NM - 1] = {1, 2, 3, 4};   /* each model's colour in eval.svg and train_loss.svg */
+            rc |= report_by_iter(o, "loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point, bs + 1, colours);
             printf("error by loop iteration (all k):");
             for (int i = 0; i < NM - 1; i++) {   /* "at b" only when the table reaches b (--fixed-point >= b) */
                 printf("  %s:", names[i + 1]);
@@ -1801,9 +1928,10 @@ int main(int argc, char **argv) {
     if (o.command == CMD_BENCH) return cmd_bench(&o);   /* bench writes no output folder */
     if (make_dir(o.out) != 0) return 1;
     run_record_start(argc, argv);
-    if (write_run_json(&o, "running") != 0) return 1;
+    if (write_run_json(&o, "running") != 0 || write_index_html(&o, "running") != 0) return 1;
     int rc = o.command == CMD_EVAL ? cmd_eval(&o) : o.command == CMD_MASK_SWEEP ? cmd_mask_sweep(&o)
            : o.command == CMD_COMPARE ? cmd_compare(&o) : cmd_train(&o);
-    if (write_run_json(&o, rc == 0 ? "done" : rc >= 128 ? "stopped" : "failed") != 0 && rc == 0) rc = 1;
+    const char *status = rc == 0 ? "done" : rc >= 128 ? "stopped" : "failed";
+    if ((write_run_json(&o, status) != 0 || write_index_html(&o, status) != 0) && rc == 0) rc = 1;
     return rc;
 }

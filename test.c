@@ -2304,6 +2304,52 @@ static void test_demo_records(void) {
     if (system(args) != 0) printf("  (could not remove %s)\n", dir);
 }
 
+/* The report page OUT/index.html: every figure it shows exists, and it renders in headless
+ * Chromium (where one is installed) without a page error; the screenshot is kept for a look. */
+static void test_demo_report(void) {
+    char dir[64], args[512], err[1024], path[160];
+    make_tmpdir(dir);
+    snprintf(args, sizeof args, "--steps 30 --ckpt-every 10 --C 16 --b 4 --T 2 --batch 8 --eval-prompts 32 --fixed-point 12 "
+             "--baseline-prompts 8 --out %s", dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    size_t n = 0;
+    char *page = (char *)read_whole(path, &n);
+    int imgs = 0, missing = 0;
+    for (const char *p = page ? strstr(page, "<img src=\"") : NULL; p; p = strstr(p + 1, "<img src=\"")) {
+        char name[128], file[200];
+        if (sscanf(p + 10, "%127[^\"]", name) != 1) continue;
+        snprintf(file, sizeof file, "%s/%s", dir, name);
+        imgs++;
+        missing += !file_exists(file);
+    }
+    CHECK(page && imgs == 3 && missing == 0 && strstr(page, "status: <b>done</b>") && !strstr(page, "http-equiv=\"refresh\""),
+          "index.html: %d figures (want 3: loss, eval, loop error), %d missing, status done, no reload", imgs, missing);
+    free(page);
+    const char *browsers[] = {"chromium", "chromium-browser", "google-chrome"};
+    const char *found = NULL;
+    for (int i = 0; i < 3 && !found; i++) {
+        snprintf(args, sizeof args, "command -v %s > /dev/null 2>&1", browsers[i]);
+        if (system(args) == 0) found = browsers[i];
+    }
+    if (!found) { printf("  skipped the browser check: no chromium (apt-get install chromium)\n"); return; }
+    snprintf(args, sizeof args, "cd %s && timeout 120 %s --headless --no-sandbox --disable-gpu --hide-scrollbars "
+             "--window-size=1150,2600 --enable-logging=stderr --v=0 --screenshot=%s/page.png file://%s/index.html "
+             "> %s/browser.log 2>&1", dir, found, dir, dir, dir);
+    int rc = system(args);
+    snprintf(path, sizeof path, "%s/browser.log", dir);
+    char *log = (char *)read_whole(path, &n);
+    int bad = log && (strstr(log, "Uncaught") || strstr(log, "ERR_FILE_NOT_FOUND") || strstr(log, "Failed to load resource")
+                      || strstr(log, "Not allowed to load local resource"));
+    snprintf(path, sizeof path, "%s/page.png", dir);
+    size_t png = 0;
+    unsigned char *shot = read_whole(path, &png);
+    CHECK(rc == 0 && !bad && shot && png > 20000, "%s renders index.html: exit %d, page errors %d, screenshot %zu bytes",
+          found, rc, bad, png);
+    printf("  %s rendered index.html: %d figures, screenshot %zu bytes (%s/page.png), no page errors\n", found, imgs, png, dir);
+    free(log); free(shot);
+}
+
 /* The library's side of a failing disk: a full disk (path.tmp is /dev/full) and a path under a
  * regular file fail with the reason and leave the old file whole; no .tmp stays behind. */
 static void test_write_faults(void) {
@@ -2975,6 +3021,7 @@ int main(int argc, char **argv) {
         {"demo_signals", test_demo_signals},
         {"demo_faults", test_demo_faults},
         {"demo_records", test_demo_records},
+        {"demo_report", test_demo_report},
         {"write_faults", test_write_faults},
         {"train_next_fault", test_train_next_fault},
 #ifdef LOOPED_TF_CUDA

@@ -39,6 +39,11 @@ typedef struct {
     double hline;               /* y of a dashed grey reference line, drawn only when ...    */
     const char *hline_label;    /* ... this is not NULL ("" = the line without legend entry) */
     const char *subtitle;       /* a grey line under the title (the run's settings); NULL = none */
+    const int *colour;          /* [n_series] palette index of each series (the same model, the
+                                   same colour in every figure); NULL = series k gets colour k */
+    const double *vline;        /* [n_vline] x of dotted vertical marks (k = d, the trained b)  */
+    const char *const *vline_label;   /* [n_vline] their labels, written at the top          */
+    int n_vline;
 } ltf_plot;
 
 /* Writes the plot to path as SVG (atomically, through ltf_write_atomic). A plot with no
@@ -323,6 +328,11 @@ static void ltf__put_swatch(ltf__buf *b, double x, double y, const char *colour,
                     x, y, x + 26, y, colour, dashed ? " stroke-dasharray=\"6 3\"" : "");
 }
 
+static const char *ltf__colour(const ltf_plot *p, int k) {
+    int c = p->colour ? p->colour[k] : k;
+    return ltf__palette[(c < 0 ? -c : c) % 8];
+}
+
 int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
     if (!p) return ltf__fail(err, "plot is NULL");
     if (!path || !path[0]) return ltf__fail(err, "path is NULL or empty");
@@ -447,7 +457,7 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
         const ltf_series *s = &p->series[k];
         if (!s->hi) continue;
         size_t start = b.len;
-        ltf__buf_printf(&b, "<path class=\"band\" fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\" d=\"", ltf__palette[k % 8]);
+        ltf__buf_printf(&b, "<path class=\"band\" fill=\"%s\" fill-opacity=\"0.18\" stroke=\"none\" d=\"", ltf__colour(p, k));
         size_t d0 = b.len;
         if (ltf__put_band(&b, s, &ax, &ay, &tmp, &tmp_cap) != 0) b.oom = 1;
         if (b.len == d0) b.len = start; else ltf__buf_printf(&b, "\"/>\n");
@@ -464,12 +474,41 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
         size_t start = b.len;
         double width = ltf__bucket(s->n) > 1 ? 1.0 : 1.8;   /* a dense decimated line: thin */
         ltf__buf_printf(&b, "<path class=\"line\" fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-linejoin=\"round\" "
-                            "stroke-linecap=\"round\"%s d=\"", ltf__palette[k % 8], width, dashed ? " stroke-dasharray=\"7 5\"" : "");
+                            "stroke-linecap=\"round\"%s d=\"", ltf__colour(p, k), width, dashed ? " stroke-dasharray=\"7 5\"" : "");
         size_t d0 = b.len;
         ltf__put_line(&b, s, &ax, &ay);
         if (b.len == d0) b.len = start; else ltf__buf_printf(&b, "\"/>\n");
     }
-    ltf__buf_printf(&b, "</g>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n",
+    ltf__buf_printf(&b, "</g>\n");
+    /* points below the y axis (least squares at 1e-13 on a 1e-4 floor): a triangle at the floor */
+    int below = 0;
+    for (int k = 0; k < p->n_series; k++) {
+        const ltf_series *s = &p->series[k];
+        for (int i = 0; i < s->n; i++) {
+            double y = s->y[i], x = s->x[i];
+            if (!ltf__ok(x, lx) || !isfinite(y) || !(ly ? (y > 0 && log10(y) < ay.t0) : y < ay.t0)) continue;
+            double px = ltf__map(&ax, x);
+            if (px < left - 0.5 || px > right + 0.5) continue;
+            ltf__buf_printf(&b, "<path class=\"floor\" d=\"M%.1f %.1fl-4 -7h8z\" fill=\"%s\"/>\n", px, bottom - 1, ltf__colour(p, k));
+            below++;
+        }
+    }
+    if (below)
+        ltf__buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">&#9660; below the axis</text>\n",
+                        left + 6, bottom - 10);
+    for (int v = 0; v < p->n_vline && p->vline; v++) {   /* dotted marks, labelled at the top */
+        if (!ltf__ok(p->vline[v], lx)) continue;
+        double x = ltf__map(&ax, p->vline[v]);
+        if (x < left || x > right) continue;
+        ltf__buf_printf(&b, "<line class=\"mark\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#999\" "
+                            "stroke-width=\"1\" stroke-dasharray=\"2 3\"/>\n", x, top, x, bottom);
+        if (p->vline_label && p->vline_label[v]) {
+            ltf__buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#555\">", x + 3, top + 11 + 11 * (v % 3));
+            ltf__buf_xml(&b, p->vline_label[v], 24);
+            ltf__buf_printf(&b, "</text>\n");
+        }
+    }
+    ltf__buf_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n",
                     left, top, right - left, bottom - top);
     ltf__buf_printf(&b, "<g stroke=\"#444\">\n");   /* tick marks, outside the frame */
     for (int i = 0; i < ax.n_tick; i++) {
@@ -526,7 +565,7 @@ int ltf_plot_svg(const ltf_plot *p, const char *path, char err[LTF_ERR_LEN]) {
                                     "stroke-dasharray=\"5 4\"/>", lx0, y, lx0 + 26, y);
             } else {
                 const ltf_series *s = &p->series[k];
-                ltf__put_swatch(&b, lx0, y, ltf__palette[k % 8], (s->dashed != 0) ^ ((k / 8) & 1), s->hi != NULL);
+                ltf__put_swatch(&b, lx0, y, ltf__colour(p, k), (s->dashed != 0) ^ ((k / 8) & 1), s->hi != NULL);
             }
             ltf__buf_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", lx0 + 34, y + 4);
             ltf__buf_xml(&b, label, legend_chars);
