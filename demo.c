@@ -6,8 +6,9 @@
  *   ./demo --help                   every command and flag
  *   ./demo_cuda --gpu on ...        the same on the GPU (./build.sh cuda builds demo_cuda)
  *
- * Every command prints a table on stdout and writes CSV + SVG figures (and checkpoints) into
- * the --out folder; progress goes to stderr.
+ * Every command prints a table on stdout and writes CSV + SVG figures (and checkpoints), its
+ * record run.json and the page index.html into the --out folder; progress goes to stderr.
+ * The workbench files it uses are included below, after the header; each says what it is for.
  */
 #define _POSIX_C_SOURCE 200809L
 #define LOOPED_TF_IMPLEMENTATION

@@ -2262,6 +2262,7 @@ static void test_demo_records(void) {
     size_t la = 0, lb = 0;
     snprintf(b, sizeof b, "%s/full/train_loss.csv", dir);
     unsigned char *ta = read_whole(a, &la), *tb = read_whole(b, &lb);
+    if (tb) tb[lb] = 0;   /* read_whole leaves room for the terminator */
     CHECK(ta && tb && la == lb && memcmp(ta, tb, la) == 0, "resumed train_loss.csv (%zu bytes) differs from the uninterrupted one (%zu)", la, lb);
     CHECK(tb && strstr((char *)tb, "step,loss,b,n,d\n1,") && strstr((char *)tb, "\n40,"), "train_loss.csv: header and rows 1..40");
     free(ta); free(tb);
@@ -2293,6 +2294,7 @@ static void test_demo_records(void) {
             CHECK(system(args) == 0, "%s: run.json does not match docs/run.schema.json", i ? "half" : "full");
             snprintf(a, sizeof a, "%s/%s/run.json", dir, i ? "half" : "full");
             unsigned char *j = read_whole(a, &la);
+            if (j) j[la] = 0;
             CHECK(j && strstr((char *)j, "\"status\": \"done\"") && strstr((char *)j, "\"last_step\": 40"),
                   "%s/run.json: status done, last step 40", i ? "half" : "full");
             free(j);
@@ -2315,6 +2317,7 @@ static void test_demo_report(void) {
     snprintf(path, sizeof path, "%s/index.html", dir);
     size_t n = 0;
     char *page = (char *)read_whole(path, &n);
+    if (page) page[n] = 0;
     int imgs = 0, missing = 0;
     for (const char *p = page ? strstr(page, "<img src=\"") : NULL; p; p = strstr(p + 1, "<img src=\"")) {
         char name[128], file[200];
@@ -2339,6 +2342,7 @@ static void test_demo_report(void) {
     int rc = system(args);
     snprintf(path, sizeof path, "%s/browser.log", dir);
     char *log = (char *)read_whole(path, &n);
+    if (log) log[n] = 0;
     int bad = log && (strstr(log, "Uncaught") || strstr(log, "ERR_FILE_NOT_FOUND") || strstr(log, "Failed to load resource")
                       || strstr(log, "Not allowed to load local resource"));
     snprintf(path, sizeof path, "%s/page.png", dir);
