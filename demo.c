@@ -20,7 +20,6 @@
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/resource.h>
@@ -606,13 +605,15 @@ static const char *out_path(const options *o, const char *name) {   /* OUT/name;
     return p;
 }
 
+static int g_quiet;   /* 1: no "wrote FILE" lines (the records redrawn during training) */
+
 static int write_text(const char *path, char *text) {   /* text: stb_ds char array or NULL */
     char err[LTF_ERR_LEN];
     if (ltf_write_atomic(path, text ? text : "", text ? strlen(text) : 0, err) != 0) {
         fprintf(stderr, "demo: %s\n", err);
         return -1;
     }
-    printf("wrote %s\n", path);
+    if (!g_quiet) printf("wrote %s\n", path);
     return 0;
 }
 
@@ -625,7 +626,7 @@ static int write_plot(const char *path, const ltf_plot *p) {
     ltf_plot q = *p;
     if (!q.subtitle && g_meta[0]) q.subtitle = g_meta;
     if (ltf_plot_svg(&q, path, err) != 0) { fprintf(stderr, "demo: plot %s: %s\n", path, err); return -1; }
-    printf("wrote %s\n", path);
+    if (!g_quiet) printf("wrote %s\n", path);
     return 0;
 }
 
@@ -1084,13 +1085,9 @@ static int train_loss_figure(const options *o, int d, long first) {
 static void refresh_records(const options *o, const ltf_model *m, const ltf_train_state *st) {
     g_run.last_step = st->step;
     g_run.train_s = now_s() - g_run.t0;
-    fflush(stdout);
-    int saved = dup(1), devnull = open("/dev/null", O_WRONLY);   /* no "wrote ..." lines mid-training */
-    if (saved >= 0 && devnull >= 0) dup2(devnull, 1);
+    g_quiet = 1;   /* no "wrote ..." lines in the middle of training */
     train_loss_figure(o, m->cfg.n_dims, 0);
-    fflush(stdout);
-    if (saved >= 0) { dup2(saved, 1); close(saved); }
-    if (devnull >= 0) close(devnull);
+    g_quiet = 0;
     write_run_json(o, "running");
     write_index_html(o, "running");
 }
