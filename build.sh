@@ -11,17 +11,30 @@
 #                       compute-sanitizer checks and the GPU benchmark (a few minutes)
 #   ./build.sh cuda-emu build ./test_cuda_emu with g++ and AddressSanitizer, with the kernels
 #                       run on the CPU by tests/cuda_emu.h, and run the GPU tests (no GPU needed)
-# Environment: CC (default gcc), CFLAGS (extra flags), FUZZ_CC (default clang); NVCC (default nvcc, else
+#   ./build.sh deps     copy stb_ds.h into deps/stb/: builds then need nothing from the network
+#                       (carry deps/ and binaries built with MARCH=x86-64-v2 to a GPU machine)
+# Environment: CC (default gcc), CFLAGS (extra flags), MARCH (default native; x86-64-v2 for
+# binaries that run on another machine), FUZZ_CC (default clang); NVCC (default nvcc, else
 # /usr/local/cuda/bin/nvcc), NVCC_ARCH (default sm_90; e.g. sm_80 for an A100), NVCCFLAGS.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 CC=${CC:-gcc}
 
-# stb_ds.h (Debian package libstb-dev) is the one dependency besides libc.
+# stb_ds.h (Debian package libstb-dev) is the one dependency besides libc. A copy in
+# deps/stb/ (./build.sh deps) wins: a machine without network builds from what it carries.
+INC=""
+[ -f deps/stb/stb_ds.h ] && INC="-Ideps"
 find_stb() {
-    echo '#include <stb/stb_ds.h>' | "$CC" -E -x c - >/dev/null 2>&1
+    echo '#include <stb/stb_ds.h>' | "$CC" $INC -E -x c - >/dev/null 2>&1
 }
+if [ "${1:-}" = deps ]; then
+    src=$(echo '#include <stb/stb_ds.h>' | "$CC" -E -x c - 2>/dev/null | grep -m1 -o '/[^"]*stb/stb_ds.h' || true)
+    [ -n "$src" ] || { echo "build.sh deps: stb_ds.h not found here (apt-get install libstb-dev first)" >&2; exit 1; }
+    mkdir -p deps/stb && cp "$src" deps/stb/stb_ds.h
+    echo "build.sh: copied $src to deps/stb/stb_ds.h (carry deps/ to a machine without network)"
+    exit 0
+fi
 if ! find_stb; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "build.sh: stb_ds.h is missing; installing Debian's libstb-dev" >&2
@@ -42,7 +55,7 @@ else
 fi
 
 build_cpu() {
-    FLAGS="-std=c99 -O3 -march=native -Wall -Wextra $OMP ${CFLAGS:-}"
+    FLAGS="-std=c99 -O3 -march=${MARCH:-native} -Wall -Wextra $OMP $INC ${CFLAGS:-}"
     $CC $FLAGS -o demo demo.c -lm
     $CC $FLAGS -o test test.c -lm
 }
@@ -140,8 +153,8 @@ build_cuda() {
     fi
     local arch=${NVCC_ARCH:-sm_90}
     local gen="-gencode arch=${arch/sm_/compute_},code=$arch -gencode arch=${arch/sm_/compute_},code=${arch/sm_/compute_}"
-    local hostflags="-march=native,-Wall,-Wextra${OMP:+,$OMP}"
-    local flags="-O3 -x cu -DLOOPED_TF_CUDA $gen -lineinfo -Xcompiler $hostflags ${NVCCFLAGS:-}"
+    local hostflags="-march=${MARCH:-native},-Wall,-Wextra${OMP:+,$OMP}"
+    local flags="-O3 -x cu -DLOOPED_TF_CUDA $gen -lineinfo $INC -Xcompiler $hostflags ${NVCCFLAGS:-}"
     local t0=$SECONDS
     # shellcheck disable=SC2086
     "$NVCC" $flags -o demo_cuda demo.c -lm
@@ -195,5 +208,5 @@ case "${1:-}" in
         step "demo on the GPU: 2000 steps of the small setting, evaluation, figures, checkpoint"
         TAIL=16 logged ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out /tmp/ltf_gpu_check --force on
         echo; echo "build.sh: gpu-check passed in $((SECONDS - start)) s" ;;
-    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-check' or 'cuda-emu'" >&2; exit 2 ;;
+    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'deps', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-check' or 'cuda-emu'" >&2; exit 2 ;;
 esac

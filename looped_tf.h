@@ -708,6 +708,11 @@ static void ltf__rebase(ltf_weights *dst, const ltf_weights *src, const float *f
 #undef LTF__RB
 }
 
+/* Every view starts at a multiple of LTF__ALIGN floats (256 bytes) from its buffer's base, so
+ * a device kernel may load it with vector or asynchronous loads. */
+#define LTF__ALIGN 64
+static size_t ltf__pad(size_t n) { return (n + LTF__ALIGN - 1) / LTF__ALIGN * LTF__ALIGN; }
+
 static void *ltf__calloc_floats(size_t n) {
     if (n > (size_t)-1 / sizeof(float)) return NULL;
     void *p = LTF_MALLOC(n * sizeof(float) + 1);
@@ -816,7 +821,7 @@ static const char *ltf__tensor_at(const ltf_model *m, size_t i) {
 size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend's */
     const ltf_store *store = &m->run;
     size_t floats = 4 * m->n_params + store->act_floats + store->work_floats + store->cap_points * (size_t)(m->cfg.n_dims + 1)
-                  + store->cap_preds + (m->backend && !m->backend->host_memory ? 4 * m->n_params : 0);
+                  + store->cap_preds + (m->backend && !m->backend->host_memory ? 4 * ltf__pad(m->n_params) : 0);
     return floats * sizeof(float) + sizeof(ltf_stats);
 }
 
@@ -1522,17 +1527,10 @@ typedef struct {          /* per-step work buffers (views into store->work)     
     float *pred;          /* [T, B, n] predictions of the window iterations               */
 } ltf__work;
 
-static size_t ltf__acts_floats(const ltf_config *c, size_t rows, size_t bhnn) {
-    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-    return (L + 1) * rows * C                  /* h                     */
-         + L * rows * (C + 2 + 3 * C + C + C + C + 2 + 8 * C) /* ln1..fch_gelu */
-         + L * bhnn                            /* att                   */
-         + rows * (2 + C);                     /* lnf stats, out        */
-}
-
-static void ltf__acts_map(ltf_acts *a, float *p, const ltf_config *c, size_t rows, size_t bhnn) {
-    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer;
-#define LTF__TAKE(f, n) do { a->f = p; p += (n); } while (0)
+/* Lays one activation set over p (a == NULL: only counts); returns its floats. */
+static size_t ltf__acts_map(ltf_acts *a, float *p, const ltf_config *c, size_t rows, size_t bhnn) {
+    size_t C = (size_t)c->n_embd, L = (size_t)c->n_layer, used = 0;
+#define LTF__TAKE(f, n) do { if (a) a->f = p + used; used += ltf__pad(n); } while (0)
     LTF__TAKE(h, (L + 1) * rows * C);
     LTF__TAKE(ln1, L * rows * C); LTF__TAKE(ln1_mean, L * rows); LTF__TAKE(ln1_rstd, L * rows);
     LTF__TAKE(qkv, L * rows * 3 * C); LTF__TAKE(att, L * bhnn); LTF__TAKE(atty, L * rows * C);
@@ -1541,19 +1539,19 @@ static void ltf__acts_map(ltf_acts *a, float *p, const ltf_config *c, size_t row
     LTF__TAKE(fch, L * rows * 4 * C); LTF__TAKE(fch_gelu, L * rows * 4 * C);
     LTF__TAKE(lnf_mean, rows); LTF__TAKE(lnf_rstd, rows); LTF__TAKE(out, rows * C);
 #undef LTF__TAKE
+    return used;
 }
 
 static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t rows, size_t bhnn, size_t preds) {
-    size_t C = (size_t)c->n_embd, d = (size_t)c->n_dims;
-    float *start = p;
-#define LTF__TAKE(f, n) do { if (w) w->f = p; p += (n); } while (0)
+    size_t C = (size_t)c->n_embd, d = (size_t)c->n_dims, used = 0;
+#define LTF__TAKE(f, n) do { if (w) w->f = p + used; used += ltf__pad(n); } while (0)
     LTF__TAKE(z, rows * d); LTF__TAKE(E, rows * C); LTF__TAKE(u, rows * C);
     LTF__TAKE(dY, rows * C); LTF__TAKE(dE, rows * C); LTF__TAKE(du, rows * C);
     LTF__TAKE(dh, rows * C); LTF__TAKE(dln, rows * C); LTF__TAKE(dtmp, rows * C);
     LTF__TAKE(dqkv, rows * 3 * C); LTF__TAKE(dfch, rows * 4 * C); LTF__TAKE(dfcg, rows * 4 * C);
     LTF__TAKE(datt, bhnn); LTF__TAKE(pred, preds);
 #undef LTF__TAKE
-    return (size_t)(p - start);
+    return used;
 }
 
 /* the loss window T, and the loop count b of training, of a config (the standard model: 1, 1) */
@@ -1616,8 +1614,9 @@ static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
     if (be->host_memory) {
         store.params = m->params; store.grads = m->grads; store.adam_m = m->adam_m; store.adam_v = m->adam_v;
     } else {
-        if (be->alloc(&store.params, 4 * n, err, "the parameters, gradients and Adam moments") != 0) return -1;
-        store.grads = store.params + n; store.adam_m = store.params + 2 * n; store.adam_v = store.params + 3 * n;
+        size_t np = ltf__pad(n);   /* each of the four views 256-byte aligned */
+        if (be->alloc(&store.params, 4 * np, err, "the parameters, gradients and Adam moments") != 0) return -1;
+        store.grads = store.params + np; store.adam_m = store.params + 2 * np; store.adam_v = store.params + 3 * np;
         const float *host[4] = {m->params, m->grads, m->adam_m, m->adam_v};
         float *dev[4] = {store.params, store.grads, store.adam_m, store.adam_v};
         for (int i = 0; i < 4; i++)
@@ -1644,7 +1643,7 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
     size_t rows = (size_t)B * N, bhnn = (size_t)B * c->n_head * N * N;
     if (rows <= store->cap_rows && bhnn <= store->cap_bhnn && store->sets) return 0;
     int n_sets = ltf__window(c) + 1;
-    size_t per_set = ltf__acts_floats(c, rows, bhnn);
+    size_t per_set = ltf__acts_map(NULL, NULL, c, rows, bhnn);
     size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, (size_t)ltf__window(c) * B * (N / 2));
     char what[96];
     ltf__store_free_sets(m);
@@ -1664,17 +1663,22 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
     return 0;
 }
 
+/* ys of the backend's own copy of the batch: after xs, at an aligned offset */
+static float *ltf__batch_ys(const ltf_model *m) {
+    return m->run.batch + ltf__pad(m->run.cap_points * (size_t)m->cfg.n_dims);
+}
+
 /* Room for a batch of `points` points in the backend's memory (a backend that is not the
  * host's keeps its own copy of the batch: xs [points, d] then ys [points]). */
 static int ltf__batch_room(ltf_model *m, size_t points) {
     ltf_store *store = &m->run;
-    size_t d = (size_t)m->cfg.n_dims, cap = store->cap_points * (d + 1);
+    size_t d = (size_t)m->cfg.n_dims, cap = ltf__pad(store->cap_points * d) + store->cap_points;
     if (points <= store->cap_points && store->batch) return 0;
     store->batch_B = store->batch_n = 0;
     store->cap_points = 0;
-    if (ltf__store_room(m, &store->batch, &cap, points * (d + 1), "the batch (xs, ys)") != 0) return -1;
+    if (ltf__store_room(m, &store->batch, &cap, ltf__pad(points * d) + points, "the batch (xs, ys)") != 0) return -1;
     store->cap_points = points;
-    store->xs = store->batch; store->ys = store->batch + points * d;
+    store->xs = store->batch; store->ys = ltf__batch_ys(m);
     return 0;
 }
 
@@ -1690,7 +1694,7 @@ static int ltf__put_batch(ltf_model *m, const float *xs, const float *ys, int B,
         if (ltf__batch_room(m, points) != 0) return -1;
         store->batch_B = store->batch_n = 0;   /* until both copies are done */
         if (be->put(store->batch, xs, points * m->cfg.n_dims * sizeof(float), m->err) != 0 ||
-            be->put(store->batch + store->cap_points * m->cfg.n_dims, ys, points * sizeof(float), m->err) != 0) return -1;
+            be->put(ltf__batch_ys(m), ys, points * sizeof(float), m->err) != 0) return -1;
     }
     store->batch_B = B; store->batch_n = n;
     return 0;

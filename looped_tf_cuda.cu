@@ -55,14 +55,24 @@ static void ltf__gpu_note(cudaError_t e, const char *what) {
     if (e != cudaSuccess && ltf__gpu_error == cudaSuccess) { ltf__gpu_error = e; ltf__gpu_error_what = what; }
 }
 
+/* With LTF_CUDA_SYNC set in the environment every launch waits for its kernel, so an error
+ * while a kernel runs is reported against that kernel's name (slow: for finding a fault). */
+static void ltf__gpu_launched(const char *kernel) {
+    static int sync_each = -1;
+    ltf__gpu_note(cudaGetLastError(), kernel);
+    if (sync_each < 0) sync_each = getenv("LTF_CUDA_SYNC") != NULL;
+    if (sync_each) ltf__gpu_note(cudaDeviceSynchronize(), kernel);
+}
+
 /* kernel<<<grid, block>>>(args), then note a launch failure (bad configuration, no kernel
- * image for this GPU, ...). Errors while the kernel runs surface at the next synchronization. */
+ * image for this GPU, ...). Errors while the kernel runs surface at the next synchronization
+ * (at once with LTF_CUDA_SYNC). */
 #ifdef LTF_CUDA_EMU
 #define LTF__LAUNCH(kernel, grid, block, ...) \
-    do { ltf_emu_kernel(#kernel, (grid), (block), kernel)(__VA_ARGS__); ltf__gpu_note(cudaGetLastError(), #kernel); } while (0)
+    do { ltf_emu_kernel(#kernel, (grid), (block), kernel)(__VA_ARGS__); ltf__gpu_launched(#kernel); } while (0)
 #else
 #define LTF__LAUNCH(kernel, grid, block, ...) \
-    do { kernel<<<(grid), (block)>>>(__VA_ARGS__); ltf__gpu_note(cudaGetLastError(), #kernel); } while (0)
+    do { kernel<<<(grid), (block)>>>(__VA_ARGS__); ltf__gpu_launched(#kernel); } while (0)
 #endif
 
 /* -1 + "CUDA error while <what>: <CUDA's message>". cudaGetLastError clears the error, so a
@@ -702,7 +712,7 @@ static int ltf__gpu_task_sample(ltf_model *m, const ltf_task *task, const ltf_rn
         return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task->n_dims, m->cfg.n_dims);
     if (ltf__batch_room(m, (size_t)B * n) != 0) return -1;
     LTF__LAUNCH(ltf__k_task_sample, ltf__blocks((size_t)B * n), LTF__THREADS, *task, ltf__step_key(run_rng, step), B, n,
-                store->batch, store->batch + store->cap_points * m->cfg.n_dims);
+                store->batch, ltf__batch_ys(m));
     store->batch_B = B; store->batch_n = n;
     return 0;   /* a failure shows at the step's next get or finish */
 }

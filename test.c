@@ -2754,8 +2754,11 @@ static void test_gpu_ops(void) {
         CHECK(e <= GPU_TOL, "read_out backward: weight gradients rel err %.2e", e);
         gpu_report("read_out backward (dY, dw, db)", e);
         /* the loss: sum of squares in double, then dL/dpred in place */
-        double want = 0, got = 0;
-        for (size_t i = 0; i < bn; i++) want += (double)(pred[i] - ys[i]) * (pred[i] - ys[i]);
+        double want = 0, got = 0;   /* from the GPU's own predictions: the sum alone is under test */
+        float *gp = (float *)malloc(bn * sizeof(float));
+        CHECK(ltf__gpu_get(gp, g_pred, bn * sizeof(float), err, "read_out") == 0, "%s", err);
+        for (size_t i = 0; i < bn; i++) want += (double)(gp[i] - ys[i]) * (gp[i] - ys[i]);
+        free(gp);
         ltf_stats *st = mg.run.stats;
         ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 1);
         ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 0);   /* adds: twice */
