@@ -88,6 +88,9 @@
  *   ltf_model_to_gpu(&m, err)                      [14] run the model's ops on the GPU from now on
  *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  [14] its numbers back to the host
  *                                                  (and stay on the GPU / leave it)
+ *   ltf_gpu_set_precision("fp32"|"tf32"|"bf16", err)  [14] the GPU's matrix multiplies
+ *   ltf_gpu_profile(on, err) / ltf_gpu_profile_read(phases, cap, err)  [14] time per kernel
+ *   ltf_gpu_launches()                             [14] kernels queued so far
  *
  * SECTIONS OF THIS FILE (search for the banner; the implementation follows the same numbers)
  *   [1] config        [2] rng          [3] model: parameters, their PyTorch names, init
@@ -212,6 +215,13 @@ typedef struct {          /* two scalars a training pass leaves in the backend's
     unsigned long long first_bad;   /* index of the first non-finite gradient, n_params if none */
 } ltf_stats;
 
+typedef struct {          /* the numbers of one training step, in the backend's memory, so that a
+                           * recorded step (graph_begin, [6]) replays with this step's values */
+    uint64_t key;         /* the device sampler's counter key (ltf__step_key, [2])            */
+    float step, sqrt_bc2, decay;     /* Adam: lr / (1 - b1^t), sqrt(1 - b2^t), 1 - lr wd ([9]) */
+    float beta1, beta2, eps;
+} ltf_step_scalars;
+
 typedef struct {                /* a model's numbers where its backend computes ([6])          */
     float *params, *grads;      /* [n_params] each; on the CPU the model's own arrays           */
     float *adam_m, *adam_v;     /* [n_params] each                                              */
@@ -228,6 +238,8 @@ typedef struct {                /* a model's numbers where its backend computes 
     float *preds;               /* ltf_predict's predictions of every iteration [loops, B, n]   */
     size_t cap_preds;
     ltf_stats *stats;           /* [1] the loss sum and the gradient check of a training pass   */
+    ltf_step_scalars *scalars;  /* [1] the step's numbers (key, Adam's step sizes)              */
+    unsigned generation;        /* +1 whenever a buffer is (re)allocated: recordings go stale   */
 } ltf_store;
 
 struct ltf_backend;             /* [6]: the ops a model runs on (the CPU's, or CUDA's)          */
@@ -324,8 +336,6 @@ typedef struct ltf_backend {
     void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC);
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                             const float *w, int BT, int C, int OC);
-    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                              const float *b, int BT, int C);
     void (*residual_layernorm_forward)(float *h, float *out, float *mean, float *rstd, const float *a,
                                        const float *c, const float *w, const float *b, int BT, int C);
     void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
@@ -333,26 +343,46 @@ typedef struct ltf_backend {
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int N, int C, int H);
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
                                const float *att, int B, int N, int C, int H);
-    void (*gelu_forward)(float *out, const float *inp, size_t n);
-    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n);
-    void (*residual_backward)(float *da, float *db, const float *dout, size_t n);
-    void (*position_forward)(float *out, const float *inp, const float *wpe, int B, int N, int C);
-    void (*position_backward)(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
-    /* the ops of the loop: tokens, injection with the state mask (keep tokens keep_lo..keep_hi-1),
-     * read-out, loss; the gradient check; Adam's update */
     void (*tokens)(float *z, const float *xs, const float *ys, int B, int n, int d);
-    void (*inject)(float *u, const float *Y, const float *E, int B, int N, int C, int keep_lo, int keep_hi);
-    void (*mask_backward)(float *dY, const float *du, int B, int N, int C, int keep_lo, int keep_hi);
     void (*read_out)(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C);
-    void (*read_out_backward)(float *dY, float *dw, float *db, const float *dpred, const float *Y,
-                              const float *w, int B, int n, int C);
-    void (*loss_sum)(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first);
-    void (*loss_backward)(float *dpred, const float *ys, size_t count, float denom);
     void (*check_finite)(ltf_stats *stats, const float *p, size_t n);
-    void (*adam)(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
-                 float decay, float b1, float b2, float eps);
-    /* optional: draws a training batch in the backend's memory (NULL: the host draws it) */
-    int  (*sample)(ltf_model *m, const struct ltf_task *task, const ltf_rng *run_rng, long step, int B, int n);
+    /* [5]'s ops in the pairs the loop runs them, each the composition of the ops named on its
+     * right (so a backend may run a pair as one kernel):                                     */
+    /* h = mask(Y) + E + wpe; out = LayerNorm(h)                 inject, position, layernorm */
+    void (*inject_layernorm)(float *h, float *out, float *mean, float *rstd, const float *Y, const float *E,
+                             const float *wpe, const float *w, const float *b, int B, int N, int C,
+                             int keep_lo, int keep_hi);
+    /* dwpe += sum_p dh; dE += dh; dY = mask(dh) (dY NULL: not wanted)       their backwards */
+    void (*inject_backward)(float *dY, float *dE, float *dwpe, const float *dh, int B, int N, int C,
+                            int keep_lo, int keep_hi);
+    /* out = inp . w^T + bias; gelu_out = GELU(out)                            matmul, gelu */
+    void (*matmul_gelu_forward)(float *out, float *gelu_out, const float *inp, const float *w,
+                                const float *bias, int BT, int C, int OC);
+    /* dgelu_inp += GELU'(gelu_inp) * (dout . w); dw, dbias as matmul_backward; scratch
+     * [BT, C], zero on entry, may receive dout . w                         their backwards */
+    void (*matmul_gelu_backward)(float *dgelu_inp, float *dw, float *dbias, const float *dout, const float *inp,
+                                 const float *w, const float *gelu_inp, float *scratch, int BT, int C, int OC);
+    /* pred = read_out(Y); stats->loss_sum (+)= sum (pred - y)^2           read_out, loss_sum */
+    void (*read_out_loss)(float *pred, ltf_stats *stats, const float *Y, const float *w, const float *b,
+                          const float *ys, int B, int n, int C, int first);
+    /* pred becomes dL/dpred; dY, dw, db += the read-out's backward
+     *                                                  loss_backward, read_out_backward   */
+    void (*read_out_loss_backward)(float *dY, float *dw, float *db, float *pred, const float *ys, float denom,
+                                   const float *Y, const float *w, int B, int n, int C);
+    /* Adam's update with the step's numbers s, skipped when guard (may be NULL) holds a
+     * non-finite loss or gradient                                               adam_update */
+    void (*adam)(float *p, float *m, float *v, const float *g, size_t n, const ltf_step_scalars *s,
+                 const ltf_stats *guard);
+    /* optional: draws a training batch into xs [B, n, d], ys [B, n] of the backend's memory,
+     * with the counter key in s (NULL: the host draws it) */
+    void (*sample)(const struct ltf_task *task, const ltf_step_scalars *s, int B, int n, float *xs, float *ys);
+    /* optional: records a training step once per key (shape) and replays it. graph_begin
+     * returns 1: replayed (issue nothing), 0: issue the ops (they may be recorded), -1: error.
+     * graph_end stops recording and runs what was recorded; graph_drop forgets the model's
+     * recordings (its memory is about to go). */
+    int  (*graph_begin)(ltf_model *m, const void *key, size_t key_bytes);
+    int  (*graph_end)(ltf_model *m);
+    void (*graph_drop)(const ltf_model *m);
 } ltf_backend;
 
 /* ============================== [8] the loop, the loss, the training pass ============================== */
@@ -475,6 +505,18 @@ int ltf_gpu_available(char msg[LTF_ERR_LEN]);                        /* msg: the
 int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* 0, or -1 and m stays on the CPU */
 int ltf_model_sync_host(const ltf_model *m, char err[LTF_ERR_LEN]);  /* host copies current; stays on GPU */
 int ltf_model_to_cpu(ltf_model *m, char err[LTF_ERR_LEN]);           /* sync, then free the device state */
+/* The GPU's matrix multiplies (the Linear layers; attention, LayerNorm, softmax, GELU, the
+ * residual stream, the loss and Adam stay float32): "fp32" (the default; what the exact tests
+ * run), "tf32" or "bf16": tensor cores on operands rounded to TF32 / bfloat16, accumulating in
+ * float32 (looped_tf_cuda.cu [4] states the error bound). For every model on the GPU. */
+int ltf_gpu_set_precision(const char *mode, char err[LTF_ERR_LEN]);
+/* Time per kernel from CUDA events: ltf_gpu_profile(1, err) clears and starts recording (steps
+ * then run without graphs), (0, err) stops. ltf_gpu_profile_read waits for the GPU, fills up to
+ * cap phases (kernel name, launches, milliseconds; most time first) and returns their count. */
+typedef struct { const char *name; long launches; double ms; } ltf_gpu_phase;
+int ltf_gpu_profile(int on, char err[LTF_ERR_LEN]);
+int ltf_gpu_profile_read(ltf_gpu_phase *phases, int cap, char err[LTF_ERR_LEN]);
+long ltf_gpu_launches(void);   /* kernels and memsets queued since the program started (0 without CUDA) */
 
 
 #ifdef __cplusplus
@@ -640,6 +682,19 @@ double ltf_rng_normal(ltf_rng *r) {
     /* Box-Muller: u1 in (0, 1] so log(u1) is finite */
     double u1 = 1.0 - ltf_rng_uniform(r), u2 = ltf_rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* splitmix64's finalizer (Steele, Lea, Flood 2014): a bijective 64-bit mix */
+static uint64_t ltf__mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+/* The counter key of training step `step` for a backend that draws its own batches
+ * (ltf_backend.sample): a function of the run's data RNG r, which such a run never advances,
+ * so a resumed run gets the same keys. */
+static uint64_t ltf__step_key(const ltf_rng *r, long step) {
+    return ltf__mix64(ltf__mix64(r->state ^ ltf__mix64(r->inc)) + (uint64_t)step);
 }
 
 /* ============================== [3] model and parameter table ==============================
@@ -1518,11 +1573,13 @@ void ltf_adam_update(float *p, float *m, float *v, const float *g, size_t n, flo
 typedef struct {          /* per-step work buffers (views into store->work)               */
     float *z;             /* [BT, d]  interleaved tokens x_i, (y_i, 0, ..., 0) (§1)       */
     float *E;             /* [BT, C]  read_in(z), the injected input                      */
-    float *u;             /* [BT, C]  f's input: mask(Y_t) + E                            */
-    float *dY, *dE, *du;  /* [BT, C]  gradients of the state, E, f's input                */
-    float *dh, *dln, *dtmp; /* [BT, C] residual-stream gradient, ln grad, scratch          */
+    float *dY, *dE;       /* [BT, C]  gradients of the state and of E (adjacent: one zeroing) */
+    float *dh;            /* [BT, C]  the residual stream's gradient                      */
+    /* a layer's gradient buffers, adjacent from dln2 to dfcg: one zeroing per layer        */
+    float *dln2, *dln1;   /* [BT, C]  gradients of ln_2's and ln_1's outputs              */
+    float *dtmp;          /* [BT, C]  gradient of the attention output                    */
     float *dqkv;          /* [BT, 3C]                                                     */
-    float *dfch, *dfcg;   /* [BT, 4C]                                                     */
+    float *dfch, *dfcg;   /* [BT, 4C] gradients of c_fc's output and of the GELU's        */
     float *datt;          /* [B, H, N, N]                                                 */
     float *pred;          /* [T, B, n] predictions of the window iterations               */
 } ltf__work;
@@ -1545,9 +1602,9 @@ static size_t ltf__acts_map(ltf_acts *a, float *p, const ltf_config *c, size_t r
 static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t rows, size_t bhnn, size_t preds) {
     size_t C = (size_t)c->n_embd, d = (size_t)c->n_dims, used = 0;
 #define LTF__TAKE(f, n) do { if (w) w->f = p + used; used += ltf__pad(n); } while (0)
-    LTF__TAKE(z, rows * d); LTF__TAKE(E, rows * C); LTF__TAKE(u, rows * C);
-    LTF__TAKE(dY, rows * C); LTF__TAKE(dE, rows * C); LTF__TAKE(du, rows * C);
-    LTF__TAKE(dh, rows * C); LTF__TAKE(dln, rows * C); LTF__TAKE(dtmp, rows * C);
+    LTF__TAKE(z, rows * d); LTF__TAKE(E, rows * C);
+    LTF__TAKE(dY, rows * C); LTF__TAKE(dE, rows * C); LTF__TAKE(dh, rows * C);
+    LTF__TAKE(dln2, rows * C); LTF__TAKE(dln1, rows * C); LTF__TAKE(dtmp, rows * C);
     LTF__TAKE(dqkv, rows * 3 * C); LTF__TAKE(dfch, rows * 4 * C); LTF__TAKE(dfcg, rows * 4 * C);
     LTF__TAKE(datt, bhnn); LTF__TAKE(pred, preds);
 #undef LTF__TAKE
@@ -1580,6 +1637,7 @@ static int ltf__store_room(ltf_model *m, float **p, size_t *cap, size_t need, co
     *cap = 0;
     if (m->backend->alloc(p, need, m->err, what) != 0) return -1;
     *cap = need;
+    m->run.generation++;
     return 0;
 }
 
@@ -1599,6 +1657,8 @@ static void ltf__store_free(ltf_model *m) {
     ltf__store_release(m->backend, &store->batch);
     ltf__store_release(m->backend, &store->preds);
     ltf__store_release(m->backend, (float **)&store->stats);
+    ltf__store_release(m->backend, (float **)&store->scalars);
+    if (m->backend->graph_drop) m->backend->graph_drop(m);
     if (!m->backend->host_memory) ltf__store_release(m->backend, &store->params);
     memset(store, 0, sizeof *store);
     m->backend = NULL;
@@ -1622,12 +1682,15 @@ static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
         for (int i = 0; i < 4; i++)
             if (be->put(dev[i], host[i], n * sizeof(float), err) != 0) { be->release(store.params); return -1; }
     }
-    if (be->alloc((float **)&store.stats, sizeof(ltf_stats) / sizeof(float), err, "the loss") != 0) {
+    if (be->alloc((float **)&store.stats, sizeof(ltf_stats) / sizeof(float), err, "the loss") != 0 ||
+        be->alloc((float **)&store.scalars, sizeof(ltf_step_scalars) / sizeof(float) + 1, err, "the step's numbers") != 0) {
+        if (store.stats) be->release((float *)store.stats);
         if (!be->host_memory) be->release(store.params);
         return -1;
     }
     ltf__rebase(&store.w, &m->w, m->params, store.params, m->cfg.n_layer);
     ltf__rebase(&store.g, &m->w, m->params, store.grads, m->cfg.n_layer);
+    store.generation = m->run.generation + 1;
     ltf__store_free(m);
     m->backend = be;
     m->run = store;
@@ -1658,7 +1721,7 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
         return -1;
     }
     for (int i = 0; i < n_sets; i++) ltf__acts_map(&store->sets[i], store->act_mem + per_set * (size_t)i, c, rows, bhnn);
-    store->n_sets = n_sets; store->cap_rows = rows; store->cap_bhnn = bhnn;
+    store->n_sets = n_sets; store->cap_rows = rows; store->cap_bhnn = bhnn; store->generation++;
     store->act_floats = per_set * (size_t)n_sets; store->work_floats = work;
     return 0;
 }
@@ -1718,11 +1781,57 @@ static int ltf__cpu_get(void *dst, const void *src, size_t bytes, char *err, con
 }
 static int ltf__cpu_finish(char *err, const char *what) { (void)err; (void)what; return 0; }
 
+/* The pairs of ops the loop runs (the table's comments): on the CPU each is the composition of
+ * [5]'s ops, so the CPU's numbers are the ops' numbers. */
+static void ltf__cpu_inject_layernorm(float *h, float *out, float *mean, float *rstd, const float *Y, const float *E,
+                                      const float *wpe, const float *w, const float *b, int B, int N, int C,
+                                      int keep_lo, int keep_hi) {
+    ltf_inject(h, Y, E, B, N, C, keep_lo, keep_hi);          /* h = mask(Y) + E  */
+    ltf_position_forward(h, h, wpe, B, N, C);                /* h += wpe         */
+    ltf_layernorm_forward(out, mean, rstd, h, w, b, B * N, C);
+}
+static void ltf__cpu_inject_backward(float *dY, float *dE, float *dwpe, const float *dh, int B, int N, int C,
+                                     int keep_lo, int keep_hi) {
+    ltf__sum_rows(dwpe, dh, B, (size_t)N * C);               /* as ltf_position_backward */
+    ltf_residual_backward(dE, NULL, dh, (size_t)B * N * C);
+    if (dY) ltf_mask_backward(dY, dh, B, N, C, keep_lo, keep_hi);
+}
+static void ltf__cpu_matmul_gelu_forward(float *out, float *gelu_out, const float *inp, const float *w,
+                                         const float *bias, int BT, int C, int OC) {
+    ltf_matmul_forward(out, inp, w, bias, BT, C, OC);
+    ltf_gelu_forward(gelu_out, out, (size_t)BT * OC);
+}
+static void ltf__cpu_matmul_gelu_backward(float *dgelu_inp, float *dw, float *dbias, const float *dout, const float *inp,
+                                          const float *w, const float *gelu_inp, float *scratch, int BT, int C, int OC) {
+    ltf_matmul_backward(scratch, dw, dbias, dout, inp, w, BT, C, OC);   /* scratch = dL/d gelu_out */
+    ltf_gelu_backward(dgelu_inp, gelu_inp, scratch, (size_t)BT * C);
+}
+static void ltf__cpu_read_out_loss(float *pred, ltf_stats *stats, const float *Y, const float *w, const float *b,
+                                   const float *ys, int B, int n, int C, int first) {
+    ltf_read_out(pred, Y, w, b, B, n, C);
+    ltf_loss_sum(stats, pred, ys, (size_t)B * n, first);
+}
+static void ltf__cpu_read_out_loss_backward(float *dY, float *dw, float *db, float *pred, const float *ys, float denom,
+                                            const float *Y, const float *w, int B, int n, int C) {
+    ltf_loss_backward(pred, ys, (size_t)B * n, denom);
+    ltf_read_out_backward(dY, dw, db, pred, Y, w, B, n, C);
+}
+/* a step whose loss or a gradient is not finite changes nothing (test nan_loses_nothing) */
+LTF__HD static inline int ltf__step_is_bad(const ltf_stats *guard, size_t n) {
+    return guard && (guard->first_bad < n || !isfinite(guard->loss_sum));
+}
+static void ltf__cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const ltf_step_scalars *s,
+                          const ltf_stats *guard) {
+    if (ltf__step_is_bad(guard, n)) return;
+    ltf_adam_update(p, m, v, g, n, s->step, s->sqrt_bc2, s->decay, s->beta1, s->beta2, s->eps);
+}
+
 /* Defines `static const ltf_backend *fn(void)`, the table of a backend from the functions that
- * make it: its memory M<alloc|release|put|get|finish> and its ops P<op>, the ops of [5] for the
- * CPU (P = ltf_), the kernels of looped_tf_cuda.cu for CUDA (P = ltf__gpu_). The one list of
+ * make it: its memory M<alloc|release|put|get|finish>, the ops of [5] P<op> (the CPU: P = ltf_,
+ * the public ops; CUDA: P = ltf__gpu_), the loop's pairs and Adam F<op> (ltf__cpu_ or
+ * ltf__gpu_), and the optional sampler and recorder (NULL where there is none). The one list of
  * what a backend implements. */
-#define LTF__DEFINE_BACKEND(fn, NAME, HOST_MEMORY, M, P, SAMPLE) \
+#define LTF__DEFINE_BACKEND(fn, NAME, HOST_MEMORY, M, P, F, SAMPLE, GRAPH_BEGIN, GRAPH_END, GRAPH_DROP) \
 static const ltf_backend *fn(void) { \
     static ltf_backend be; \
     if (!be.name) { \
@@ -1730,23 +1839,20 @@ static const ltf_backend *fn(void) { \
         be.alloc = M##alloc; be.release = M##release; be.put = M##put; be.get = M##get; be.finish = M##finish; \
         be.zero = P##zero; \
         be.matmul_forward = P##matmul_forward; be.matmul_backward = P##matmul_backward; \
-        be.layernorm_forward = P##layernorm_forward; be.layernorm_backward = P##layernorm_backward; \
-        be.residual_layernorm_forward = P##residual_layernorm_forward; \
+        be.residual_layernorm_forward = P##residual_layernorm_forward; be.layernorm_backward = P##layernorm_backward; \
         be.attention_forward = P##attention_forward; be.attention_backward = P##attention_backward; \
-        be.gelu_forward = P##gelu_forward; be.gelu_backward = P##gelu_backward; \
-        be.residual_backward = P##residual_backward; \
-        be.position_forward = P##position_forward; be.position_backward = P##position_backward; \
-        be.tokens = P##tokens; be.inject = P##inject; be.mask_backward = P##mask_backward; \
-        be.read_out = P##read_out; be.read_out_backward = P##read_out_backward; \
-        be.loss_sum = P##loss_sum; be.loss_backward = P##loss_backward; \
-        be.check_finite = P##check_finite; be.adam = P##adam_update; \
-        be.sample = SAMPLE; \
+        be.tokens = P##tokens; be.read_out = P##read_out; be.check_finite = P##check_finite; \
+        be.inject_layernorm = F##inject_layernorm; be.inject_backward = F##inject_backward; \
+        be.matmul_gelu_forward = F##matmul_gelu_forward; be.matmul_gelu_backward = F##matmul_gelu_backward; \
+        be.read_out_loss = F##read_out_loss; be.read_out_loss_backward = F##read_out_loss_backward; \
+        be.adam = F##adam; \
+        be.sample = SAMPLE; be.graph_begin = GRAPH_BEGIN; be.graph_end = GRAPH_END; be.graph_drop = GRAPH_DROP; \
         be.name = NAME; \
     } \
     return &be; \
 }
 
-LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, NULL)   /* the host draws the batch: no sampler */
+LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, ltf__cpu_, NULL, NULL, NULL, NULL)   /* the host draws the batch */
 
 /* ============================== [7] the backbone f ==============================
  * §2: f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
@@ -1761,15 +1867,17 @@ typedef struct {              /* one pass over a batch: what the loop and the ba
     ltf__work wk;
 } ltf__pass;
 
-/* Forward of f on u [BT, C]; all intermediates into a (its out is f(u)). */
-static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *u) {
+/* Forward of f on u = mask(Y) + E (§4; Y == NULL is Y = 0; the mask and E are the pass's),
+ * every intermediate into a (its out is f(u)). The first op is the injection with the
+ * position embedding and ln_1: h = u + wpe, ln1 = ln_1(h). */
+static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *Y) {
     const ltf_backend *be = P->be;
     const ltf_weights *w = &P->store->w;
     int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     float *tmp = P->wk.dtmp;
-    be->position_forward(a->h, u, w->wpe, B, N, C);                                   /* h = u + wpe */
-    be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->h, w->h[0].ln1_w, w->h[0].ln1_b, BT, C);
+    be->inject_layernorm(a->h, a->ln1, a->ln1_mean, a->ln1_rstd, Y, P->wk.E, w->wpe, w->h[0].ln1_w, w->h[0].ln1_b,
+                         B, N, C, P->keep_lo, P->keep_hi);                             /* h = mask(Y) + E + wpe */
     for (int l = 0; l < L; l++) {
         const ltf_block *p = &w->h[l];
         float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
@@ -1780,8 +1888,7 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
         be->matmul_forward(tmp, atty, p->proj_w, p->proj_b, BT, C, C);
         be->residual_layernorm_forward(hmid, ln2, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
                                        x, tmp, p->ln2_w, p->ln2_b, BT, C);   /* hmid = h + attn(ln_1(h)) */
-        be->matmul_forward(fch, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);
-        be->gelu_forward(fcg, fch, 4 * rc);
+        be->matmul_gelu_forward(fch, fcg, ln2, p->fc_w, p->fc_b, BT, C, 4 * C);   /* fcg = GELU(c_fc(ln2)) */
         be->matmul_forward(tmp, fcg, p->fcp_w, p->fcp_b, BT, 4 * C, C);
         /* h[l+1] = hmid + mlp(ln_2(hmid)), and the LayerNorm that reads it: the next block's
          * ln_1, or after the last block ln_f, whose output is f(u) */
@@ -1793,43 +1900,40 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
     }
 }
 
-/* Backward of f: given dout = dL/d f(u), ADDS dL/du into du and parameter grads into the
- * store's g. Clobbers dout. */
-static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *du) {
+/* Backward of f: given dout = dL/d f(u), ADDS the parameter gradients into the store's g and
+ * dL/du into dE (E feeds u), and writes dY = mask(dL/du) unless dY is NULL. Clobbers dout,
+ * which may be dY. */
+static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *dY) {
     const ltf_backend *be = P->be;
     const ltf_weights *w = &P->store->w;
     const ltf_weights *g = &P->store->g;
     const ltf__work *wk = &P->wk;
     int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
+    size_t layer_span = (size_t)(wk->dfcg - wk->dln2) + 4 * rc;   /* dln2 .. dfcg */
     float *dh = wk->dh;
-    be->zero(dh, rc);
+    be->zero(dh, (size_t)(wk->dln2 - dh) + layer_span);          /* dh and the last layer's buffers */
     be->layernorm_backward(dh, g->lnf_w, g->lnf_b, dout, a->h + L * rc, w->lnf_w, a->lnf_mean, a->lnf_rstd, BT, C);
     for (int l = L - 1; l >= 0; l--) {
         const ltf_block *p = &w->h[l], *gp = &g->h[l];
         const float *x = a->h + l * rc, *ln1 = a->ln1 + l * rc, *qkv = a->qkv + l * 3 * rc;
         const float *att = a->att + l * bhnn, *atty = a->atty + l * rc, *hmid = a->hmid + l * rc;
         const float *ln2 = a->ln2 + l * rc, *fch = a->fch + l * 4 * rc, *fcg = a->fch_gelu + l * 4 * rc;
+        if (l < L - 1) be->zero(wk->dln2, layer_span);
         /* dh is dL/dh[l+1]; h[l+1] = hmid + mlp(ln_2(hmid)): the residual passes dh to hmid */
-        be->zero(wk->dfcg, 4 * rc);
-        be->matmul_backward(wk->dfcg, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, BT, 4 * C, C);
-        be->zero(wk->dfch, 4 * rc);
-        be->gelu_backward(wk->dfch, fch, wk->dfcg, 4 * rc);
-        be->zero(wk->dln, rc);
-        be->matmul_backward(wk->dln, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
-        be->layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln, hmid, p->ln2_w,
+        be->matmul_gelu_backward(wk->dfch, gp->fcp_w, gp->fcp_b, dh, fcg, p->fcp_w, fch, wk->dfcg, BT, 4 * C, C);
+        be->matmul_backward(wk->dln2, gp->fc_w, gp->fc_b, wk->dfch, ln2, p->fc_w, BT, C, 4 * C);
+        be->layernorm_backward(dh, gp->ln2_w, gp->ln2_b, wk->dln2, hmid, p->ln2_w,
                                a->ln2_mean + l * BT, a->ln2_rstd + l * BT, BT, C);   /* dh = dL/dhmid */
         /* hmid = x + attn(ln_1(x)) */
-        be->zero(wk->dtmp, rc);
         be->matmul_backward(wk->dtmp, gp->proj_w, gp->proj_b, dh, atty, p->proj_w, BT, C, C);
-        be->zero(wk->dqkv, 3 * rc);
         be->attention_backward(wk->dqkv, wk->datt, wk->dtmp, qkv, att, B, N, C, H);
-        be->zero(wk->dln, rc);
-        be->matmul_backward(wk->dln, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
-        be->layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln, x, p->ln1_w,
+        be->matmul_backward(wk->dln1, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
+        be->layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln1, x, p->ln1_w,
                                a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
     }
-    be->position_backward(du, g->wpe, dh, B, N, C);
+    /* h[0] = mask(Y) + E + wpe: dh is dL/du too */
+    be->inject_backward(dY, wk->dE, g->wpe, dh, B, N, C, P->keep_lo, P->keep_hi);
 }
 
 /* ============================== [8] the loop, the loss, the training pass ==============================
@@ -1880,8 +1984,7 @@ static void ltf__embed(const ltf__pass *P) {
 static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters, const float *Y, float *preds) {
     const ltf_weights *w = &P->store->w;
     for (int t = 0; t < iters; t++) {
-        P->be->inject(P->wk.u, Y, P->wk.E, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* u = mask(Y_t) + E */
-        ltf__backbone_forward(P, a, P->wk.u);                                             /* Y_{t+1} = f(u)    */
+        ltf__backbone_forward(P, a, Y);                                 /* Y_{t+1} = f(mask(Y_t) + E) */
         Y = a->out;
         if (preds) P->be->read_out(preds + (size_t)t * P->B * P->n, Y, w->read_out_w, w->read_out_b, P->B, P->n, P->C);
     }
@@ -1894,62 +1997,67 @@ static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops) {
     const ltf_backend *be = P->be;
     ltf_store *store = P->store;
     const ltf__work *wk = &P->wk;
-    size_t rc = (size_t)P->BT * P->C, bn = (size_t)P->B * P->n;
+    size_t bn = (size_t)P->B * P->n;
     int n_win = b_loops - s0;
     be->zero(store->grads, P->m->n_params);
-    be->zero(wk->dY, rc);
-    be->zero(wk->dE, rc);
+    be->zero(wk->dY, (size_t)(wk->dh - wk->dY));                                       /* dY and dE */
     for (int t = b_loops - 1; t >= s0; t--) {
         ltf_acts *a = &store->sets[t - s0];
-        float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* overwrites the prediction in place */
-        be->loss_backward(dpred, store->ys, bn, (float)((double)n_win * bn));               /* dL/dpred          */
-        be->read_out_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, a->out,
-                              store->w.read_out_w, P->B, P->n, P->C);                        /* dY = dL/dY_{t+1}  */
-        be->zero(wk->du, rc);
-        ltf__backbone_backward(P, a, wk->dY, wk->du);                                   /* du = dL/du_t      */
-        be->residual_backward(wk->dE, NULL, wk->du, rc);                                /* E feeds every u   */
-        if (t > s0) be->mask_backward(wk->dY, wk->du, P->B, P->N, P->C, P->keep_lo, P->keep_hi);   /* dY_t */
+        float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* the prediction, overwritten by dL/dpred */
+        be->read_out_loss_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, store->ys,
+                                   (float)((double)n_win * bn), a->out, store->w.read_out_w, P->B, P->n, P->C);
+        /* dY: dL/dY_{t+1} in, dL/dY_t = mask(dL/du_t) out (not for Y_s0, a constant) */
+        ltf__backbone_backward(P, a, wk->dY, t > s0 ? wk->dY : NULL);
     }
     be->matmul_backward(NULL, store->g.read_in_w, store->g.read_in_b, wk->dE, wk->z, store->w.read_in_w, P->BT, P->d, P->C);
     be->check_finite(store->stats, store->grads, P->m->n_params);
 }
 
-/* The training forward (and, if want_grad, backward) over b_loops iterations (the config's b,
- * or the curriculum's b of this step; 1 for the standard model): the loss of §4 / §3 into
- * *loss and m->loss; with want_grad the gradients and, in m->grad_bad, the index of the first
- * non-finite one (n_params if none). Ys_given (optional, host [BT, C]) replaces the s0
- * pre-window iterations: the window starts there. Reads the backend once, at the end. */
-static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
-                           float *loss, int want_grad, const float *Ys_given) {
-    ltf__pass P;
-    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
-    const ltf_backend *be = P.be;
-    ltf_store *store = P.store;
-    int s0 = b_loops - ltf__window(&m->cfg), n_win = b_loops - s0;
-    size_t rc = (size_t)P.BT * P.C, bn = (size_t)B * n;
-    ltf_stats got;
-
-    ltf__embed(&P);
+/* Queues the training forward over b_loops iterations (the config's b, or the curriculum's b
+ * of this step; 1 for the standard model): the window's loss sum into store->stats; with
+ * want_grad also the backward and the gradient check. Y_given (optional, backend memory
+ * [BT, C]) replaces the s0 pre-window iterations: the window starts there. Reads nothing. */
+static void ltf__issue_pass(const ltf__pass *P, int b_loops, int want_grad, const float *Y_given) {
+    ltf_store *store = P->store;
+    int s0 = b_loops - ltf__window(&P->m->cfg);   /* >= 0: the curriculum keeps b >= T */
+    size_t bn = (size_t)P->B * P->n;
+    ltf__embed(P);
     const float *Y = NULL;                                             /* Y_s0, a constant */
-    if (s0 > 0 && Ys_given) {   /* into dY, which nothing uses before the backward */
-        if (be->put(P.wk.dY, Ys_given, rc * sizeof(float), m->err) != 0) return -1;
-        Y = P.wk.dY;
-    } else if (s0 > 0) {
-        Y = ltf__loop_forward(&P, &store->sets[store->n_sets - 1], s0, NULL, NULL);
-    }
+    if (s0 > 0) Y = Y_given ? Y_given : ltf__loop_forward(P, &store->sets[store->n_sets - 1], s0, NULL, NULL);
     for (int t = s0; t < b_loops; t++) {                               /* the window */
-        float *pred = P.wk.pred + (size_t)(t - s0) * bn;
-        Y = ltf__loop_forward(&P, &store->sets[t - s0], 1, Y, pred);
-        be->loss_sum(store->stats, pred, store->ys, bn, t == s0);
+        ltf_acts *a = &store->sets[t - s0];
+        ltf__backbone_forward(P, a, Y);
+        Y = a->out;
+        P->be->read_out_loss(P->wk.pred + (size_t)(t - s0) * bn, store->stats, Y, store->w.read_out_w,
+                             store->w.read_out_b, store->ys, P->B, P->n, P->C, t == s0);
     }
-    if (want_grad) ltf__window_backward(&P, s0, b_loops);
-    if (be->get(&got, store->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0) return -1;
-    m->loss = got.loss_sum / ((double)n_win * bn);
+    if (want_grad) ltf__window_backward(P, s0, b_loops);
+}
+
+/* The one read of a pass: the loss (into *loss and m->loss) and, with want_grad, the index of
+ * the first non-finite gradient (m->grad_bad; n_params if none). */
+static int ltf__read_pass(ltf_model *m, const ltf__pass *P, int want_grad, float *loss) {
+    ltf_stats got;
+    double count = (double)ltf__window(&m->cfg) * P->B * P->n;   /* n_win = T iterations */
+    if (P->be->get(&got, P->store->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0)
+        return -1;
+    m->loss = got.loss_sum / count;
     m->grad_bad = want_grad && got.first_bad < m->n_params ? (size_t)got.first_bad : m->n_params;
     *loss = (float)m->loss;
     if (!isfinite(*loss))
         return ltf__fail(m->err, "loss is %s: the model diverged (try a smaller lr)", isnan(*loss) ? "NaN" : "Inf");
     return 0;
+}
+
+static int ltf__train_pass(ltf_model *m, const float *xs, const float *ys, int B, int n, int b_loops,
+                           float *loss, int want_grad, const float *Ys_given) {
+    ltf__pass P;
+    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
+    int given = b_loops > ltf__window(&m->cfg) && Ys_given;
+    if (given &&   /* into dY, which nothing uses before the backward */
+        P.be->put(P.wk.dY, Ys_given, (size_t)P.BT * P.C * sizeof(float), m->err) != 0) return -1;
+    ltf__issue_pass(&P, b_loops, want_grad, given ? P.wk.dY : NULL);
+    return ltf__read_pass(m, &P, want_grad, loss);
 }
 
 int ltf_forward_backward(ltf_model *m, const float *xs, const float *ys, int B, int n, float *loss) {
@@ -2005,39 +2113,89 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
  *   m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
  *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  * with optional decoupled weight decay (AdamW): p *= 1 - lr * wd before the update. The paper
- * uses plain Adam (wd = 0). The host computes the step sizes; the backend's adam op (the
- * update ltf_adam_update of [5]) runs it on every float. */
-int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
+ * uses plain Adam (wd = 0). The host computes step t's sizes into the store's
+ * ltf_step_scalars; the backend's adam op (the update ltf_adam_update of [5]) runs it on
+ * every float. */
+static ltf_step_scalars ltf__adam_scalars(const ltf_train_config *t, long adam_t) {
+    ltf_step_scalars s;
+    double bc1 = 1.0 - pow((double)t->beta1, (double)adam_t);
+    double bc2 = 1.0 - pow((double)t->beta2, (double)adam_t);
+    memset(&s, 0, sizeof s);
+    s.step = (float)(t->lr / bc1); s.sqrt_bc2 = (float)sqrt(bc2);
+    s.decay = 1.0f - t->lr * t->weight_decay;
+    s.beta1 = t->beta1; s.beta2 = t->beta2; s.eps = t->eps;
+    return s;
+}
+
+static int ltf__adam_config_check(ltf_model *m, const ltf_train_config *t) {
     ltf_train_config only_adam = *t;   /* batch shape is not Adam's business */
     char err[LTF_ERR_LEN];
     only_adam.batch_size = 1; only_adam.n_points = 1;
     if (ltf_train_config_check(&only_adam, &m->cfg, err) != 0) return ltf__fail(m->err, "%s", err);
-    m->adam_t++;
-    double bc1 = 1.0 - pow((double)t->beta1, (double)m->adam_t);
-    double bc2 = 1.0 - pow((double)t->beta2, (double)m->adam_t);
-    float step = (float)(t->lr / bc1), sqrt_bc2 = (float)sqrt(bc2);
-    float decay = 1.0f - t->lr * t->weight_decay;
-    ltf_store *store = &m->run;
-    m->backend->adam(store->params, store->adam_m, store->adam_v, store->grads, m->n_params, step, sqrt_bc2, decay,
-                     t->beta1, t->beta2, t->eps);
-    return m->backend->finish(m->err, "the Adam step");
+    return 0;
 }
 
-/* A training step with b_loops iterations: forward, backward, and Adam unless the loss or a
- * gradient is not finite; then it returns -1 and leaves the parameters and the Adam state
- * exactly as they were, so nothing is lost. */
+int ltf_adam_step(ltf_model *m, const ltf_train_config *t) {
+    if (ltf__adam_config_check(m, t) != 0) return -1;
+    ltf_store *store = &m->run;
+    ltf_step_scalars s = ltf__adam_scalars(t, m->adam_t + 1);
+    if (m->backend->put(store->scalars, &s, sizeof s, m->err) != 0) return -1;
+    m->backend->adam(store->params, store->adam_m, store->adam_v, store->grads, m->n_params, store->scalars, NULL);
+    if (m->backend->finish(m->err, "the Adam step") != 0) return -1;
+    m->adam_t++;
+    return 0;
+}
+
+/* What a recording of a training step depends on besides the model's numbers (which live in
+ * the store's buffers): those buffers, the shape, and the task where the backend draws. */
+typedef struct {
+    const ltf_store *store;
+    unsigned generation;
+    int B, n, b_loops, drawn;
+    ltf_task task;
+} ltf__step_shape;
+
+/* A training step with b_loops iterations as one unit of work (§4, §6): [the batch drawn by the
+ * backend (draw != NULL, counter key `key`),] forward, backward, the gradient check and Adam,
+ * which skips itself when the loss or a gradient is not finite. Nothing is read until all of
+ * it is queued, so a backend with a recorder records it once per shape and replays it; then
+ * one read: the loss and the check. A bad step returns -1 and leaves the parameters and the
+ * Adam state exactly as they were, so nothing is lost. */
 static int ltf__train_step_loops(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
-                                 int B, int n, int b_loops, float *loss) {
-    if (ltf__train_pass(m, xs, ys, B, n, b_loops, loss, 1, NULL) != 0) return -1;
+                                 int B, int n, int b_loops, const ltf_task *draw, uint64_t key, float *loss) {
+    ltf__pass P;
+    if (ltf__adam_config_check(m, t) != 0 || ltf__begin(m, &P, xs, ys, B, n, LTF_AT_TRAIN) != 0) return -1;
+    const ltf_backend *be = P.be;
+    ltf_store *store = P.store;
+    ltf_step_scalars s = ltf__adam_scalars(t, m->adam_t + 1);
+    s.key = key;
+    if (be->put(store->scalars, &s, sizeof s, m->err) != 0) return -1;
+    int replayed = 0;
+    if (be->graph_begin) {
+        ltf__step_shape k;
+        memset(&k, 0, sizeof k);   /* the padding too: keys are compared as bytes */
+        k.store = store; k.generation = store->generation; k.B = B; k.n = n; k.b_loops = b_loops;
+        k.drawn = draw != NULL;
+        if (draw) k.task = *draw;
+        if ((replayed = be->graph_begin(m, &k, sizeof k)) < 0) return -1;
+    }
+    if (!replayed) {
+        if (draw) be->sample(draw, store->scalars, B, n, store->batch, ltf__batch_ys(m));
+        ltf__issue_pass(&P, b_loops, 1, NULL);
+        be->adam(store->params, store->adam_m, store->adam_v, store->grads, m->n_params, store->scalars, store->stats);
+        if (be->graph_end && be->graph_end(m) != 0) return -1;
+    }
+    if (ltf__read_pass(m, &P, 1, loss) != 0) return -1;
     if (m->grad_bad < m->n_params)
         return ltf__fail(m->err, "gradient of %s is not finite: step skipped, parameters unchanged",
                          ltf__tensor_at(m, m->grad_bad));
-    return ltf_adam_step(m, t);
+    m->adam_t++;
+    return 0;
 }
 
 int ltf_train_step(ltf_model *m, const ltf_train_config *t, const float *xs, const float *ys,
                    int B, int n, float *loss) {
-    return ltf__train_step_loops(m, t, xs, ys, B, n, ltf__train_loops(&m->cfg), loss);
+    return ltf__train_step_loops(m, t, xs, ys, B, n, ltf__train_loops(&m->cfg), NULL, 0, loss);
 }
 
 /* ============================== [10] tasks ==============================
@@ -2268,17 +2426,22 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
     ltf_task task = ltf_task_make(st->task_kind, m->cfg.n_dims, d_active);
     ltf_train_config t = st->train;
     t.n_points = n;
+    const ltf_task *draw = NULL;
+    uint64_t key = 0;
     if (m->backend->sample) {   /* drawn where the backend computes; xs and ys stay unwritten */
+        if (task.n_dims != m->cfg.n_dims)
+            return ltf__fail(m->err, "task has d = %d but the model has n_dims = %d", task.n_dims, m->cfg.n_dims);
         if (ltf__reserve(m, t.batch_size, 2 * cur->points.end) != 0 ||          /* room for the end */
-            ltf__batch_room(m, (size_t)t.batch_size * cur->points.end) != 0 ||
-            m->backend->sample(m, &task, &st->data_rng, st->step, t.batch_size, n) != 0) return -1;
+            ltf__batch_room(m, (size_t)t.batch_size * cur->points.end) != 0) return -1;
+        m->run.batch_B = t.batch_size; m->run.batch_n = n;
+        draw = &task; key = ltf__step_key(&st->data_rng, st->step);
         xs = ys = NULL;
     } else if (xs) {
         ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
     }
     /* b grows with the curriculum, the window T stays; the standard model runs f once */
     int b_loops = m->cfg.kind == LTF_LOOPED ? loops : 1;
-    if (ltf__train_step_loops(m, &t, xs, ys, t.batch_size, n, b_loops, loss) != 0) return -1;
+    if (ltf__train_step_loops(m, &t, xs, ys, t.batch_size, n, b_loops, draw, key, loss) != 0) return -1;
     st->step++;
     if (n_used) *n_used = n;
     return 0;
@@ -3227,6 +3390,16 @@ static int ltf__no_cuda(char *err) {
 }
 int ltf_gpu_available(char msg[LTF_ERR_LEN]) { return ltf__no_cuda(msg); }
 int ltf_model_to_gpu(ltf_model *m, char err[LTF_ERR_LEN]) { (void)m; return ltf__no_cuda(err); }
+int ltf_gpu_set_precision(const char *mode, char err[LTF_ERR_LEN]) {
+    if (mode && strcmp(mode, "fp32") == 0) return 0;   /* what the CPU computes in anyway */
+    return ltf__no_cuda(err);
+}
+int ltf_gpu_profile(int on, char err[LTF_ERR_LEN]) { (void)on; return ltf__no_cuda(err); }
+int ltf_gpu_profile_read(ltf_gpu_phase *phases, int cap, char err[LTF_ERR_LEN]) {
+    (void)phases; (void)cap;
+    return ltf__no_cuda(err);
+}
+long ltf_gpu_launches(void) { return 0; }
 #endif
 
 #ifdef __cplusplus

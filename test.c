@@ -2427,28 +2427,43 @@ static int gpu_ready(void) {   /* prints why the test is skipped when there is n
     return 0;
 }
 
+/* A test buffer on both sides: h on the host (what the CPU op gets), d its device copy (what
+ * the GPU op gets). */
+typedef struct { float *h, *d; size_t n; } twin;
+
 static float *gpu_copy(const float *h, size_t n) {   /* a device copy of h [n]; h == NULL: zeros */
     float *d = NULL;
     char err[LTF_ERR_LEN];
     if (ltf__gpu_alloc(&d, n, err, "a test buffer") != 0) { CHECK(0, "%s", err); return NULL; }
-    if (h && cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess) CHECK(0, "copy to the GPU failed");
+    if (h && ltf__gpu_put(d, h, n * sizeof(float), err) != 0) CHECK(0, "%s", err);
     return d;
 }
+static twin twin_rand(size_t n, float scale) {
+    twin t;
+    t.n = n; t.h = rand_buf(n, scale); t.d = gpu_copy(t.h, n);
+    return t;
+}
+static twin twin_zero(size_t n) {
+    twin t;
+    t.n = n; t.h = zeros(n); t.d = gpu_copy(NULL, n);
+    return t;
+}
+static void twin_free(twin *t) { free(t->h); ltf__gpu_release(t->d); t->h = t->d = NULL; }
 
 /* ||dev - cpu|| / ||cpu|| after the GPU finished its work (checked) */
 static double gpu_err(const char *what, const float *dev, const float *cpu, size_t n) {
     float *h = (float *)malloc(n * sizeof(float) + 1);
     char err[LTF_ERR_LEN];
     double e = 1.0;
-    if (ltf__gpu_finish(err, what) != 0) CHECK(0, "%s", err);
-    else if (cudaMemcpy(h, dev, n * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess) CHECK(0, "%s: copy from the GPU failed", what);
+    if (ltf__gpu_get(h, dev, n * sizeof(float), err, what) != 0) CHECK(0, "%s", err);
     else e = rel_err(h, cpu, n);
     CHECK(e <= GPU_TOL, "%s: GPU vs CPU rel err %.2e > %.0e", what, e, GPU_TOL);
     free(h);
     return e;
 }
+static double twin_err(const char *what, const twin *t) { return gpu_err(what, t->d, t->h, t->n); }
 
-static void gpu_report(const char *what, double e) { printf("  %-46s GPU vs CPU rel err %.2e\n", what, e); }
+static void gpu_report(const char *what, double e) { printf("  %-50s GPU vs CPU rel err %.2e\n", what, e); }
 static double worse(double a, double b) { return a > b ? a : b; }
 static float *copy_of(const float *p, size_t n) { float *q = (float *)malloc(n * sizeof(float) + 1); memcpy(q, p, n * sizeof(float)); return q; }
 
@@ -2513,6 +2528,20 @@ static void test_gpu_errors(void) {
     free(bx); free(by); free(xs); free(ys);
 }
 
+/* the device sampler through the table, as ltf_train_next runs it: the batch of step `step` */
+static int gpu_sample(ltf_model *m, const ltf_task *t, const ltf_rng *run, long step, int B, int n) {
+    ltf_step_scalars s;
+    memset(&s, 0, sizeof s);
+    s.key = ltf__step_key(run, step);
+    if (ltf__batch_room(m, (size_t)B * n) != 0 || ltf__gpu_put(m->run.scalars, &s, sizeof s, m->err) != 0) return -1;
+    m->backend->sample(t, m->run.scalars, B, n, m->run.batch, ltf__batch_ys(m));
+    return ltf__gpu_finish(m->err, "sampling");
+}
+static void gpu_read(void *h, const void *d, size_t bytes) {
+    char err[LTF_ERR_LEN];
+    if (ltf__gpu_get(h, d, bytes, err, "a test read") != 0) CHECK(0, "%s", err);
+}
+
 static void test_gpu_samplers(void) {
     /* Philox4x32-10 against the Random123 known answers (counter, key -> 4 words) */
     uint32_t kat[3][10] = {{0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
@@ -2542,7 +2571,7 @@ static void test_gpu_samplers(void) {
     double worst = 0;
     for (int kind = 0; kind < LTF_TASK_COUNT; kind++) {
         ltf_task t = ltf_task_make(kind, d, 3);
-        if (ltf__gpu_task_sample(&m, &t, &run, 5, P, n) != 0) { CHECK(0, "sample: %s", m.err); continue; }
+        if (gpu_sample(&m, &t, &run, 5, P, n) != 0) { CHECK(0, "sample: %s", m.err); continue; }
         uint64_t key = ltf__step_key(&run, 5);
         for (size_t p = 0; p < pts; p++) ltf__sample_point(&t, key, (int)(p / n), (int)(p % n), hx + p * d, hy + p);
         worst = worse(worst, worse(gpu_err(t.name, m.run.xs, hx, pts * d), gpu_err(t.name, m.run.ys, hy, pts)));
@@ -2561,222 +2590,204 @@ static void test_gpu_samplers(void) {
     gpu_report("task samplers (device vs host, 5 tasks)", worst);
     /* sparse at d_active = d: exactly 3 nonzero weights, recovered by least squares */
     ltf_task sp = ltf_task_make(LTF_TASK_SPARSE_LINEAR, d, d);
-    ltf__gpu_task_sample(&m, &sp, &run, 9, 1, n);
-    ltf_model_sync_host(&m, err);
-    cudaMemcpy(hx, m.run.xs, sizeof(float) * n * d, cudaMemcpyDeviceToHost);
-    cudaMemcpy(hy, m.run.ys, sizeof(float) * n, cudaMemcpyDeviceToHost);
+    gpu_sample(&m, &sp, &run, 9, 1, n);
+    gpu_read(hx, m.run.xs, sizeof(float) * n * d);
+    gpu_read(hy, m.run.ys, sizeof(float) * n);
     int nz = lstsq_nonzeros(hx, hy, n, d);
     CHECK(nz == 3, "sparse task on the GPU: w has %d nonzeros, want 3", nz);
     /* another step, another batch; the same step, the same batch */
     ltf_task li = ltf_task_make(LTF_TASK_LINEAR, d, d);
     float first[8], again[8], other[8];
-    ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(first, m.run.xs, sizeof first, cudaMemcpyDeviceToHost);
-    ltf__gpu_task_sample(&m, &li, &run, 2, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(other, m.run.xs, sizeof other, cudaMemcpyDeviceToHost);
-    ltf__gpu_task_sample(&m, &li, &run, 1, 1, 1); ltf_model_sync_host(&m, err);
-    cudaMemcpy(again, m.run.xs, sizeof again, cudaMemcpyDeviceToHost);
+    gpu_sample(&m, &li, &run, 1, 1, 1); gpu_read(first, m.run.xs, sizeof first);
+    gpu_sample(&m, &li, &run, 2, 1, 1); gpu_read(other, m.run.xs, sizeof other);
+    gpu_sample(&m, &li, &run, 1, 1, 1); gpu_read(again, m.run.xs, sizeof again);
     CHECK(memcmp(first, again, sizeof first) == 0 && memcmp(first, other, sizeof first) != 0, "batches: same step same bits, other step other bits");
     free(hx); free(hy);
     ltf_model_free(&m);
 }
 
-/* the backend's gradient check on a model on the GPU: the first non-finite gradient, or n_params */
-static size_t gpu_first_bad(ltf_model *m) {
+/* the backend's gradient check on device memory: the first non-finite entry, or n */
+static size_t gpu_first_bad(ltf_model *m, const float *g, size_t n) {
     ltf_stats st;
     char err[LTF_ERR_LEN];
-    ltf__gpu_check_finite(m->run.stats, m->run.grads, m->n_params);
+    m->backend->check_finite(m->run.stats, g, n);
     if (ltf__gpu_get(&st, m->run.stats, sizeof st, err, "the gradient check") != 0) { CHECK(0, "%s", err); return (size_t)-1; }
     return (size_t)st.first_bad;
 }
 
+/* Every op of the CUDA table against the same op of the CPU table, on the same inputs. */
 static void test_gpu_ops(void) {
     if (!gpu_ready()) return;
+    const ltf_backend *cb = ltf__cpu(), *gb = ltf__cuda();
     double e;
-    {   /* matrix multiply: every transposition, shapes across the 64 x 64 x 16 tiles */
-        int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {64, 64, 16}, {65, 130, 33}, {130, 70, 300}};
+    {   /* matrix multiply: every transposition, shapes across the 64 x 64 x 16 tiles; the last
+         * has K = 1500 over 2 tiles: split-K, 5 parts added by the tile's last part */
+        int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {64, 64, 16}, {65, 130, 33}, {130, 70, 300}, {70, 33, 1500}};
         e = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int ta = 0; ta < 2; ta++)
                 for (int tb = 0; tb < 2; tb++) {
                     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-                    float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1), *C = rand_buf((size_t)M * N, 1);
-                    float *dA = gpu_copy(A, (size_t)M * K), *dB = gpu_copy(B, (size_t)K * N), *dC = gpu_copy(C, (size_t)M * N);
+                    twin A = twin_rand((size_t)M * K, 1), B = twin_rand((size_t)K * N, 1), Cm = twin_rand((size_t)M * N, 1);
                     ptrdiff_t ar = ta ? 1 : K, ac = ta ? M : 1, br = tb ? 1 : N, bc = tb ? K : 1;
-                    ltf_gemm_plain(M, N, K, A, ar, ac, B, br, bc, C, N);
-                    ltf__gpu_gemm(M, N, K, dA, ar, ac, dB, br, bc, dC, N);
-                    e = worse(e, gpu_err("gemm", dC, C, (size_t)M * N));
-                    free(A); free(B); free(C); cudaFree(dA); cudaFree(dB); cudaFree(dC);
+                    ltf_gemm_plain(M, N, K, A.h, ar, ac, B.h, br, bc, Cm.h, N);
+                    ltf__gpu_gemm(M, N, K, A.d, ar, ac, B.d, br, bc, Cm.d, N);
+                    e = worse(e, twin_err("gemm", &Cm));
+                    twin_free(&A); twin_free(&B); twin_free(&Cm);
                 }
-        gpu_report("gemm (5 shapes x 4 transpositions, Cm +=)", e);
+        gpu_report("gemm (6 shapes x 4 transpositions, +=, split-K)", e);
     }
-    int shapes[2][4] = {{3, 7, 24, 3}, {2, 33, 64, 4}};   /* B, N, C, H */
-    double ef = 0, eb = 0, lf = 0, lb = 0, af = 0, ab = 0, gf = 0, gb = 0, rf = 0, rb = 0, pf = 0, pb = 0;
-    for (int s = 0; s < 2; s++) {
+    /* B, N, C, H; the last: 660 rows (more than LTF__PARTS blocks; weight gradients split-K) */
+    int shapes[3][4] = {{3, 7, 24, 3}, {2, 33, 64, 4}, {20, 33, 64, 4}};
+    double ef = 0, eb = 0, gf = 0, gk = 0, lf = 0, lb = 0, af = 0, ab = 0, ij = 0, ijb = 0;
+    for (int s = 0; s < 3; s++) {
         int B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3], BT = B * N, OC = 5 * C / 3;
         size_t rc = (size_t)BT * C, ro = (size_t)BT * OC, bhnn = (size_t)B * H * N * N;
-        {   /* Linear, with and without bias; backward adds into random gradients */
-            float *inp = rand_buf(rc, 1), *w = rand_buf((size_t)OC * C, 0.5f), *bias = rand_buf(OC, 1), *out = zeros(ro);
-            float *di = rand_buf(rc, 1), *dw = rand_buf((size_t)OC * C, 1), *db = rand_buf(OC, 1), *dout = rand_buf(ro, 1);
-            float *g_inp = gpu_copy(inp, rc), *g_w = gpu_copy(w, (size_t)OC * C), *g_b = gpu_copy(bias, OC), *g_out = gpu_copy(NULL, ro);
-            float *g_di = gpu_copy(di, rc), *g_dw = gpu_copy(dw, (size_t)OC * C), *g_db = gpu_copy(db, OC), *g_dout = gpu_copy(dout, ro);
+        {   /* Linear, with and without bias; backward adds into random gradients; the GELU pairs */
+            twin inp = twin_rand(rc, 1), w = twin_rand((size_t)OC * C, 0.5f), bias = twin_rand(OC, 1), out = twin_zero(ro);
+            twin di = twin_rand(rc, 1), dw = twin_rand((size_t)OC * C, 1), db = twin_rand(OC, 1), dout = twin_rand(ro, 1);
+            twin out2 = twin_zero(ro), x = twin_rand(rc, 2), scratch = twin_zero(rc);
             for (int with_bias = 0; with_bias < 2; with_bias++) {
-                ltf_matmul_forward(out, inp, w, with_bias ? bias : NULL, BT, C, OC);
-                ltf__gpu_matmul_forward(g_out, g_inp, g_w, with_bias ? g_b : NULL, BT, C, OC);
-                ef = worse(ef, gpu_err("matmul forward", g_out, out, ro));
+                cb->matmul_forward(out.h, inp.h, w.h, with_bias ? bias.h : NULL, BT, C, OC);
+                gb->matmul_forward(out.d, inp.d, w.d, with_bias ? bias.d : NULL, BT, C, OC);
+                ef = worse(ef, twin_err("matmul forward", &out));
             }
-            ltf_matmul_backward(di, dw, db, dout, inp, w, BT, C, OC);
-            ltf__gpu_matmul_backward(g_di, g_dw, g_db, g_dout, g_inp, g_w, BT, C, OC);
-            eb = worse(eb, worse(gpu_err("matmul backward dinp", g_di, di, rc), gpu_err("matmul backward dw", g_dw, dw, (size_t)OC * C)));
-            eb = worse(eb, gpu_err("matmul backward dbias", g_db, db, OC));
-            ltf_matmul_backward(NULL, dw, NULL, dout, inp, w, BT, C, OC);            /* the read_in case */
-            ltf__gpu_matmul_backward(NULL, g_dw, NULL, g_dout, g_inp, g_w, BT, C, OC);
-            eb = worse(eb, gpu_err("matmul backward dw only", g_dw, dw, (size_t)OC * C));
-            free(inp); free(w); free(bias); free(out); free(di); free(dw); free(db); free(dout);
-            cudaFree(g_inp); cudaFree(g_w); cudaFree(g_b); cudaFree(g_out); cudaFree(g_di); cudaFree(g_dw); cudaFree(g_db); cudaFree(g_dout);
+            cb->matmul_backward(di.h, dw.h, db.h, dout.h, inp.h, w.h, BT, C, OC);
+            gb->matmul_backward(di.d, dw.d, db.d, dout.d, inp.d, w.d, BT, C, OC);
+            eb = worse(eb, worse(twin_err("matmul backward dinp", &di), worse(twin_err("matmul backward dw", &dw), twin_err("matmul backward dbias", &db))));
+            cb->matmul_backward(NULL, dw.h, NULL, dout.h, inp.h, w.h, BT, C, OC);            /* the read_in case */
+            gb->matmul_backward(NULL, dw.d, NULL, dout.d, inp.d, w.d, BT, C, OC);
+            eb = worse(eb, twin_err("matmul backward dw only", &dw));
+            cb->matmul_gelu_forward(out.h, out2.h, inp.h, w.h, bias.h, BT, C, OC);
+            gb->matmul_gelu_forward(out.d, out2.d, inp.d, w.d, bias.d, BT, C, OC);
+            gf = worse(gf, worse(twin_err("matmul_gelu forward out", &out), twin_err("matmul_gelu forward GELU(out)", &out2)));
+            /* x plays the GELU's input [BT, C], inp its output: di += GELU'(x) (dout . w) */
+            cb->matmul_gelu_backward(di.h, dw.h, db.h, dout.h, inp.h, w.h, x.h, scratch.h, BT, C, OC);
+            gb->matmul_gelu_backward(di.d, dw.d, db.d, dout.d, inp.d, w.d, x.d, scratch.d, BT, C, OC);
+            gk = worse(gk, worse(twin_err("matmul_gelu backward dinp", &di), worse(twin_err("matmul_gelu backward dw", &dw),
+                                                                                   twin_err("matmul_gelu backward db", &db))));
+            twin_free(&inp); twin_free(&w); twin_free(&bias); twin_free(&out); twin_free(&di); twin_free(&dw);
+            twin_free(&db); twin_free(&dout); twin_free(&out2); twin_free(&x); twin_free(&scratch);
         }
-        {   /* LayerNorm (C = 24: 32 threads per row; C = 300 below: several entries per thread) */
+        {   /* residual + LayerNorm, LayerNorm backward (C = 24: 32 threads per row; 300: several per thread) */
             int Cl = s == 0 ? C : 300;
             size_t n = (size_t)BT * Cl;
-            float *x = rand_buf(n, 2), *w = rand_buf(Cl, 1), *b = rand_buf(Cl, 1), *out = zeros(n), *mean = zeros(BT), *rstd = zeros(BT);
-            float *dx = rand_buf(n, 1), *dw = rand_buf(Cl, 1), *db = rand_buf(Cl, 1), *dy = rand_buf(n, 1);
-            float *g_x = gpu_copy(x, n), *g_w = gpu_copy(w, Cl), *g_b = gpu_copy(b, Cl), *g_out = gpu_copy(NULL, n);
-            float *g_mean = gpu_copy(NULL, BT), *g_rstd = gpu_copy(NULL, BT), *g_dx = gpu_copy(dx, n), *g_dw = gpu_copy(dw, Cl);
-            float *g_db = gpu_copy(db, Cl), *g_dy = gpu_copy(dy, n);
-            ltf_layernorm_forward(out, mean, rstd, x, w, b, BT, Cl);
-            ltf__gpu_layernorm_forward(g_out, g_mean, g_rstd, g_x, g_w, g_b, BT, Cl);
-            lf = worse(lf, worse(gpu_err("layernorm out", g_out, out, n), worse(gpu_err("layernorm mean", g_mean, mean, BT),
-                                                                               gpu_err("layernorm rstd", g_rstd, rstd, BT))));
-            ltf_layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, BT, Cl);
-            ltf__gpu_layernorm_backward(g_dx, g_dw, g_db, g_dy, g_x, g_w, g_mean, g_rstd, BT, Cl);
-            lb = worse(lb, worse(gpu_err("layernorm dinp", g_dx, dx, n), worse(gpu_err("layernorm dw", g_dw, dw, Cl),
-                                                                               gpu_err("layernorm db", g_db, db, Cl))));
-            free(x); free(w); free(b); free(out); free(mean); free(rstd); free(dx); free(dw); free(db); free(dy);
-            cudaFree(g_x); cudaFree(g_w); cudaFree(g_b); cudaFree(g_out); cudaFree(g_mean); cudaFree(g_rstd);
-            cudaFree(g_dx); cudaFree(g_dw); cudaFree(g_db); cudaFree(g_dy);
+            twin a = twin_rand(n, 2), c = twin_rand(n, 1), h = twin_zero(n), w = twin_rand(Cl, 1), b = twin_rand(Cl, 1);
+            twin out = twin_zero(n), mean = twin_zero(BT), rstd = twin_zero(BT);
+            twin dx = twin_rand(n, 1), dw = twin_rand(Cl, 1), db = twin_rand(Cl, 1), dy = twin_rand(n, 1);
+            cb->residual_layernorm_forward(h.h, out.h, mean.h, rstd.h, a.h, c.h, w.h, b.h, BT, Cl);
+            gb->residual_layernorm_forward(h.d, out.d, mean.d, rstd.d, a.d, c.d, w.d, b.d, BT, Cl);
+            lf = worse(lf, worse(worse(twin_err("residual", &h), twin_err("layernorm out", &out)),
+                                 worse(twin_err("layernorm mean", &mean), twin_err("layernorm rstd", &rstd))));
+            cb->layernorm_backward(dx.h, dw.h, db.h, dy.h, h.h, w.h, mean.h, rstd.h, BT, Cl);
+            gb->layernorm_backward(dx.d, dw.d, db.d, dy.d, h.d, w.d, mean.d, rstd.d, BT, Cl);
+            lb = worse(lb, worse(twin_err("layernorm dinp", &dx), worse(twin_err("layernorm dw", &dw), twin_err("layernorm db", &db))));
+            twin_free(&a); twin_free(&c); twin_free(&h); twin_free(&w); twin_free(&b); twin_free(&out); twin_free(&mean);
+            twin_free(&rstd); twin_free(&dx); twin_free(&dw); twin_free(&db); twin_free(&dy);
         }
         {   /* causal attention */
             size_t nq = 3 * rc;
-            float *qkv = rand_buf(nq, 1), *out = zeros(rc), *att = zeros(bhnn), *dq = rand_buf(nq, 1), *datt = zeros(bhnn), *dy = rand_buf(rc, 1);
-            float *g_qkv = gpu_copy(qkv, nq), *g_out = gpu_copy(NULL, rc), *g_att = gpu_copy(NULL, bhnn), *g_dq = gpu_copy(dq, nq);
-            float *g_datt = gpu_copy(NULL, bhnn), *g_dy = gpu_copy(dy, rc);
-            ltf_attention_forward(out, att, qkv, B, N, C, H);
-            ltf__gpu_attention_forward(g_out, g_att, g_qkv, B, N, C, H);
-            af = worse(af, worse(gpu_err("attention out", g_out, out, rc), gpu_err("attention probabilities", g_att, att, bhnn)));
-            ltf_attention_backward(dq, datt, dy, qkv, att, B, N, C, H);
-            ltf__gpu_attention_backward(g_dq, g_datt, g_dy, g_qkv, g_att, B, N, C, H);
-            ab = worse(ab, gpu_err("attention dqkv", g_dq, dq, nq));
-            free(qkv); free(out); free(att); free(dq); free(datt); free(dy);
-            cudaFree(g_qkv); cudaFree(g_out); cudaFree(g_att); cudaFree(g_dq); cudaFree(g_datt); cudaFree(g_dy);
+            twin qkv = twin_rand(nq, 1), out = twin_zero(rc), att = twin_zero(bhnn), dq = twin_rand(nq, 1), datt = twin_zero(bhnn);
+            twin dy = twin_rand(rc, 1);
+            cb->attention_forward(out.h, att.h, qkv.h, B, N, C, H);
+            gb->attention_forward(out.d, att.d, qkv.d, B, N, C, H);
+            af = worse(af, worse(twin_err("attention out", &out), twin_err("attention probabilities", &att)));
+            cb->attention_backward(dq.h, datt.h, dy.h, qkv.h, att.h, B, N, C, H);
+            gb->attention_backward(dq.d, datt.d, dy.d, qkv.d, att.d, B, N, C, H);
+            ab = worse(ab, twin_err("attention dqkv", &dq));
+            twin_free(&qkv); twin_free(&out); twin_free(&att); twin_free(&dq); twin_free(&datt); twin_free(&dy);
         }
-        {   /* GELU, residual, positions */
-            size_t n4 = 4 * rc;
-            float *x = rand_buf(n4, 3), *o = zeros(n4), *dx = rand_buf(n4, 1), *dy = rand_buf(n4, 1), *a = rand_buf(rc, 1), *da = rand_buf(rc, 1);
-            float *wpe = rand_buf((size_t)N * C, 1), *dwpe = rand_buf((size_t)N * C, 1);
-            float *g_x = gpu_copy(x, n4), *g_o = gpu_copy(NULL, n4), *g_dx = gpu_copy(dx, n4), *g_dy = gpu_copy(dy, n4);
-            float *g_a = gpu_copy(a, rc), *g_da = gpu_copy(da, rc), *g_wpe = gpu_copy(wpe, (size_t)N * C), *g_dwpe = gpu_copy(dwpe, (size_t)N * C);
-            ltf_gelu_forward(o, x, n4);
-            ltf__gpu_gelu_forward(g_o, g_x, n4);
-            gf = worse(gf, gpu_err("gelu forward", g_o, o, n4));
-            ltf_gelu_backward(dx, x, dy, n4);
-            ltf__gpu_gelu_backward(g_dx, g_x, g_dy, n4);
-            gb = worse(gb, gpu_err("gelu backward", g_dx, dx, n4));
-            ltf_residual_forward(o, x, dy, n4);
-            ltf__gpu_residual_forward(g_o, g_x, g_dy, n4);
-            rf = worse(rf, gpu_err("residual forward", g_o, o, n4));
-            ltf_residual_backward(dx, x, dy, n4);                       /* da and db: both added */
-            ltf__gpu_residual_backward(g_dx, g_x, g_dy, n4);
-            rb = worse(rb, worse(gpu_err("residual backward da", g_dx, dx, n4), gpu_err("residual backward db", g_x, x, n4)));
-            ltf_residual_backward(dx, NULL, dy, n4);
-            ltf__gpu_residual_backward(g_dx, NULL, g_dy, n4);
-            rb = worse(rb, gpu_err("residual backward, db NULL", g_dx, dx, n4));
-            ltf_position_forward(o, a, wpe, B, N, C);
-            ltf__gpu_position_forward(g_o, g_a, g_wpe, B, N, C);
-            pf = worse(pf, gpu_err("position forward", g_o, o, rc));
-            ltf_position_backward(da, dwpe, dy, B, N, C);
-            ltf__gpu_position_backward(g_da, g_dwpe, g_dy, B, N, C);
-            pb = worse(pb, worse(gpu_err("position backward dinp", g_da, da, rc), gpu_err("position backward dwpe", g_dwpe, dwpe, (size_t)N * C)));
-            free(x); free(o); free(dx); free(dy); free(a); free(da); free(wpe); free(dwpe);
-            cudaFree(g_x); cudaFree(g_o); cudaFree(g_dx); cudaFree(g_dy); cudaFree(g_a); cudaFree(g_da); cudaFree(g_wpe); cudaFree(g_dwpe);
+        {   /* the injection pair, 4 variants: no state; no mask; keep the last 2 pairs; keep the first 1 */
+            twin Y = twin_rand(rc, 1), E = twin_rand(rc, 1), wpe = twin_rand((size_t)N * C, 1), w = twin_rand(C, 1), b = twin_rand(C, 1);
+            twin h = twin_zero(rc), out = twin_zero(rc), mean = twin_zero(BT), rstd = twin_zero(BT);
+            twin dY = twin_rand(rc, 1), dE = twin_rand(rc, 1), dwpe = twin_rand((size_t)N * C, 1), dh = twin_rand(rc, 1);
+            for (int v = 0; v < 4; v++) {
+                int lo = v == 2 ? N - 4 : 0, hi = v == 3 ? 2 : N;
+                cb->inject_layernorm(h.h, out.h, mean.h, rstd.h, v ? Y.h : NULL, E.h, wpe.h, w.h, b.h, B, N, C, lo, hi);
+                gb->inject_layernorm(h.d, out.d, mean.d, rstd.d, v ? Y.d : NULL, E.d, wpe.d, w.d, b.d, B, N, C, lo, hi);
+                ij = worse(ij, worse(worse(twin_err("inject h", &h), twin_err("inject ln", &out)),
+                                     worse(twin_err("inject mean", &mean), twin_err("inject rstd", &rstd))));
+                cb->inject_backward(v ? dY.h : NULL, dE.h, dwpe.h, dh.h, B, N, C, lo, hi);
+                gb->inject_backward(v ? dY.d : NULL, dE.d, dwpe.d, dh.d, B, N, C, lo, hi);
+                ijb = worse(ijb, worse(twin_err("inject backward dY", &dY), worse(twin_err("inject backward dE", &dE),
+                                                                                  twin_err("inject backward dwpe", &dwpe))));
+            }
+            twin_free(&Y); twin_free(&E); twin_free(&wpe); twin_free(&w); twin_free(&b); twin_free(&h); twin_free(&out);
+            twin_free(&mean); twin_free(&rstd); twin_free(&dY); twin_free(&dE); twin_free(&dwpe); twin_free(&dh);
         }
     }
     gpu_report("matmul forward (bias, no bias)", ef); gpu_report("matmul backward (dinp, dw, dbias)", eb);
-    gpu_report("layernorm forward (out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
+    gpu_report("matmul_gelu forward (out, GELU(out))", gf); gpu_report("matmul_gelu backward (dinp, dw, dbias)", gk);
+    gpu_report("residual + layernorm (h, out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
     gpu_report("attention forward (out, probabilities)", af); gpu_report("attention backward (dqkv)", ab);
-    gpu_report("gelu forward", gf); gpu_report("gelu backward", gb);
-    gpu_report("residual forward", rf); gpu_report("residual backward", rb);
-    gpu_report("position forward", pf); gpu_report("position backward (dinp, dwpe)", pb);
+    gpu_report("inject + position + layernorm (4 masks)", ij); gpu_report("inject backward (dY, dE, dwpe)", ijb);
 
-    /* the model-level kernels of [7] and [8], on a looped model with a state mask */
+    /* the loop's ops: tokens, read-out, read-out + loss and its backward, gradient check, Adam */
     ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
-    c.n_embd = 24; c.n_head = 3; c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 2;
-    int B = 3, n = 5, N = 10, d = c.n_dims, C = c.n_embd;
+    c.n_embd = 24; c.n_head = 3;
+    int B = 30, n = 5, N = 10, d = c.n_dims, C = c.n_embd;   /* 150 points: more than LTF__PARTS */
     size_t rc = (size_t)B * N * C, bn = (size_t)B * n;
-    ltf_model mc, mg;
+    ltf_model mg;
     char err[LTF_ERR_LEN];
-    ltf_model_create(&mc, &c, 5, err);
-    randomize_model(&mc, 0.5f);
-    for (size_t i = 0; i < mc.n_params; i++) mc.grads[i] = (float)ltf_rng_normal(&g_rng);
     ltf_model_create(&mg, &c, 5, err);
-    memcpy(mg.params, mc.params, sizeof(float) * mc.n_params);
-    memcpy(mg.grads, mc.grads, sizeof(float) * mc.n_params);
-    if (ltf_model_to_gpu(&mg, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(&mc); ltf_model_free(&mg); return; }
+    if (ltf_model_to_gpu(&mg, err) != 0) { CHECK(0, "to_gpu: %s", err); ltf_model_free(&mg); return; }
     {
-        float *xs = rand_buf(bn * d, 1), *ys = rand_buf(bn, 1), *z = zeros((size_t)B * N * d), *Y = rand_buf(rc, 1), *E = rand_buf(rc, 1);
-        float *u = zeros(rc), *pred = zeros(bn), *dY = rand_buf(rc, 1);
-        float *g_xs = gpu_copy(xs, bn * d), *g_ys = gpu_copy(ys, bn), *g_z = gpu_copy(NULL, (size_t)B * N * d), *g_Y = gpu_copy(Y, rc);
-        float *g_E = gpu_copy(E, rc), *g_u = gpu_copy(NULL, rc), *g_pred = gpu_copy(NULL, bn), *g_dY = gpu_copy(dY, rc);
-        ltf_tokens(z, xs, ys, B, n, d);
-        ltf__gpu_tokens(g_z, g_xs, g_ys, B, n, d);
-        e = gpu_err("tokens", g_z, z, (size_t)B * N * d);
-        gpu_report("tokens z = (x_i), (y_i, 0, ...)", e);
-        e = 0;
-        for (int v = 0; v < 4; v++) {   /* no state; no mask; keep the last 2 pairs; keep the first 1 */
-            ltf_config cv = c;
-            cv.mask_mode = v == 3 ? LTF_MASK_KEEP_FIRST : LTF_MASK_KEEP_LAST; cv.mask_pairs = v == 3 ? 1 : 2;
-            int lo = v >= 2 && v < 3 ? N - 2 * cv.mask_pairs : 0, hi = v == 3 ? 2 * cv.mask_pairs : N;
-            ltf_inject(u, v == 0 ? NULL : Y, E, B, N, C, lo, hi);
-            ltf__gpu_inject(g_u, v == 0 ? NULL : g_Y, g_E, B, N, C, lo, hi);
-            e = worse(e, gpu_err("inject", g_u, u, rc));
-        }
-        gpu_report("inject u = mask(Y) + E (4 variants)", e);
-        ltf_mask_backward(dY, Y, B, N, C, N - 2 * c.mask_pairs, N);   /* keep the last 2 pairs */
-        ltf__gpu_mask_backward(g_dY, g_Y, B, N, C, N - 2 * c.mask_pairs, N);
-        gpu_report("mask backward dY = mask(du)", gpu_err("mask backward", g_dY, dY, rc));
-        ltf_read_out(pred, Y, mc.w.read_out_w, mc.w.read_out_b, B, n, C);
-        ltf__gpu_read_out(g_pred, g_Y, mg.run.w.read_out_w, mg.run.w.read_out_b, B, n, C);
-        gpu_report("read_out", gpu_err("read_out", g_pred, pred, bn));
-        ltf_read_out_backward(dY, mc.g.read_out_w, mc.g.read_out_b, ys, Y, mc.w.read_out_w, B, n, C);   /* ys as dpred */
-        ltf__gpu_read_out_backward(g_dY, mg.run.g.read_out_w, mg.run.g.read_out_b, g_ys, g_Y, mg.run.w.read_out_w, B, n, C);
-        e = gpu_err("read_out backward dY", g_dY, dY, rc);
-        ltf_model_sync_host(&mg, err);
-        e = worse(e, rel_err(mg.grads, mc.grads, mc.n_params));
-        CHECK(e <= GPU_TOL, "read_out backward: weight gradients rel err %.2e", e);
-        gpu_report("read_out backward (dY, dw, db)", e);
-        /* the loss: sum of squares in double, then dL/dpred in place */
-        double want = 0, got = 0;   /* from the GPU's own predictions: the sum alone is under test */
+        twin xs = twin_rand(bn * d, 1), ys = twin_rand(bn, 1), z = twin_zero((size_t)B * N * d), Y = twin_rand(rc, 1);
+        twin w = twin_rand(C, 1), b = twin_rand(1, 1), pred = twin_zero(bn), dY = twin_rand(rc, 1), gw = twin_rand(C, 1), gbias = twin_rand(1, 1);
+        cb->tokens(z.h, xs.h, ys.h, B, n, d);
+        gb->tokens(z.d, xs.d, ys.d, B, n, d);
+        gpu_report("tokens z = (x_i), (y_i, 0, ...)", twin_err("tokens", &z));
+        cb->read_out(pred.h, Y.h, w.h, b.h, B, n, C);
+        gb->read_out(pred.d, Y.d, w.d, b.d, B, n, C);
+        gpu_report("read_out", twin_err("read_out", &pred));
+        /* the loss: a double sum of squares over the GPU's own predictions (the sum alone is under
+         * test), set then added */
+        ltf_stats st_c, st_g;
+        cb->read_out_loss(pred.h, &st_c, Y.h, w.h, b.h, ys.h, B, n, C, 1);
+        gb->read_out_loss(pred.d, mg.run.stats, Y.d, w.d, b.d, ys.d, B, n, C, 1);
+        gb->read_out_loss(pred.d, mg.run.stats, Y.d, w.d, b.d, ys.d, B, n, C, 0);
+        e = twin_err("read_out_loss pred", &pred);
         float *gp = (float *)malloc(bn * sizeof(float));
-        CHECK(ltf__gpu_get(gp, g_pred, bn * sizeof(float), err, "read_out") == 0, "%s", err);
-        for (size_t i = 0; i < bn; i++) want += (double)(gp[i] - ys[i]) * (gp[i] - ys[i]);
+        double want = 0;
+        gpu_read(gp, pred.d, bn * sizeof(float));
+        gpu_read(&st_g, mg.run.stats, sizeof st_g);
+        for (size_t i = 0; i < bn; i++) want += (double)(gp[i] - ys.h[i]) * (gp[i] - ys.h[i]);
         free(gp);
-        ltf_stats *st = mg.run.stats;
-        ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 1);
-        ltf__gpu_loss_sum(st, g_pred, g_ys, bn, 0);   /* adds: twice */
-        CHECK(ltf__gpu_get(&got, &st->loss_sum, sizeof got, err, "loss") == 0, "%s", err);
-        e = fabs(got - 2 * want) / (2 * want);
-        CHECK(e <= 1e-12, "loss sum %.17g, want %.17g", got, 2 * want);
-        for (size_t i = 0; i < bn; i++) pred[i] = 2.0f * (pred[i] - ys[i]) / (float)(3.0 * bn);
-        ltf__gpu_loss_backward(g_pred, g_ys, bn, (float)(3.0 * bn));
-        e = worse(e, gpu_err("loss backward", g_pred, pred, bn));
-        gpu_report("loss (double sum) and dL/dpred", e);
-        free(xs); free(ys); free(z); free(Y); free(E); free(u); free(pred); free(dY);
-        cudaFree(g_xs); cudaFree(g_ys); cudaFree(g_z); cudaFree(g_Y); cudaFree(g_E); cudaFree(g_u); cudaFree(g_pred); cudaFree(g_dY);
+        double el = fabs(st_g.loss_sum - 2 * want) / (2 * want);
+        CHECK(el <= 1e-12, "loss sum %.17g, want %.17g", st_g.loss_sum, 2 * want);
+        gpu_report("read_out + loss (double sum, set then added)", worse(e, el));
+        float denom = (float)(3.0 * bn);
+        cb->read_out_loss_backward(dY.h, gw.h, gbias.h, pred.h, ys.h, denom, Y.h, w.h, B, n, C);
+        gb->read_out_loss_backward(dY.d, gw.d, gbias.d, pred.d, ys.d, denom, Y.d, w.d, B, n, C);
+        e = worse(worse(twin_err("read_out_loss backward dY", &dY), twin_err("read_out_loss backward dpred", &pred)),
+                  worse(twin_err("read_out_loss backward dw", &gw), twin_err("read_out_loss backward db", &gbias)));
+        gpu_report("read_out + loss backward (dpred, dY, dw, db)", e);
+        twin_free(&xs); twin_free(&ys); twin_free(&z); twin_free(&Y); twin_free(&w); twin_free(&b); twin_free(&pred);
+        twin_free(&dY); twin_free(&gw); twin_free(&gbias);
     }
-    {   /* Adam (two steps, with weight decay) and the non-finite gradient check */
+    {   /* the gradient check over many blocks: the first bad index wins, whatever block finds it */
+        size_t big = 300000;
+        float *g = zeros(big);
+        float *dg = gpu_copy(g, big);
+        CHECK(gpu_first_bad(&mg, dg, big) == big, "finite gradients reported as non-finite");
+        g[290000] = NAN; g[170001] = INFINITY;
+        ltf__gpu_put(dg, g, big * sizeof(float), err);
+        size_t bad = gpu_first_bad(&mg, dg, big);
+        CHECK(bad == 170001, "first non-finite of 300000: %zu, want 170001", bad);
+        g[17] = -INFINITY;
+        ltf__gpu_put(dg, g, big * sizeof(float), err);
+        CHECK((bad = gpu_first_bad(&mg, dg, big)) == 17, "first non-finite: %zu, want 17", bad);
+        free(g); ltf__gpu_release(dg);
+    }
+    {   /* Adam (two steps, with weight decay), then a guarded update on a bad step changes nothing */
+        ltf_model mc;
         ltf_train_config t;
         ltf_train_config_default(&t);
         t.weight_decay = 0.1f;
         ltf_model_free(&mg);
+        ltf_model_create(&mc, &c, 5, err);
+        randomize_model(&mc, 0.5f);
+        for (size_t i = 0; i < mc.n_params; i++) mc.grads[i] = (float)ltf_rng_normal(&g_rng);
         ltf_model_create(&mg, &c, 5, err);
         memcpy(mg.params, mc.params, sizeof(float) * mc.n_params);
         memcpy(mg.grads, mc.grads, sizeof(float) * mc.n_params);
@@ -2787,15 +2798,18 @@ static void test_gpu_ops(void) {
                   worse(rel_err(mg.adam_m, mc.adam_m, mc.n_params), rel_err(mg.adam_v, mc.adam_v, mc.n_params)));
         CHECK(e <= GPU_TOL && mg.adam_t == 2, "Adam: params/m/v rel err %.2e", e);
         gpu_report("Adam (2 steps, decay: params, m, v)", e);
-        CHECK(gpu_first_bad(&mg) == mg.n_params, "finite gradients reported as non-finite");
-        ltf_model_free(&mg);
-        ltf_model_create(&mg, &c, 5, err);
-        mg.grads[100] = INFINITY; mg.grads[17] = NAN;
-        ltf_model_to_gpu(&mg, err);
-        size_t bad = gpu_first_bad(&mg);
-        CHECK(bad == 17, "first non-finite gradient: %zu, want 17", bad);
+        float *p0 = copy_of(mg.params, mg.n_params);
+        float *bad = copy_of(mg.grads, mg.n_params);
+        bad[mg.n_params - 1] = NAN;
+        ltf__gpu_put(mg.run.grads, bad, mg.n_params * sizeof(float), err);
+        gb->check_finite(mg.run.stats, mg.run.grads, mg.n_params);
+        gb->adam(mg.run.params, mg.run.adam_m, mg.run.adam_v, mg.run.grads, mg.n_params, mg.run.scalars, mg.run.stats);
+        ltf_model_sync_host(&mg, err);
+        CHECK(same_floats(p0, mg.params, mg.n_params), "Adam guarded by a NaN gradient changed the parameters");
+        free(p0); free(bad);
+        ltf_model_free(&mc);
     }
-    ltf_model_free(&mc); ltf_model_free(&mg);
+    ltf_model_free(&mg);
 }
 
 /* Two models with the same parameters, one of them on the GPU. */
@@ -2977,6 +2991,208 @@ static void test_gpu_train(void) {
     remove(path); rmdir(dir);
     ltf_model_free(&a); ltf_model_free(&b);
 }
+/* what the emulator ran (kernels + memsets, replays included) and the host's waits; -1 on a GPU */
+static long emu_ran(void) {
+#ifdef LTF_CUDA_EMU
+    return ltf_emu::kernels_run + ltf_emu::memsets;
+#else
+    return -1;
+#endif
+}
+static long emu_syncs(void) {
+#ifdef LTF_CUDA_EMU
+    return ltf_emu::syncs;
+#else
+    return -1;
+#endif
+}
+
+static void test_gpu_graph(void) {
+    if (!gpu_ready()) return;
+    char err[LTF_ERR_LEN];
+    float loss;
+    {   /* launches per training step in the paper's setting (d=20, n=41, L=1, b=20, T=15), at
+         * C=32 and 2 prompts: the count depends on L, b and T only; the budget is 350 */
+        ltf_config c = small_config(LTF_LOOPED, 1, 20, 15);
+        c.n_dims = 20; c.n_positions = 41; c.n_embd = 32; c.n_head = 4;
+        ltf_train_config t;
+        ltf_train_config_default(&t);
+        t.batch_size = 2; t.n_points = 41;
+        ltf_curriculum cur;
+        ltf_curriculum_off(&cur, &c, 41);
+        ltf_train_state st;
+        ltf_train_state_init(&st, LTF_TASK_LINEAR, &t, &cur, 5);
+        ltf_model m;
+        ltf_model_create(&m, &c, 1, err);
+        CHECK(ltf_model_to_gpu(&m, err) == 0, "to_gpu: %s", err);
+        setenv("LTF_CUDA_GRAPH", "0", 1);   /* every launch queued by the host: countable */
+        CHECK(ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0, "step: %s", m.err);   /* allocates */
+        long q0 = ltf_gpu_launches(), r0 = emu_ran(), s0 = emu_syncs();
+        CHECK(ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0, "step: %s", m.err);
+        long queued = ltf_gpu_launches() - q0, ran = emu_ran() - r0, waits = emu_syncs() - s0;
+        unsetenv("LTF_CUDA_GRAPH");
+        printf("  paper setting (L=1 b=20 T=15): %ld launches per training step (budget 350), %ld host wait%s\n",
+               queued, waits, waits == 1 ? "" : "s");
+        CHECK(queued <= 350, "%ld launches per step in the paper setting: the budget is 350", queued);
+        /* 2 embedding + 5 x 8 before the window + 15 x (9 forward + 11 backward) + 6 (zeroing, read_in
+         * backward, gradient check, Adam, sampler): docs/GPU.md's count */
+        CHECK(queued == 2 + 5 * 8 + 15 * (9 + 11) + 6, "launch count %ld, the model says %d", queued, 2 + 5 * 8 + 15 * 20 + 6);
+#ifdef LTF_CUDA_EMU
+        CHECK(ran == queued && waits == 1, "the emulator ran %ld launches (queued %ld) and waited %ld times (want 1)", ran, queued, waits);
+#endif
+        /* recorded: the same step, replayed as one graph; the host still waits once */
+        CHECK(ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0, "recording step: %s", m.err);
+        q0 = ltf_gpu_launches(); r0 = emu_ran(); s0 = emu_syncs();
+        long replays = ltf__graph_replays;
+        CHECK(ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0, "replayed step: %s", m.err);
+        queued = ltf_gpu_launches() - q0; ran = emu_ran() - r0; waits = emu_syncs() - s0;
+        printf("  replayed: %ld launches queued by the host, 1 graph of %ld nodes, %ld host wait%s\n", queued, ran, waits,
+               waits == 1 ? "" : "s");
+        CHECK(ltf__graph_replays == replays + 1 && queued == 0, "a replayed step queued %ld launches", queued);
+#ifdef LTF_CUDA_EMU
+        CHECK(ran == 2 + 5 * 8 + 15 * 20 + 6 && waits == 1, "replay ran %ld nodes, %ld waits", ran, waits);
+#endif
+        ltf_model_free(&m);
+    }
+    {   /* recorded steps = plain steps, bit for bit, through curriculum shape changes (a
+         * recording per shape); a NaN step replayed from a recording changes nothing */
+        ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+        ltf_model a, b;
+        ltf_train_state sa = small_state(LTF_TASK_LINEAR, 11), sb = sa;
+        ltf_model_create(&a, &c, 21, err); ltf_model_create(&b, &c, 21, err);
+        ltf_model_to_gpu(&a, err);
+        CHECK(ltf_model_to_gpu(&b, err) == 0, "to_gpu: %s", err);
+        long rec0 = ltf__graph_records, rep0 = ltf__graph_replays;
+        train_steps(&a, &sa, 10);
+        long rec = ltf__graph_records - rec0, rep = ltf__graph_replays - rep0;
+        setenv("LTF_CUDA_GRAPH", "0", 1);
+        train_steps(&b, &sb, 10);
+        unsetenv("LTF_CUDA_GRAPH");
+        printf("  10 curriculum steps: %ld recordings (one per shape), %ld replays\n", rec, rep);
+        CHECK(rec >= 3 && rec + rep == 10, "10 steps made %ld recordings and %ld replays", rec, rep);
+        ltf_model_sync_host(&a, err); ltf_model_sync_host(&b, err);
+        CHECK(same_floats(a.params, b.params, a.n_params) && same_floats(a.adam_v, b.adam_v, a.n_params) && a.adam_t == b.adam_t,
+              "recorded steps differ from plain steps");
+        ltf_model_free(&b);
+        /* host batches: the first step records, the second (a NaN target) replays */
+        ltf_train_config t;
+        ltf_train_config_default(&t);
+        float *xs = rand_buf(4 * 5 * 3, 1), *ys = rand_buf(20, 1);
+        CHECK(ltf_train_step(&a, &t, xs, ys, 4, 5, &loss) == 0, "host-batch step: %s", a.err);
+        ltf_model_sync_host(&a, err);
+        float *p0 = copy_of(a.params, a.n_params), *m0 = copy_of(a.adam_m, a.n_params);
+        long t0 = a.adam_t;
+        rep0 = ltf__graph_replays;
+        ys[7] = NAN;
+        int rc = ltf_train_step(&a, &t, xs, ys, 4, 5, &loss);
+        ltf_model_sync_host(&a, err);
+        CHECK(rc == -1 && strstr(a.err, "NaN") && ltf__graph_replays == rep0 + 1, "replayed NaN step: rc %d '%s'", rc, a.err);
+        CHECK(same_floats(p0, a.params, a.n_params) && same_floats(m0, a.adam_m, a.n_params) && a.adam_t == t0,
+              "a replayed NaN step changed the parameters or Adam's state");
+        free(xs); free(ys); free(p0); free(m0);
+        ltf_model_free(&a);
+    }
+}
+
+/* TF32 and BF16 matrix multiplies (emulated tensor cores here): the error bound of
+ * looped_tf_cuda.cu [4] element by element, a mean signed error of ~0 on positive data (round
+ * to nearest; truncated operands give -1.5 u (TF32) to -3 u (BF16), computed below to show
+ * that the check can fail), and one training pass's gradients near float32's. */
+static void test_gpu_tensor_cores(void) {
+    if (!gpu_ready()) return;
+    char err[LTF_ERR_LEN];
+    CHECK(ltf_gpu_set_precision("fp16", err) == -1 && strstr(err, "'fp16'") && strstr(err, "tf32"), "bad precision: '%s'", err);
+    const char *modes[2] = {"tf32", "bf16"};
+    const uint32_t cut[2] = {0x1fffu, 0xffffu};            /* the mantissa bits each drops       */
+    const double us[2] = {ldexp(1.0, -11), ldexp(1.0, -9)}, grad_tol[2] = {1e-2, 5e-2};
+    int M = 70, N = 50, K = 300;
+    for (int mode = 0; mode < 2; mode++) {
+        double u = us[mode];
+        CHECK(ltf_gpu_set_precision(modes[mode], err) == 0, "%s: %s", modes[mode], err);
+        for (int positive = 0; positive < 2; positive++) {
+            float *A = rand_buf((size_t)M * K, 1), *B = rand_buf((size_t)K * N, 1), *Cm = zeros((size_t)M * N);
+            if (positive)
+                for (size_t i = 0; i < (size_t)M * K || i < (size_t)K * N; i++) {
+                    if (i < (size_t)M * K) A[i] = 0.5f + (float)ltf_rng_uniform(&g_rng);
+                    if (i < (size_t)K * N) B[i] = 0.5f + (float)ltf_rng_uniform(&g_rng);
+                }
+            float *dA = gpu_copy(A, (size_t)M * K), *dB = gpu_copy(B, (size_t)K * N), *dC = gpu_copy(NULL, (size_t)M * N);
+            ltf__gpu_gemm(M, N, K, dA, K, 1, dB, N, 1, dC, N);
+            gpu_read(Cm, dC, sizeof(float) * M * N);
+            double worst = 0, mean = 0, mean_trunc = 0, bound_k = 2 * u + u * u + K * ldexp(1.0, -24);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double exact = 0, mag = 0, trunc = 0;
+                    for (int k = 0; k < K; k++) {
+                        double a = A[i * K + k], b = B[k * N + j];
+                        uint32_t ua, ub;
+                        memcpy(&ua, &A[i * K + k], 4); memcpy(&ub, &B[k * N + j], 4);
+                        ua &= ~cut[mode]; ub &= ~cut[mode];
+                        float ta, tb;
+                        memcpy(&ta, &ua, 4); memcpy(&tb, &ub, 4);
+                        exact += a * b; mag += fabs(a * b); trunc += (double)ta * tb;
+                    }
+                    worst = worse(worst, fabs(Cm[i * N + j] - exact) / (bound_k * mag));
+                    mean += (Cm[i * N + j] - exact) / mag / (M * N);
+                    mean_trunc += (trunc - exact) / mag / (M * N);
+                }
+            printf("  %s, %s data: worst error %.2f of the bound, mean signed error %+.3f u (operands truncated: %+.2f u)\n",
+                   modes[mode], positive ? "positive" : "signed", worst, mean / u, mean_trunc / u);
+            CHECK(worst <= 1.0, "%s: an element's error is %.2f times the bound", modes[mode], worst);
+            if (positive) {
+                CHECK(fabs(mean) <= 0.1 * u, "%s: mean signed error %.3g u: rounding is biased", modes[mode], mean / u);
+                CHECK(mean_trunc <= -u, "%s: the truncation control %.3g u does not separate", modes[mode], mean_trunc / u);
+            }
+            free(A); free(B); free(Cm); ltf__gpu_release(dA); ltf__gpu_release(dB); ltf__gpu_release(dC);
+        }
+        /* a training step on the GPU in this precision against the CPU's float32 step */
+        ltf_config c = small_config(LTF_LOOPED, 1, 4, 2);
+        c.n_embd = 32; c.n_head = 4; c.n_dims = 5; c.n_positions = 9;
+        ltf_model mc, mg;
+        if (gpu_twins(&mc, &mg, &c, 0.5f) != 0) continue;
+        float *xs = rand_buf(4 * 9 * 5, 1), *ys = rand_buf(36, 1), lc, lg;
+        const char *name = "";
+        ltf_forward_backward(&mc, xs, ys, 4, 9, &lc);
+        CHECK(ltf_forward_backward(&mg, xs, ys, 4, 9, &lg) == 0, "%s step: %s", modes[mode], mg.err);
+        ltf_model_sync_host(&mg, err);
+        double eg = worst_tensor(&mc, mg.grads, mc.grads, 1, &name), el = fabs((double)lg - lc) / lc;
+        printf("  %s training pass vs the CPU's float32: loss rel err %.1e, worst gradient %s rel err %.1e (bound %.0e)\n",
+               modes[mode], el, name, eg, grad_tol[mode]);
+        CHECK(el <= grad_tol[mode] && eg <= grad_tol[mode], "%s: loss %.2e, gradient of %s %.2e", modes[mode], el, name, eg);
+        free(xs); free(ys);
+        ltf_model_free(&mc); ltf_model_free(&mg);
+    }
+    CHECK(ltf_gpu_set_precision("fp32", err) == 0, "back to fp32: %s", err);
+}
+
+static void test_gpu_profile(void) {
+    if (!gpu_ready()) return;
+    char err[LTF_ERR_LEN];
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    ltf_model m;
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 3);
+    ltf_model_create(&m, &c, 2, err);
+    CHECK(ltf_model_to_gpu(&m, err) == 0, "to_gpu: %s", err);
+    train_steps(&m, &st, 1);
+    CHECK(ltf_gpu_profile(1, err) == 0, "profile on: %s", err);
+    long q0 = ltf_gpu_launches();
+    train_steps(&m, &st, 2);
+    long queued = ltf_gpu_launches() - q0, launches = 0;
+    ltf_gpu_phase ph[64];
+    int n = ltf_gpu_profile_read(ph, 64, err);
+    CHECK(ltf_gpu_profile(0, err) == 0, "profile off: %s", err);
+    CHECK(n >= 10, "profile: %d kernels (%s)", n, n < 0 ? err : "");
+    double ms = 0;
+    for (int i = 0; i < n; i++) {
+        launches += ph[i].launches; ms += ph[i].ms;
+        CHECK(ph[i].ms >= 0 && ph[i].launches > 0 && (i == 0 || ph[i].ms <= ph[i - 1].ms), "phase %s: %ld launches, %.3f ms",
+              ph[i].name, ph[i].launches, ph[i].ms);
+    }
+    CHECK(launches == queued, "the profile has %ld launches, the steps queued %ld", launches, queued);
+    printf("  2 steps: %d kernels, %ld launches, %.1f ms; most time: %s (%.1f ms)\n", n, launches, ms, n > 0 ? ph[0].name : "-",
+           n > 0 ? ph[0].ms : 0.0);
+    ltf_model_free(&m);
+}
 #else
 static void test_gpu_skipped(void) {
     char why[LTF_ERR_LEN];
@@ -3037,6 +3253,9 @@ int main(int argc, char **argv) {
         {"gpu_ops", test_gpu_ops},
         {"gpu_step", test_gpu_step},
         {"gpu_train", test_gpu_train},
+        {"gpu_graph", test_gpu_graph},
+        {"gpu_tensor_cores", test_gpu_tensor_cores},
+        {"gpu_profile", test_gpu_profile},
 #else
         {"gpu", test_gpu_skipped},
 #endif
