@@ -7,8 +7,12 @@
 #   ./build.sh fuzz [S] S seconds (default 60) of libFuzzer on the checkpoint loader (build/fuzz/)
 #   ./build.sh cuda     build ./demo_cuda and ./test_cuda with nvcc: the same programs with the
 #                       GPU backend (looped_tf_cuda.cu), for sm_90 plus PTX for newer GPUs
-#   ./build.sh gpu-check  on a machine with a GPU: build with CUDA, run every GPU test, the
-#                       compute-sanitizer checks and the GPU benchmark (a few minutes)
+#   ./build.sh gpu-prep here, without a GPU: deps/ and ./demo_cuda, ./test_cuda for a GPU machine
+#                       (portable host code), so that its gpu-check compiles nothing
+#   ./build.sh gpu-check [A|B|all]  on a machine with a GPU, in stages of at most 4 minutes with
+#                       a log and a one-line verdict each in gpu-check/ (GPU_CHECK_OUT): A the GPU
+#                       tests, benchmark (fp32/tf32/bf16, kernel profile) and a demo run; B the
+#                       compute-sanitizer checks
 #   ./build.sh cuda-emu build ./test_cuda_emu with g++ and AddressSanitizer, with the kernels
 #                       run on the CPU by tests/cuda_emu.h, and run the GPU tests (no GPU needed)
 #   ./build.sh deps     copy stb_ds.h into deps/stb/: builds then need nothing from the network
@@ -24,7 +28,7 @@ CC=${CC:-gcc}
 # stb_ds.h (Debian package libstb-dev) is the one dependency besides libc. A copy in
 # deps/stb/ (./build.sh deps) wins: a machine without network builds from what it carries.
 INC=""
-[ -f deps/stb/stb_ds.h ] && INC="-Ideps"
+[ -f deps/stb/stb_ds.h ] && INC="-isystem deps"   # as a system header: its warnings are not ours
 find_stb() {
     echo '#include <stb/stb_ds.h>' | "$CC" $INC -E -x c - >/dev/null 2>&1
 }
@@ -163,6 +167,103 @@ build_cuda() {
     echo "build.sh: built ./demo_cuda and ./test_cuda for $arch + PTX in $((SECONDS - t0)) s" >&2
 }
 
+# ---- a GPU machine's checks, prepared here --------------------------------------------------
+# gpu-prep (here, no GPU needed): deps/ (stb_ds.h) and ./demo_cuda, ./test_cuda built for sm_90 +
+# PTX with portable host code (MARCH=x86-64-v2), stamped with the sources' hash: carry deps,
+# demo_cuda and test_cuda to the GPU machine and its gpu-check spends no time compiling.
+SOURCES="looped_tf.h looped_tf_cuda.cu demo.c test.c workbench/*.h"
+sources_hash() { cat $SOURCES | sha256sum | cut -c1-64; }
+gpu_prep() {
+    "$0" deps
+    INC="-isystem deps"
+    MARCH=${MARCH:-x86-64-v2} build_cuda
+    sources_hash > deps/gpu-prep.sha256
+    echo "build.sh: gpu-prep done: carry deps demo_cuda test_cuda; on the GPU machine run ./build.sh gpu-check"
+}
+
+# compute-sanitizer: $COMPUTE_SANITIZER, the PATH, next to nvcc, or where CUDA installs it
+find_sanitizer() {
+    local c
+    for c in "${COMPUTE_SANITIZER:-}" "$(command -v compute-sanitizer || true)" \
+             "$(dirname "$(command -v nvcc || echo /x/nvcc)")/compute-sanitizer" \
+             /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer \
+             /usr/local/cuda-*/bin/compute-sanitizer /opt/nvidia/*/compute-sanitizer /usr/bin/compute-sanitizer; do
+        if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return 0; fi
+    done
+    return 1
+}
+
+# gpu-check [A|B|all]: on a GPU machine, in stages of at most 240 s each (timeout), each writing
+# its log and a one-line verdict into ${GPU_CHECK_OUT:-gpu-check}/ (A.log, A.verdict, ...):
+#   A: every GPU test (LTF_REQUIRE_GPU: they fail, not skip, without a GPU), the benchmark of
+#      the small, report and paper steps in fp32, tf32 and bf16 with a kernel profile of the
+#      paper step, and a 2000-step demo run on the GPU
+#   B: compute-sanitizer memcheck (with leak check) on the GPU tests, racecheck, synccheck and
+#      initcheck on the kernels' tests; "unavailable" when the sanitizer is missing or refuses
+#      the device (not a failure of the code)
+# Uses ./demo_cuda and ./test_cuda when deps/gpu-prep.sha256 matches the sources (gpu-prep),
+# else builds them first (~45 s).
+gpu_stage() {   # gpu_stage NAME LIMIT_S CMD...: runs CMD under timeout into NAME.log; notes the verdict
+    local name=$1 limit=$2 t0=$SECONDS rc=0; shift 2
+    echo "== gpu-check $name: $* (at most $limit s)"
+    timeout --signal=TERM --kill-after=10 "$limit" "$@" > "$GOUT/$name.log" 2>&1 || rc=$?
+    local took=$((SECONDS - t0)) verdict
+    if [ "$rc" = 0 ]; then verdict="$name passed in $took s"
+    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then verdict="$name TIMED OUT after $limit s (log: $name.log)"
+    elif [ "$rc" = 3 ]; then verdict="$name unavailable: $(tail -1 "$GOUT/$name.log")"
+    else verdict="$name FAILED (exit $rc) in $took s: $(grep -m1 -E 'FAIL test|FAILED:|ERROR|error:' "$GOUT/$name.log" | cut -c1-200)"; fi
+    echo "$verdict" | tee "$GOUT/$name.verdict"
+    tail -n "${TAIL:-12}" "$GOUT/$name.log"
+    [ "$rc" = 0 ] || [ "$rc" = 3 ]
+}
+gpu_stage_a() {
+    set -e
+    export LTF_REQUIRE_GPU=1
+    echo "== GPU tests"; ./test_cuda gpu
+    echo "== benchmark, fp32 (kernel profile of the paper step), tf32, bf16"
+    ./demo_cuda bench --gpu on --runs 20
+    ./demo_cuda bench --gpu on --runs 5 --configs paper --profile on
+    ./demo_cuda bench --gpu on --runs 20 --precision tf32
+    ./demo_cuda bench --gpu on --runs 20 --precision bf16
+    echo "== demo: 2000 steps of the small setting on the GPU, evaluation, figures, checkpoint"
+    rm -rf "$GOUT/demo"
+    ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out "$GOUT/demo" --force on
+}
+gpu_stage_b() {
+    local san
+    if ! san=$(find_sanitizer); then echo "compute-sanitizer not found (set COMPUTE_SANITIZER)"; exit 3; fi
+    echo "== $san ($("$san" --version | tail -1))"
+    # LTF_TEST_NO_OOM: the out-of-memory test fails a cudaMalloc on purpose, which memcheck counts
+    local rc=0
+    LTF_TEST_NO_OOM=1 LTF_REQUIRE_GPU=1 timeout 110 "$san" --tool memcheck --leak-check full --error-exitcode 1 ./test_cuda gpu || rc=$?
+    if [ "$rc" != 0 ] && grep -qiE "not supported|unable to|could not|permission|no device" "$GOUT/B.log"; then
+        echo "compute-sanitizer cannot attach to this device: see B.log"; exit 3
+    fi
+    [ "$rc" = 0 ] || exit "$rc"
+    for tool in racecheck synccheck initcheck; do
+        echo "== compute-sanitizer $tool: gpu_ops"
+        LTF_REQUIRE_GPU=1 timeout 40 "$san" --tool $tool --error-exitcode 1 ./test_cuda gpu_ops
+    done
+}
+gpu_check() {
+    local which=$1 start=$SECONDS ok=0
+    case "$which" in A|B|all) ;; *) echo "build.sh gpu-check: stage '$which' is not allowed: use A, B or all" >&2; exit 2 ;; esac
+    GOUT=${GPU_CHECK_OUT:-gpu-check}
+    mkdir -p "$GOUT"
+    if [ -x demo_cuda ] && [ -x test_cuda ] && [ -f deps/gpu-prep.sha256 ] && [ "$(sources_hash)" = "$(cat deps/gpu-prep.sha256)" ]; then
+        echo "build.sh: using the prepared ./demo_cuda and ./test_cuda (deps/gpu-prep.sha256 matches the sources)"
+    else
+        build_cuda
+    fi
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$GOUT/device.txt" 2>&1 || true
+    export -f gpu_stage_a gpu_stage_b find_sanitizer; export GOUT
+    if [ "$which" != B ]; then gpu_stage A 240 bash -c gpu_stage_a || ok=1; fi
+    if [ "$which" != A ]; then gpu_stage B 240 bash -c gpu_stage_b || ok=1; fi
+    echo; cat "$GOUT"/*.verdict
+    echo "build.sh: gpu-check $which finished in $((SECONDS - start)) s (logs and verdicts in $GOUT/)"
+    return $ok
+}
+
 case "${1:-}" in
     "") build_cpu; echo "build.sh: built ./demo and ./test" ;;
     test) build_cpu; exec ./test ;;
@@ -176,37 +277,7 @@ case "${1:-}" in
             -fno-omit-frame-pointer -DLOOPED_TF_CUDA -DLTF_CUDA_EMU ${CFLAGS:-} -o test_cuda_emu test.c -lm
         echo "build.sh: built ./test_cuda_emu in $((SECONDS - t0)) s; GPU tests with emulated kernels, threads shuffled" >&2
         LTF_EMU_ORDER=${LTF_EMU_ORDER:-20240} exec ./test_cuda_emu gpu ;;
-    gpu-check)
-        # Every GPU check in one go, meant to take under 5 minutes on an H100.
-        start=$SECONDS
-        build_cuda
-        step() { echo; echo "== $1 ($((SECONDS - start)) s so far)"; }
-        logged() {   # run "$@" into a log; show its tail, or all of it when it fails
-            local log; log=$(mktemp /tmp/ltf_gpu_check.XXXXXX)
-            if "$@" > "$log" 2>&1; then tail -n "${TAIL:-3}" "$log"; rm -f "$log"
-            else cat "$log"; echo "build.sh: gpu-check FAILED: $*" >&2; exit 1; fi
-        }
-        export LTF_REQUIRE_GPU=1   # the GPU tests fail, not skip, without a GPU
-        step "GPU tests: every kernel, a training step and 100 steps against the CPU"
-        ./test_cuda gpu
-        SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
-        if [ -x "$SAN" ]; then
-            # LTF_TEST_NO_OOM: the out-of-memory test fails a cudaMalloc on purpose, which the
-            # sanitizer would count as an error.
-            step "compute-sanitizer memcheck with leak check on all GPU tests"
-            LTF_TEST_NO_OOM=1 logged "$SAN" --tool memcheck --leak-check full --error-exitcode 1 ./test_cuda gpu
-            for tool in racecheck synccheck initcheck; do
-                step "compute-sanitizer $tool on every kernel (gpu_ops, gpu_step)"
-                logged "$SAN" --tool $tool --error-exitcode 1 ./test_cuda gpu_ops
-                logged "$SAN" --tool $tool --error-exitcode 1 ./test_cuda gpu_step
-            done
-        else
-            echo "build.sh: compute-sanitizer not found (set COMPUTE_SANITIZER): sanitizer checks skipped" >&2
-        fi
-        step "GPU benchmark: training step of the small, report and paper settings"
-        ./demo_cuda bench --gpu on --runs 20
-        step "demo on the GPU: 2000 steps of the small setting, evaluation, figures, checkpoint"
-        TAIL=16 logged ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out /tmp/ltf_gpu_check --force on
-        echo; echo "build.sh: gpu-check passed in $((SECONDS - start)) s" ;;
-    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'deps', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-check' or 'cuda-emu'" >&2; exit 2 ;;
+    gpu-prep) gpu_prep ;;
+    gpu-check) gpu_check "${2:-all}" ;;
+    *) echo "build.sh: unknown target '$1': use no argument, 'test', 'demo', 'deps', 'sanitize', 'fuzz [seconds]', 'cuda', 'gpu-prep', 'gpu-check [A|B|all]' or 'cuda-emu'" >&2; exit 2 ;;
 esac

@@ -36,6 +36,7 @@ static const char *const kinds[] = {"standard", "looped"};            /* --model
 static const char *const masks[] = {"none", "last", "first"};         /* --mask: mask_mode        */
 static const char *const whens[] = {"", "train", "eval", "both"};     /* --mask-when: mask_when   */
 static const char *const onoff[] = {"off", "on"};
+static const char *const precisions[] = {"fp32", "tf32", "bf16"};
 
 /* Every flag and the commands it applies to: a flag given to another command is refused, so a
  * typo'd command line never runs with a flag silently ignored. The order is --help's. */
@@ -79,6 +80,8 @@ static const flag_info flag_table[] = {
     {"--rounds", F_BENCH},
     {"--compare", F_BENCH},
     {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--precision", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--profile", F_BENCH},
 };
 enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
@@ -101,6 +104,8 @@ typedef struct {
     const char *bench_configs;
     const char *given[N_FLAGS];   /* the value of each flag on the command line, or NULL      */
     int gpu;                  /* 1: train and evaluate the model on the GPU (--gpu on)       */
+    int precision;            /* the GPU's matrix multiplies: 0 fp32, 1 tf32, 2 bf16          */
+    int profile;              /* bench --gpu on: time per kernel (--profile on)              */
 } options;
 
 static void usage(FILE *f) {
@@ -177,6 +182,10 @@ static void usage(FILE *f) {
         "                           CUDA build (./build.sh cuda: ./demo_cuda). The prompts of a GPU\n"
         "                           run come from the device's own RNG: other prompts than a CPU run.\n"
         "                           Baselines stay on the CPU. The device: CUDA_VISIBLE_DEVICES.\n"
+        "  --precision fp32|tf32|bf16  the GPU's matrix multiplies: float32, or tensor cores on TF32 or\n"
+        "                           bfloat16 operands with float32 sums (fp32; needs --gpu on)\n"
+        "  --profile on|off         bench --gpu on: also time every kernel (CUDA events) over 3 more\n"
+        "                           steps and list them by time (off)\n"
         "  --help, -h               this text\n"
         "Faults: a NaN or Inf in the loss or the gradients stops training at that step (exit 1) and\n"
         "keeps the last good checkpoint, named in the message; so does a failed checkpoint write.\n"
@@ -342,6 +351,8 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--rounds") == 0) return parse_int(f, a, 1, 20, &o->bench_rounds);
     if (strcmp(f, "--compare") == 0) return parse_choice(f, a, onoff, 2, &o->bench_compare);
     if (strcmp(f, "--gpu") == 0) return parse_choice(f, a, onoff, 2, &o->gpu);
+    if (strcmp(f, "--precision") == 0) return parse_choice(f, a, precisions, 3, &o->precision);
+    if (strcmp(f, "--profile") == 0) return parse_choice(f, a, onoff, 2, &o->profile);
     if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
@@ -425,6 +436,15 @@ static int check_flags(const options *o) {
     }
     if (cmd == CMD_MASK_SWEEP && (v = given(o, "--mask")) && c->mask_mode == LTF_MASK_NONE) {
         fprintf(stderr, "demo: --mask 'none' is not allowed for mask-sweep: choose last or first\n");
+        return -1;
+    }
+    if (o->precision != 0 && !o->gpu) {
+        fprintf(stderr, "demo: --precision '%s' is not allowed without --gpu on: the CPU computes in fp32\n",
+                precisions[o->precision]);
+        return -1;
+    }
+    if (o->profile && !o->gpu) {
+        fprintf(stderr, "demo: --profile 'on' is not allowed without --gpu on: it times GPU kernels\n");
         return -1;
     }
     if ((cmd == CMD_EVAL || cmd == CMD_MASK_SWEEP) && !o->ckpt) {
@@ -1820,6 +1840,54 @@ static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double
     return rc;
 }
 
+/* --gpu on: steps of ltf_train_next with the prompts drawn on the device, as a GPU training run
+ * takes them (the first step of the shape is recorded as a CUDA graph, the others replay it). */
+static int time_steps_gpu(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
+    ltf_curriculum cur;
+    ltf_train_state st;
+    double *t = (double *)malloc(sizeof(double) * (size_t)runs);
+    int rc = 0;
+    if (!t) { fprintf(stderr, "demo: out of memory\n"); return -1; }
+    ltf_curriculum_off(&cur, &m->cfg, tc->n_points);
+    ltf_train_state_init(&st, LTF_TASK_LINEAR, tc, &cur, 1);
+    for (int i = 0; i < 2 + runs && rc == 0; i++) {
+        float loss;
+        double t0 = now_s();
+        rc = ltf_train_next(m, &st, NULL, NULL, &loss, NULL);
+        if (i >= 2) t[i - 2] = 1e3 * (now_s() - t0);
+    }
+    if (rc != 0) fprintf(stderr, "demo: bench step: %s\n", m->err);
+    else {
+        *median = median_of(t, runs);
+        *best = t[0];
+    }
+    free(t);
+    return rc;
+}
+
+/* --profile on: 3 more steps with a CUDA event pair around every kernel (no graph: each launch
+ * is timed), then the kernels by time, per step */
+static int profile_steps(ltf_model *m, const ltf_train_config *tc) {
+    enum { STEPS = 3 };
+    ltf_gpu_phase ph[64];
+    char err[LTF_ERR_LEN];
+    double med, best, total = 0;
+    long launches = 0;
+    memset(ph, 0, sizeof ph);
+    if (ltf_gpu_profile(1, err) != 0) { fprintf(stderr, "demo: --profile: %s\n", err); return -1; }
+    int rc = time_steps_gpu(m, tc, STEPS - 2, &med, &best), n = rc == 0 ? ltf_gpu_profile_read(ph, 64, err) : -1;
+    ltf_gpu_profile(0, err);
+    if (n < 0) { if (rc == 0) fprintf(stderr, "demo: --profile: %s\n", err); return -1; }
+    for (int i = 0; i < n; i++) { total += ph[i].ms; launches += ph[i].launches; }
+    printf("  per step (%d steps, CUDA events, no graph): %.0f launches, %.3f ms in kernels\n", STEPS,
+           (double)launches / STEPS, total / STEPS);
+    printf("  %-34s %9s %10s %7s\n", "kernel", "launches", "ms", "%time");
+    for (int i = 0; i < n; i++)
+        printf("  %-34s %9.0f %10.3f %7.1f\n", ph[i].name ? ph[i].name : "?", (double)ph[i].launches / STEPS, ph[i].ms / STEPS,
+               total > 0 ? 100.0 * ph[i].ms / total : 0.0);
+    return 0;
+}
+
 /* The settings of issue 4's anchor table (batch 64, L = 1, looped). */
 static int bench_config(const char *name, const options *o, ltf_config *c, ltf_train_config *tc) {
     static const struct { const char *name; int d, n, C, H, b, T; } known[] = {
@@ -1849,8 +1917,9 @@ static int cmd_bench(options *o) {
         fprintf(stderr, "demo: --compare times PyTorch on the CPU: left out with --gpu on\n");
         o->bench_compare = 0;
     }
-    if (o->gpu) printf("training step on the GPU (forward over b loops, backward over the last T, Adam; the batch copied to\n"
-                       "the GPU each step), median of %d after 2 warm-up\n", o->bench_runs);
+    if (o->gpu) printf("training step on the GPU (prompts drawn there; forward over b loops, backward over the last T, Adam;\n"
+                       "recorded once as a CUDA graph, then replayed), median of %d after 2 warm-up, matrix multiplies in %s\n",
+                       o->bench_runs, precisions[o->precision]);
     else printf("training step (forward over b loops, backward over the last T, Adam), median of %d after 2 warm-up, %d thread%s\n",
                 o->bench_runs, threads, threads == 1 ? "" : "s");
     if (o->bench_rounds > 1)
@@ -1878,7 +1947,7 @@ static int cmd_bench(options *o) {
         int R = o->bench_rounds;
         for (int r = 0; r < R && rc == 0; r++) {
             double b_r = 0;
-            rc = time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
+            rc = o->gpu ? time_steps_gpu(&m, &tc, o->bench_runs, &meds[r], &b_r) : time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
             if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
             if (rc == 0 && o->bench_compare) {
                 pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);
@@ -1899,6 +1968,7 @@ static int cmd_bench(options *o) {
             if (o->bench_compare) printf(" %12.2f %8.3f%s", median_of(pts, R), median_of(ratios, R), rounds);
             printf("\n");
             fflush(stdout);
+            if (o->profile && profile_steps(&m, &tc) != 0) rc = 1;
         }
         ltf_model_free(&m);
     }
@@ -1921,6 +1991,7 @@ int main(int argc, char **argv) {
         char msg[LTF_ERR_LEN];
         if (ltf_gpu_available(msg) != 0) { fprintf(stderr, "demo: --gpu on: %s\n", msg); return 1; }
         fprintf(stderr, "demo: %s\n", msg);
+        if (ltf_gpu_set_precision(precisions[o.precision], msg) != 0) { fprintf(stderr, "demo: %s\n", msg); return 2; }
     }
     if (guard_out(&o) != 0) return 2;
     if (o.command == CMD_BENCH) return cmd_bench(&o);   /* bench writes no output folder */

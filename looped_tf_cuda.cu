@@ -767,14 +767,124 @@ __global__ void ltf__k_attention_backward(float *dqkv, float *datt, const float 
     }
 }
 
+/* ---- attention with the head in shared memory ----
+ * When a head fits (hs <= 64, and its rows of q, k, v (and dout) fit in 48 KB), one block per
+ * (prompt, head) first copies them into shared memory with coalesced loads; then each thread
+ * takes query rows (forward, backward phase 1) or key rows (phase 2) as above, with its own q
+ * (dout) row in registers. The inner loops walk t2 (t) in step across the threads, so every
+ * thread reads the same shared row at the same time (a broadcast, no bank conflicts). Sums in
+ * the same order as the kernels above (and the CPU's). */
+#define LTF__ATT_SMEM 12288           /* floats of shared memory: 48 KB                          */
+#define LTF__HS_MAX 64
+
+__device__ void ltf__stage_head(float *dst, const float *src, size_t row_stride, int N, int hs) {
+    for (int e = threadIdx.x; e < N * hs; e += blockDim.x) dst[e] = src[(size_t)(e / hs) * row_stride + e % hs];
+}
+
+__global__ void ltf__k_attention_forward_smem(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
+    __shared__ float sm[LTF__ATT_SMEM];
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs), *K = sm, *V = sm + (size_t)N * hs;
+    for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
+        size_t p = bh / H;
+        int h = (int)(bh % H);
+        const float *base = qkv + p * N * C3 + h * hs;
+        __syncthreads();   /* the previous head is done with sm */
+        ltf__stage_head(K, base + C, C3, N, hs);
+        ltf__stage_head(V, base + 2 * C, C3, N, hs);
+        __syncthreads();
+        for (int t = threadIdx.x; t < N; t += blockDim.x) {
+            float q[LTF__HS_MAX], o[LTF__HS_MAX];
+            for (int i = 0; i < hs; i++) { q[i] = base[(size_t)t * C3 + i]; o[i] = 0.0f; }
+            float *a = att + (bh * N + t) * N, mx = -INFINITY, sum = 0.0f;
+            for (int t2 = 0; t2 <= t; t2++) {
+                float s = 0.0f;
+                for (int i = 0; i < hs; i++) s += q[i] * K[t2 * hs + i];
+                s *= scale;
+                a[t2] = s;
+                if (s > mx) mx = s;
+            }
+            for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
+            for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+            for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
+            for (int t2 = 0; t2 <= t; t2++)
+                for (int i = 0; i < hs; i++) o[i] += a[t2] * V[t2 * hs + i];
+            for (int i = 0; i < hs; i++) out[(p * N + t) * C + h * hs + i] = o[i];
+        }
+    }
+}
+
+__global__ void ltf__k_attention_backward_smem(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                               const float *att, int B, int N, int C, int H) {
+    __shared__ float sm[LTF__ATT_SMEM];
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs);
+    float *Q = sm, *K = sm + (size_t)N * hs, *V = K + (size_t)N * hs, *DY = V + (size_t)N * hs;
+    for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
+        size_t p = bh / H;
+        int h = (int)(bh % H);
+        const float *base = qkv + p * N * C3 + h * hs;
+        __syncthreads();
+        ltf__stage_head(Q, base, C3, N, hs);
+        ltf__stage_head(K, base + C, C3, N, hs);
+        ltf__stage_head(V, base + 2 * C, C3, N, hs);
+        ltf__stage_head(DY, dout + p * N * C + h * hs, C, N, hs);
+        __syncthreads();
+        for (int t = threadIdx.x; t < N; t += blockDim.x) {   /* query rows: ds, dq */
+            const float *a = att + (bh * N + t) * N;
+            float *da = datt + (bh * N + t) * N, dq[LTF__HS_MAX], dy[LTF__HS_MAX], dot = 0.0f;
+            for (int i = 0; i < hs; i++) { dy[i] = DY[t * hs + i]; dq[i] = 0.0f; }
+            for (int t2 = 0; t2 <= t; t2++) {
+                float s = 0.0f;
+                for (int i = 0; i < hs; i++) s += dy[i] * V[t2 * hs + i];
+                da[t2] = s;
+                dot += a[t2] * s;
+            }
+            float *g = dqkv + (p * N + t) * C3 + h * hs;
+            for (int i = 0; i < hs; i++) dq[i] = g[i];
+            for (int t2 = 0; t2 <= t; t2++) {
+                float ds = a[t2] * (da[t2] - dot) * scale;
+                da[t2] = ds;
+                for (int i = 0; i < hs; i++) dq[i] += ds * K[t2 * hs + i];
+            }
+            for (int i = 0; i < hs; i++) g[i] = dq[i];
+        }
+        __syncthreads();   /* every query row's ds is in datt */
+        for (int t2 = threadIdx.x; t2 < N; t2 += blockDim.x) {   /* key rows: dk, dv */
+            float *gk = dqkv + (p * N + t2) * C3 + C + h * hs, *gv = gk + C, dk[LTF__HS_MAX], dv[LTF__HS_MAX];
+            for (int i = 0; i < hs; i++) { dk[i] = gk[i]; dv[i] = gv[i]; }
+            for (int t = 0; t < N; t++) {   /* from 0: the threads read one shared row at a time */
+                if (t < t2) continue;
+                size_t e = (bh * N + t) * N + t2;
+                float ds = datt[e], prob = att[e];
+                for (int i = 0; i < hs; i++) { dv[i] += prob * DY[t * hs + i]; dk[i] += ds * Q[t * hs + i]; }
+            }
+            for (int i = 0; i < hs; i++) { gk[i] = dk[i]; gv[i] = dv[i]; }
+        }
+    }
+}
+
+static unsigned ltf__att_threads(int N) { return N > 64 ? 128 : N > 32 ? 64 : 32; }
+
 static void ltf__gpu_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
-    LTF__LAUNCH(ltf__k_attention_forward, ltf__blocks((size_t)B * H * N), LTF__THREADS, out, att, qkv, B, N, C, H);
+    int hs = C / H;
+    if (hs <= LTF__HS_MAX && 2 * (size_t)N * hs <= LTF__ATT_SMEM)
+        LTF__LAUNCH(ltf__k_attention_forward_smem, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), out, att, qkv, B, N, C, H);
+    else
+        LTF__LAUNCH(ltf__k_attention_forward, ltf__blocks((size_t)B * H * N), LTF__THREADS, out, att, qkv, B, N, C, H);
 }
 
 static void ltf__gpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                                         const float *att, int B, int N, int C, int H) {
-    unsigned threads = N >= 128 ? 128 : N > 64 ? 128 : N > 32 ? 64 : 32;
-    LTF__LAUNCH(ltf__k_attention_backward, ltf__row_blocks((size_t)B * H), threads, dqkv, datt, dout, qkv, att, B, N, C, H);
+    int hs = C / H;
+    if (hs <= LTF__HS_MAX && 4 * (size_t)N * hs <= LTF__ATT_SMEM)
+        LTF__LAUNCH(ltf__k_attention_backward_smem, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), dqkv, datt, dout, qkv,
+                    att, B, N, C, H);
+    else
+        LTF__LAUNCH(ltf__k_attention_backward, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), dqkv, datt, dout, qkv, att,
+                    B, N, C, H);
 }
 
 /* ============================== [5] ops of the loop ==============================
@@ -1143,7 +1253,7 @@ static int ltf__gpu_graph_begin(ltf_model *m, const void *key, size_t key_bytes)
 static int ltf__gpu_graph_end(ltf_model *m) {
     if (!ltf__gpu_recording) return 0;
     cudaGraph_t graph = NULL;
-    cudaGraphExec_t exec;
+    cudaGraphExec_t exec = NULL;
     ltf__gpu_recording = 0;
     cudaError_t e = cudaStreamEndCapture(ltf__stream(), &graph);
     if (e == cudaSuccess && ltf__gpu_error != cudaSuccess) e = ltf__gpu_error;

@@ -2716,6 +2716,23 @@ static void test_gpu_ops(void) {
             twin_free(&mean); twin_free(&rstd); twin_free(&dY); twin_free(&dE); twin_free(&dwpe); twin_free(&dh);
         }
     }
+    {   /* attention of heads that do not fit in shared memory: 65 wide; 2 x 200 x 32 for the forward,
+         * 4 x 100 x 32 for the backward (the head-in-shared-memory kernels' limits) */
+        int big[3][4] = {{2, 9, 130, 2}, {1, 200, 64, 2}, {1, 100, 64, 2}};
+        for (int s = 0; s < 3; s++) {
+            int B = big[s][0], N = big[s][1], C = big[s][2], H = big[s][3];
+            size_t rc = (size_t)B * N * C, nq = 3 * rc, bhnn = (size_t)B * H * N * N;
+            twin qkv = twin_rand(nq, 1), out = twin_zero(rc), att = twin_zero(bhnn), dq = twin_rand(nq, 1), datt = twin_zero(bhnn);
+            twin dy = twin_rand(rc, 1);
+            cb->attention_forward(out.h, att.h, qkv.h, B, N, C, H);
+            gb->attention_forward(out.d, att.d, qkv.d, B, N, C, H);
+            af = worse(af, worse(twin_err("attention out (wide heads)", &out), twin_err("attention probabilities (wide heads)", &att)));
+            cb->attention_backward(dq.h, datt.h, dy.h, qkv.h, att.h, B, N, C, H);
+            gb->attention_backward(dq.d, datt.d, dy.d, qkv.d, att.d, B, N, C, H);
+            ab = worse(ab, twin_err("attention dqkv (wide heads)", &dq));
+            twin_free(&qkv); twin_free(&out); twin_free(&att); twin_free(&dq); twin_free(&datt); twin_free(&dy);
+        }
+    }
     gpu_report("matmul forward (bias, no bias)", ef); gpu_report("matmul backward (dinp, dw, dbias)", eb);
     gpu_report("matmul_gelu forward (out, GELU(out))", gf); gpu_report("matmul_gelu backward (dinp, dw, dbias)", gk);
     gpu_report("residual + layernorm (h, out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
