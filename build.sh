@@ -209,7 +209,7 @@ gpu_stage() {   # gpu_stage NAME LIMIT_S CMD...: runs CMD under timeout into NAM
     timeout --signal=TERM --kill-after=10 "$limit" "$@" > "$GOUT/$name.log" 2>&1 || rc=$?
     local took=$((SECONDS - t0)) verdict
     if [ "$rc" = 0 ]; then verdict="$name passed in $took s"
-    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then verdict="$name TIMED OUT after $limit s (log: $name.log)"
+    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then verdict="$name TIMED OUT (limit $limit s): $(tail -1 "$GOUT/$name.log" | cut -c1-160)"
     elif [ "$rc" = 3 ]; then verdict="$name unavailable: $(tail -1 "$GOUT/$name.log")"
     else verdict="$name FAILED (exit $rc) in $took s: $(grep -m1 -E 'FAIL test|FAILED:|ERROR|error:' "$GOUT/$name.log" | cut -c1-200)"; fi
     echo "$verdict" | tee "$GOUT/$name.verdict"
@@ -233,16 +233,22 @@ gpu_stage_b() {
     local san
     if ! san=$(find_sanitizer); then echo "compute-sanitizer not found (set COMPUTE_SANITIZER)"; exit 3; fi
     echo "== $san ($("$san" --version | tail -1))"
-    # LTF_TEST_NO_OOM: the out-of-memory test fails a cudaMalloc on purpose, which memcheck counts
+    # tool, test, seconds: memcheck (leaks too) on the kernels, a step and the recorded steps;
+    # racecheck and synccheck on the kernels; initcheck on a step
     local rc=0
-    LTF_TEST_NO_OOM=1 LTF_REQUIRE_GPU=1 timeout 110 "$san" --tool memcheck --leak-check full --error-exitcode 1 ./test_cuda gpu || rc=$?
-    if [ "$rc" != 0 ] && grep -qiE "not supported|unable to|could not|permission|no device" "$GOUT/B.log"; then
-        echo "compute-sanitizer cannot attach to this device: see B.log"; exit 3
-    fi
-    [ "$rc" = 0 ] || exit "$rc"
-    for tool in racecheck synccheck initcheck; do
-        echo "== compute-sanitizer $tool: gpu_ops"
-        LTF_REQUIRE_GPU=1 timeout 40 "$san" --tool $tool --error-exitcode 1 ./test_cuda gpu_ops
+    for run in "memcheck gpu_ops 60" "memcheck gpu_step 40" "memcheck gpu_graph 50" "racecheck gpu_ops 40" \
+               "synccheck gpu_ops 25" "initcheck gpu_step 25"; do
+        set -- $run
+        local extra=""
+        [ "$1" = memcheck ] && extra="--leak-check full"
+        echo "== compute-sanitizer --tool $1 $extra ./test_cuda $2 (at most $3 s)"
+        rc=0
+        LTF_REQUIRE_GPU=1 timeout "$3" "$san" --tool "$1" $extra --error-exitcode 1 ./test_cuda "$2" || rc=$?
+        if [ "$rc" = 124 ]; then echo "compute-sanitizer $1 on $2 ran out of its $3 s"; exit 124; fi
+        if [ "$rc" != 0 ] && grep -qiE "not supported|unable to|could not|permission|no device" "$GOUT/B.log"; then
+            echo "compute-sanitizer cannot attach to this device: see B.log"; exit 3
+        fi
+        [ "$rc" = 0 ] || exit "$rc"
     done
 }
 gpu_check() {

@@ -37,6 +37,7 @@ static const char *const masks[] = {"none", "last", "first"};         /* --mask:
 static const char *const whens[] = {"", "train", "eval", "both"};     /* --mask-when: mask_when   */
 static const char *const onoff[] = {"off", "on"};
 static const char *const precisions[] = {"fp32", "tf32", "bf16"};
+static char g_gpu_name[LTF_ERR_LEN];   /* --gpu on: the device, as ltf_gpu_available names it */
 
 /* Every flag and the commands it applies to: a flag given to another command is refused, so a
  * typo'd command line never runs with a flag silently ignored. The order is --help's. */
@@ -82,6 +83,7 @@ static const flag_info flag_table[] = {
     {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
     {"--precision", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
     {"--profile", F_BENCH},
+    {"--gpu-model", F_BENCH},
 };
 enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
@@ -106,6 +108,7 @@ typedef struct {
     int gpu;                  /* 1: train and evaluate the model on the GPU (--gpu on)       */
     int precision;            /* the GPU's matrix multiplies: 0 fp32, 1 tf32, 2 bf16          */
     int profile;              /* bench --gpu on: time per kernel (--profile on)              */
+    int gpu_model;            /* bench: print the GPU performance model, run nothing         */
 } options;
 
 static void usage(FILE *f) {
@@ -186,6 +189,10 @@ static void usage(FILE *f) {
         "                           bfloat16 operands with float32 sums (fp32; needs --gpu on)\n"
         "  --profile on|off         bench --gpu on: also time every kernel (CUDA events) over 3 more\n"
         "                           steps and list them by time (off)\n"
+        "  --gpu-model on|off       bench: print the GPU performance model of each config (launches,\n"
+        "                           GFLOP, GB, expected ms/step on an H100 and an H200 in fp32, tf32\n"
+        "                           and bf16; workbench/speed.h) and run nothing; with --gpu on the\n"
+        "                           model's line follows each measured one (off)\n"
         "  --help, -h               this text\n"
         "Faults: a NaN or Inf in the loss or the gradients stops training at that step (exit 1) and\n"
         "keeps the last good checkpoint, named in the message; so does a failed checkpoint write.\n"
@@ -353,6 +360,7 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--gpu") == 0) return parse_choice(f, a, onoff, 2, &o->gpu);
     if (strcmp(f, "--precision") == 0) return parse_choice(f, a, precisions, 3, &o->precision);
     if (strcmp(f, "--profile") == 0) return parse_choice(f, a, onoff, 2, &o->profile);
+    if (strcmp(f, "--gpu-model") == 0) return parse_choice(f, a, onoff, 2, &o->gpu_model);
     if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
@@ -1906,6 +1914,34 @@ static int bench_config(const char *name, const options *o, ltf_config *c, ltf_t
     return -1;
 }
 
+/* the performance model's line for one config, device and precision (workbench/speed.h) */
+static void print_gpu_model(const char *name, const ltf_config *c, const ltf_train_config *tc, int precision,
+                            const ltf_gpu_spec *dev) {
+    ltf_gpu_model g = ltf_gpu_step_model(c, tc->batch_size, tc->n_points, precision, dev);
+    printf("%-7s %-9s %-5s %9ld %9.1f %9.2f %9.2f %9.2f %9.2f %9.2f %10.2f\n", name, dev->name, precisions[precision],
+           g.launches, g.gemm_gflop, g.bytes_gb, g.ms_gemm, g.ms_attn, g.ms_mem, g.ms_launch, g.ms);
+}
+static const char *const gpu_model_header = "%-7s %-9s %-5s %9s %9s %9s %9s %9s %9s %9s %10s\n";
+
+/* bench --gpu-model on: the model alone, for every config, device and precision */
+static int cmd_gpu_model(options *o) {
+    char list[256], *save = NULL;
+    const ltf_gpu_spec *devs[2] = {&ltf_gpu_h100, &ltf_gpu_h200};
+    snprintf(list, sizeof list, "%s%s", o->bench_configs, o->model_flags ? ",flags" : "");
+    printf("GPU performance model of a training step (workbench/speed.h): matrix multiplies at 30%% of the fp32 peak\n"
+           "or 25%% of the tensor-core peak, attention at 10%% of the fp32 peak, the other kernels' bytes at 60%% of HBM\n"
+           "bandwidth, 1 us per launch (graph replay); a prediction for the first GPU run to confirm or refute\n");
+    printf(gpu_model_header, "config", "device", "mm", "launches", "GFLOP", "GB", "ms mm", "ms attn", "ms mem", "ms launch", "ms/step");
+    for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+        ltf_config c;
+        ltf_train_config tc;
+        if (bench_config(name, o, &c, &tc) != 0) return 2;
+        for (int d = 0; d < 2; d++)
+            for (int p = 0; p < 3; p++) print_gpu_model(name, &c, &tc, p, devs[d]);
+    }
+    return 0;
+}
+
 static int cmd_bench(options *o) {
     char list[256], *save = NULL;
     int threads = 1, rc = 0;
@@ -1968,6 +2004,13 @@ static int cmd_bench(options *o) {
             if (o->bench_compare) printf(" %12.2f %8.3f%s", median_of(pts, R), median_of(ratios, R), rounds);
             printf("\n");
             fflush(stdout);
+            if (o->gpu) {
+                printf("  model: ");
+                printf(gpu_model_header, "config", "device", "mm", "launches", "GFLOP", "GB", "ms mm", "ms attn", "ms mem",
+                       "ms launch", "ms/step");
+                printf("  model: ");
+                print_gpu_model(name, &c, &tc, o->precision, strstr(g_gpu_name, "H100") ? &ltf_gpu_h100 : &ltf_gpu_h200);
+            }
             if (o->profile && profile_steps(&m, &tc) != 0) rc = 1;
         }
         ltf_model_free(&m);
@@ -1991,10 +2034,11 @@ int main(int argc, char **argv) {
         char msg[LTF_ERR_LEN];
         if (ltf_gpu_available(msg) != 0) { fprintf(stderr, "demo: --gpu on: %s\n", msg); return 1; }
         fprintf(stderr, "demo: %s\n", msg);
+        snprintf(g_gpu_name, sizeof g_gpu_name, "%s", msg);
         if (ltf_gpu_set_precision(precisions[o.precision], msg) != 0) { fprintf(stderr, "demo: %s\n", msg); return 2; }
     }
     if (guard_out(&o) != 0) return 2;
-    if (o.command == CMD_BENCH) return cmd_bench(&o);   /* bench writes no output folder */
+    if (o.command == CMD_BENCH) return o.gpu_model ? cmd_gpu_model(&o) : cmd_bench(&o);   /* bench writes no output folder */
     if (make_dir(o.out) != 0) return 1;
     run_record_start(argc, argv);
     if (write_run_json(&o, "running") != 0 || write_index_html(&o, "running") != 0) return 1;

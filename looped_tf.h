@@ -490,8 +490,10 @@ int ltf_checkpoint_load_mem(ltf_model *m, ltf_train_state *st, const void *buf, 
  * moves the model's store ([6]) to device memory: parameters, gradients and Adam state, then
  * activations, sized once per batch shape. From then on every op of ltf_train_step,
  * ltf_forward_backward, ltf_forward_loss(_from), ltf_window_start_state, ltf_predict,
- * ltf_evaluate, ltf_adam_step and ltf_train_next is a kernel, in float32, called by the same
- * loop as on the CPU ([7], [8]).
+ * ltf_evaluate, ltf_adam_step and ltf_train_next is a kernel, in float32 unless
+ * ltf_gpu_set_precision says otherwise, called by the same loop as on the CPU ([7], [8]). A
+ * training step queues its kernels and reads the device once, at its end; each shape's first
+ * step is recorded as a CUDA graph that later steps replay (LTF_CUDA_GRAPH=0: never).
  * ltf_train_next draws its prompts on the device from a counter-based RNG (Philox4x32-10 keyed
  * by the run's data RNG and the step): the same distributions as ltf_task_sample but another
  * stream, so a GPU run sees other prompts than a CPU run of the same seed; xs and ys are not

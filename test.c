@@ -2067,6 +2067,11 @@ static void test_demo_flags(void) {
         {"--lr 0.1 --lr 0.2", "--lr", "'0.2'", "give it once"},
         {"--runs 5", "--runs", "'5'", "only to bench"},
         {"bench --rounds 0", "--rounds", "'0'", "1..20"},
+        {"--precision fp16", "--precision", "'fp16'", "fp32 tf32 bf16"},
+        {"--precision tf32", "--precision", "'tf32'", "without --gpu on"},
+        {"bench --profile on", "--profile", "'on'", "without --gpu on"},
+        {"--profile on", "--profile", "'on'", "only to bench"},
+        {"bench --gpu-model maybe", "--gpu-model", "'maybe'", "off on"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -3024,10 +3029,42 @@ static long emu_syncs(void) {
 #endif
 }
 
+/* launches queued by the second ltf_train_next of model config c (no graph), or -1 */
+static long launches_of_step(ltf_config c, int B, int n) {
+    char err[LTF_ERR_LEN];
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    t.batch_size = B; t.n_points = n;
+    ltf_curriculum cur;
+    ltf_curriculum_off(&cur, &c, n);
+    ltf_train_state st;
+    ltf_train_state_init(&st, LTF_TASK_LINEAR, &t, &cur, 5);
+    ltf_model m;
+    float loss;
+    long got = -1;
+    ltf_model_create(&m, &c, 1, err);
+    setenv("LTF_CUDA_GRAPH", "0", 1);
+    if (ltf_model_to_gpu(&m, err) == 0 && ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0) {
+        long q0 = ltf_gpu_launches();
+        if (ltf_train_next(&m, &st, NULL, NULL, &loss, NULL) == 0) got = ltf_gpu_launches() - q0;
+    }
+    unsetenv("LTF_CUDA_GRAPH");
+    ltf_model_free(&m);
+    return got;
+}
+
 static void test_gpu_graph(void) {
     if (!gpu_ready()) return;
     char err[LTF_ERR_LEN];
     float loss;
+    {   /* the performance model's launch count (workbench/speed.h) on other shapes of the loop */
+        ltf_config cs[3] = {small_config(LTF_STANDARD, 2, 1, 1), small_config(LTF_LOOPED, 2, 5, 2), small_config(LTF_LOOPED, 3, 4, 4)};
+        for (int i = 0; i < 3; i++) {
+            long got = launches_of_step(cs[i], 2, 4), want = ltf_gpu_launches_per_step(&cs[i]);
+            CHECK(got == want, "config %d (L=%d b=%d T=%d): %ld launches per step, the model says %ld", i, cs[i].n_layer,
+                  cs[i].n_loops, cs[i].loop_window, got, want);
+        }
+    }
     {   /* launches per training step in the paper's setting (d=20, n=41, L=1, b=20, T=15), at
          * C=32 and 2 prompts: the count depends on L, b and T only; the budget is 350 */
         ltf_config c = small_config(LTF_LOOPED, 1, 20, 15);
@@ -3051,9 +3088,8 @@ static void test_gpu_graph(void) {
         printf("  paper setting (L=1 b=20 T=15): %ld launches per training step (budget 350), %ld host wait%s\n",
                queued, waits, waits == 1 ? "" : "s");
         CHECK(queued <= 350, "%ld launches per step in the paper setting: the budget is 350", queued);
-        /* 2 embedding + 5 x 8 before the window + 15 x (9 forward + 11 backward) + 6 (zeroing, read_in
-         * backward, gradient check, Adam, sampler): docs/GPU.md's count */
-        CHECK(queued == 2 + 5 * 8 + 15 * (9 + 11) + 6, "launch count %ld, the model says %d", queued, 2 + 5 * 8 + 15 * 20 + 6);
+        /* the performance model's count (workbench/speed.h): 8 + 5 x 8 before the window + 15 x (9 + 11) */
+        CHECK(queued == ltf_gpu_launches_per_step(&c), "launch count %ld, the model says %ld", queued, ltf_gpu_launches_per_step(&c));
 #ifdef LTF_CUDA_EMU
         CHECK(ran == queued && waits == 1, "the emulator ran %ld launches (queued %ld) and waited %ld times (want 1)", ran, queued, waits);
 #endif
@@ -3067,7 +3103,7 @@ static void test_gpu_graph(void) {
                waits == 1 ? "" : "s");
         CHECK(ltf__graph_replays == replays + 1 && queued == 0, "a replayed step queued %ld launches", queued);
 #ifdef LTF_CUDA_EMU
-        CHECK(ran == 2 + 5 * 8 + 15 * 20 + 6 && waits == 1, "replay ran %ld nodes, %ld waits", ran, waits);
+        CHECK(ran == ltf_gpu_launches_per_step(&c) && waits == 1, "replay ran %ld nodes, %ld waits", ran, waits);
 #endif
         ltf_model_free(&m);
     }
