@@ -104,20 +104,22 @@ static void ltf__gpu_before(const char *name) {
         int cap = ltf__prof_cap ? 2 * ltf__prof_cap : 1024;
         ltf__gpu_timed *p = cap <= LTF__PROFILE_MAX ? (ltf__gpu_timed *)realloc(ltf__prof, cap * sizeof *p) : NULL;
         if (!p) { ltf__prof_lost++; return; }
-        for (int i = ltf__prof_cap; i < cap; i++) { p[i].start = p[i].stop = NULL; }
+        for (int i = ltf__prof_cap; i < cap; i++) { p[i].start = p[i].stop = NULL; p[i].name = NULL; }
         ltf__prof = p; ltf__prof_cap = cap;
     }
     ltf__gpu_timed *t = &ltf__prof[ltf__prof_n];
     if ((!t->start && cudaEventCreate(&t->start) != cudaSuccess) || (!t->stop && cudaEventCreate(&t->stop) != cudaSuccess)) {
         cudaGetLastError();
         ltf__prof_lost++;
+        t->name = NULL;
         return;
     }
     t->name = name;
     cudaEventRecord(t->start, ltf__stream());
 }
 static void ltf__gpu_after(const char *name) {
-    if (!ltf__prof_on || ltf__prof_n >= ltf__prof_cap || ltf__prof[ltf__prof_n].name != name) return;
+    if (!ltf__prof_on || ltf__prof_n >= ltf__prof_cap || !ltf__prof[ltf__prof_n].name ||
+        strcmp(ltf__prof[ltf__prof_n].name, name) != 0) return;   /* its start was not recorded */
     cudaEventRecord(ltf__prof[ltf__prof_n].stop, ltf__stream());
     ltf__prof_n++;
 }
@@ -393,13 +395,17 @@ __device__ void ltf__gemm_tile(const ltf__gemm_job &J, int i0, int j0, int k_lo,
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     for (int r = 0; r < 4; r++)
         for (int q = 0; q < 4; q++) acc[r][q] = 0.0f;
+    /* staging: consecutive threads take consecutive addresses of the source (coalesced loads):
+     * k fastest where the operand's k stride is 1 (A row-major, B = w^T), else i or j fastest */
+    int a_k_fast = J.a_col == 1, b_k_fast = J.b_row == 1 && J.b_col != 1;
     if constexpr (PREC == LTF__FP32) {
-        __shared__ float As[LTF__TK][LTF__TM], Bs[LTF__TK][LTF__TM];
+        __shared__ float As[LTF__TK][LTF__TM + 1], Bs[LTF__TK][LTF__TM + 1];   /* +1: no bank conflicts */
         for (int k0 = k_lo; k0 < k_hi; k0 += LTF__TK) {
             for (int e = threadIdx.x; e < LTF__TK * LTF__TM; e += 256) {   /* stage the slices */
-                int kk = e % LTF__TK, ii = e / LTF__TK;
-                As[kk][ii] = ltf__a_at(J, i0 + ii, k0 + kk, k_hi);
-                Bs[kk][ii] = ltf__b_at(J, k0 + kk, j0 + ii, k_hi);
+                int ak = a_k_fast ? e % LTF__TK : e / LTF__TM, ai = a_k_fast ? e / LTF__TK : e % LTF__TM;
+                int bk = b_k_fast ? e % LTF__TK : e / LTF__TM, bj = b_k_fast ? e / LTF__TK : e % LTF__TM;
+                As[ak][ai] = ltf__a_at(J, i0 + ai, k0 + ak, k_hi);
+                Bs[bk][bj] = ltf__b_at(J, k0 + bk, j0 + bj, k_hi);
             }
             __syncthreads();
             for (int kk = 0; kk < LTF__TK; kk++) {
@@ -426,7 +432,8 @@ __device__ void ltf__gemm_tile(const ltf__gemm_job &J, int i0, int j0, int k_lo,
         wmma::fill_fragment(c[1], 0.0f);
         for (int k0 = k_lo; k0 < k_hi; k0 += LTF__TK) {
             for (int e = threadIdx.x; e < LTF__TK * LTF__TM; e += 256) {
-                int ii = e / LTF__TK, kk = e % LTF__TK, bk = e / LTF__TM, bj = e % LTF__TM;
+                int kk = a_k_fast ? e % LTF__TK : e / LTF__TM, ii = a_k_fast ? e / LTF__TK : e % LTF__TM;
+                int bk = b_k_fast ? e % LTF__TK : e / LTF__TM, bj = b_k_fast ? e / LTF__TK : e % LTF__TM;
                 float a = ltf__a_at(J, i0 + ii, k0 + kk, k_hi), b = ltf__b_at(J, k0 + bk, j0 + bj, k_hi);
                 if constexpr (PREC == LTF__TF32) { As[ii * LDA + kk] = a; Bs[bk * LDB + bj] = b; }
                 else { As[ii * LDA + kk] = __float2bfloat16_rn(a); Bs[bk * LDB + bj] = __float2bfloat16_rn(b); }
