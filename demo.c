@@ -2,7 +2,7 @@
  * experiments from the command line.
  *
  *   ./demo                          train the default small looped model (train command)
- *   ./demo COMMAND [flags]          train | eval | mask-sweep | compare
+ *   ./demo COMMAND [flags]          train | eval | mask-sweep | compare | bench | sweep
  *   ./demo --help                   every command and flag
  *   ./demo_cuda --gpu on ...        the same on the GPU (./build.sh cuda builds demo_cuda)
  *
@@ -18,31 +18,35 @@
 #include "workbench/bands.h"       /* bootstrap bands of the mean error over prompts             */
 #include "workbench/plot.h"        /* SVG line plots                                             */
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
+#include "workbench/sweep.h"       /* grids of runs: points, folders, heatmaps                   */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ options */
 
-enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_COUNT };
-static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench"};
+enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_GRID, CMD_COUNT };
+static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench", "sweep"};
 /* the words of the choice flags, indexed by the value they set */
 static const char *const kinds[] = {"standard", "looped"};            /* --model: ltf_config.kind */
 static const char *const masks[] = {"none", "last", "first"};         /* --mask: mask_mode        */
 static const char *const whens[] = {"", "train", "eval", "both"};     /* --mask-when: mask_when   */
 static const char *const onoff[] = {"off", "on"};
 static const char *const precisions[] = {"fp32", "tf32", "bf16"};
+static const char *const emits[] = {"none", "slurm", "parallel"};
 static char g_gpu_name[LTF_ERR_LEN];   /* --gpu on: the device, as ltf_gpu_available names it */
 
 /* Every flag and the commands it applies to: a flag given to another command is refused, so a
  * typo'd command line never runs with a flag silently ignored. The order is --help's. */
 enum { F_TRAIN = 1 << CMD_TRAIN, F_EVAL = 1 << CMD_EVAL, F_SWEEP = 1 << CMD_MASK_SWEEP,
-       F_COMPARE = 1 << CMD_COMPARE, F_BENCH = 1 << CMD_BENCH };
+       F_COMPARE = 1 << CMD_COMPARE, F_BENCH = 1 << CMD_BENCH, F_GRID = 1 << CMD_GRID };   /* sweep takes train's flags too */
 typedef struct { const char *name; unsigned commands; } flag_info;
 static const flag_info flag_table[] = {
     {"--preset", F_TRAIN | F_COMPARE | F_BENCH},
@@ -84,6 +88,11 @@ static const flag_info flag_table[] = {
     {"--precision", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
     {"--profile", F_BENCH},
     {"--gpu-model", F_BENCH},
+    {"--grid", F_GRID},
+    {"--seeds", F_GRID},
+    {"--jobs", F_GRID},
+    {"--emit", F_GRID},
+    {"--point", F_GRID},
 };
 enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
@@ -109,6 +118,8 @@ typedef struct {
     int precision;            /* the GPU's matrix multiplies: 0 fp32, 1 tf32, 2 bf16          */
     int profile;              /* bench --gpu on: time per kernel (--profile on)              */
     int gpu_model;            /* bench: print the GPU performance model, run nothing         */
+    const char *grid;         /* sweep: "key=v1,v2 key=..."                                  */
+    int seeds, jobs, emit, point;   /* sweep: seeds per point, workers, 0/1/2 = none/slurm/parallel, one point or -1 */
 } options;
 
 static void usage(FILE *f) {
@@ -122,6 +133,10 @@ static void usage(FILE *f) {
         "               loop state (--mask last|first), N = 1..n: how error grows as N shrinks\n"
         "  compare      the report's experiment: looped L=1 with b = 5, 10, 20, 25 against\n"
         "               standard L=12, same data; training loss, error by k, error by iteration\n"
+        "  sweep        train a grid of runs (--grid \"b=4,8 T=2,4\" --seeds 3), each in its own folder\n"
+        "               under --out, --jobs at a time; a stopped sweep resumes; then sweep.csv,\n"
+        "               sweep_summary.csv (mean and 90%% band over seeds) and figures. Takes every\n"
+        "               flag of train (but --resume) for all its runs\n"
         "  bench        time the training step (median of --runs after 2 warm-up steps) of the\n"
         "               small, report and paper settings (and the model flags' setting, if any):\n"
         "               ms/step, GFLOP/s, memory; --compare also times PyTorch's step (reference/)\n"
@@ -180,6 +195,14 @@ static void usage(FILE *f) {
         "  --rounds N               time each config N times, ours then PyTorch, and report the\n"
         "                           medians: of the times and of the N ratios (1; 1..20)\n"
         "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
+        "sweep\n"
+        "  --grid \"K=V,V K=V,V\"    the flags to vary (up to 3; K is a train flag without --)\n"
+        "  --seeds N                runs per grid point: seeds --seed .. --seed + N - 1 (1)\n"
+        "  --jobs N                 runs at a time on this machine (1)\n"
+        "  --emit slurm|parallel    write sweep.slurm (a Slurm job array) or jobs.txt (GNU parallel)\n"
+        "                           under --out instead of running; afterwards run the same sweep\n"
+        "                           command to gather the folders (none)\n"
+        "  --point I                run grid point I only (0-based; what the emitted jobs run)\n"
         "GPU\n"
         "  --gpu on|off             train, evaluate and bench the model on the GPU (off); needs the\n"
         "                           CUDA build (./build.sh cuda: ./demo_cuda). The prompts of a GPU\n"
@@ -296,6 +319,7 @@ static void defaults(options *o) {
     o->eval_prompts = 1280; o->eval_loops = -1; o->fixed_point = 500; o->baseline_prompts = -1;
     o->ckpt_every = 1000; o->out = "out"; o->sweep_mode = LTF_MASK_KEEP_LAST;
     o->bench_runs = 10; o->bench_rounds = 1; o->bench_configs = "small,report,paper";
+    o->seeds = 1; o->jobs = 1; o->point = -1;
 }
 
 /* --configs: a comma-separated list of known settings, checked before anything runs. */
@@ -361,6 +385,11 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--precision") == 0) return parse_choice(f, a, precisions, 3, &o->precision);
     if (strcmp(f, "--profile") == 0) return parse_choice(f, a, onoff, 2, &o->profile);
     if (strcmp(f, "--gpu-model") == 0) return parse_choice(f, a, onoff, 2, &o->gpu_model);
+    if (strcmp(f, "--grid") == 0) { if (missing(f, a)) return -1; o->grid = a; return 0; }
+    if (strcmp(f, "--seeds") == 0) return parse_int(f, a, 1, 100, &o->seeds);
+    if (strcmp(f, "--jobs") == 0) return parse_int(f, a, 1, 256, &o->jobs);
+    if (strcmp(f, "--emit") == 0) return parse_choice(f, a, emits, 3, &o->emit);
+    if (strcmp(f, "--point") == 0) return parse_int(f, a, 0, 1000000, &o->point);
     if (strcmp(f, "--configs") == 0) { if (missing(f, a) || check_configs(a) != 0) return -1; o->bench_configs = a; return 0; }
     if (strcmp(f, "--baseline-prompts") == 0) return parse_int(f, a, 1, 10000000, &o->baseline_prompts);
     const char **path = strcmp(f, "--out") == 0 ? &o->out : strcmp(f, "--ckpt") == 0 ? &o->ckpt
@@ -455,6 +484,10 @@ static int check_flags(const options *o) {
         fprintf(stderr, "demo: --profile 'on' is not allowed without --gpu on: it times GPU kernels\n");
         return -1;
     }
+    if (cmd == CMD_GRID) {
+        if (!o->grid) { fprintf(stderr, "demo: sweep needs --grid \"K=V,V ...\" (e.g. --grid \"b=4,8 T=2,4\")\n"); return -1; }
+        return 0;   /* each grid point's flags are checked when the sweep starts */
+    }
     if ((cmd == CMD_EVAL || cmd == CMD_MASK_SWEEP) && !o->ckpt) {
         fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[cmd]);
         return -1;
@@ -519,8 +552,10 @@ static int parse_args(int argc, char **argv, options *o) {
         char cmds[64];
         if (k < 0) return unknown_flag(f);
         if (missing(f, a)) return -1;
-        if (!(flag_table[k].commands & (1u << o->command))) {
-            applies_to(flag_table[k].commands, cmds, sizeof cmds);
+        unsigned commands = flag_table[k].commands;
+        if ((commands & F_TRAIN) && strcmp(f, "--resume") != 0) commands |= F_GRID;   /* sweep passes them on */
+        if (!(commands & (1u << o->command))) {
+            applies_to(commands, cmds, sizeof cmds);
             fprintf(stderr, "demo: %s '%s' does not apply to %s: only to %s\n", f, a, cmd_names[o->command], cmds);
             return -1;
         }
@@ -546,7 +581,8 @@ static int parse_args(int argc, char **argv, options *o) {
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
     if (check_flags(o) != 0) return -1;
     char err[LTF_ERR_LEN];
-    int from_file = o->resume || o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP;   /* the checkpoint's config */
+    int from_file = o->resume || o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP   /* the checkpoint's config */
+                 || o->command == CMD_GRID;                                                   /* each point's, later */
     if (!from_file && (ltf_config_check(&o->cfg, err) != 0 || ltf_train_config_check(&o->tc, &o->cfg, err) != 0)) {
         fprintf(stderr, "demo: %s\n", err);
         return -1;
@@ -2025,6 +2061,348 @@ static int cmd_bench(options *o) {
     return rc ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ sweep
+ * demo sweep: every point of the grid (workbench/sweep.h) is its own `demo train`, in its own
+ * process and folder, --jobs at a time. A point whose run.json says "done" is skipped; one with
+ * a checkpoint resumes from it (bit for bit the run that never stopped); so a stopped sweep, or
+ * one whose points ran under GNU parallel or Slurm (--emit), is finished or gathered by running
+ * the same command again. */
+
+#define SWEEP_ARGS 256
+typedef struct { char *arg[SWEEP_ARGS]; int n; char buf[32768]; size_t used; } argv_list;
+
+static int argv_add(argv_list *a, const char *s) {
+    size_t len = strlen(s) + 1;
+    if (a->n + 1 >= SWEEP_ARGS || a->used + len > sizeof a->buf) { fprintf(stderr, "demo: sweep: command line too long\n"); return -1; }
+    a->arg[a->n++] = memcpy(a->buf + a->used, s, len);
+    a->used += len;
+    a->arg[a->n] = NULL;
+    return 0;
+}
+
+static int sweep_only(const char *flag) {   /* flags of the sweep itself, not passed to its runs */
+    return strcmp(flag, "--grid") == 0 || strcmp(flag, "--seeds") == 0 || strcmp(flag, "--jobs") == 0 ||
+           strcmp(flag, "--emit") == 0 || strcmp(flag, "--point") == 0 || strcmp(flag, "--out") == 0 ||
+           strcmp(flag, "--seed") == 0;
+}
+
+/* The command line of point p: demo train, the sweep's train flags, the point's grid values and
+ * seed, its folder; --resume when its folder holds a checkpoint (resume != 0). */
+static int sweep_argv(const options *o, const ltf_sweep *sw, int p, const char *exe, int resume, argv_list *a) {
+    char folder[1024], path[1400], num[32];
+    ltf_sweep_folder(sw, p, folder, sizeof folder);
+    memset(a, 0, sizeof *a);
+    if (argv_add(a, exe) || argv_add(a, "train")) return -1;
+    for (int k = 0; k < N_FLAGS; k++) {
+        const char *f = flag_table[k].name;
+        if (!o->given[k] || sweep_only(f) || (resume && strcmp(f, "--preset") == 0)) continue;
+        if (argv_add(a, f) || argv_add(a, o->given[k])) return -1;
+    }
+    for (int k = 0; k < sw->n_keys; k++) {
+        snprintf(path, sizeof path, "--%s", sw->key[k]);
+        if ((resume && strcmp(path, "--preset") == 0)) continue;
+        if (argv_add(a, path) || argv_add(a, ltf_sweep_value(sw, p, k))) return -1;
+    }
+    snprintf(num, sizeof num, "%ld", ltf_sweep_seed(sw, p));
+    snprintf(path, sizeof path, "%s/%s", o->out, folder);
+    if (argv_add(a, "--seed") || argv_add(a, num) || argv_add(a, "--out") || argv_add(a, path)) return -1;
+    if (resume) {
+        snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", o->out, folder);
+        if (argv_add(a, "--resume") || argv_add(a, path)) return -1;
+    }
+    return 0;
+}
+
+static void sweep_path(const options *o, const ltf_sweep *sw, int p, const char *file, char *out, size_t cap) {
+    char folder[1024];
+    ltf_sweep_folder(sw, p, folder, sizeof folder);
+    snprintf(out, cap, "%s/%s/%s", o->out, folder, file);
+}
+
+/* The grid's keys are train flags, not given otherwise; every combination parses as a run. */
+static int sweep_check(const options *o, const ltf_sweep *sw, const char *exe) {
+    static const char *const fixed[] = {"seed", "out", "resume", "force"};
+    for (int k = 0; k < sw->n_keys; k++) {
+        char flag[40];
+        snprintf(flag, sizeof flag, "--%s", sw->key[k]);
+        int i = flag_index(flag);
+        for (size_t j = 0; j < sizeof fixed / sizeof fixed[0]; j++)
+            if (strcmp(sw->key[k], fixed[j]) == 0) i = -2;
+        if (i < 0 || !(flag_table[i].commands & F_TRAIN)) {
+            fprintf(stderr, "demo: --grid key '%s' is not allowed: it must be a flag of demo train other than seed, out, "
+                            "resume, force (--seeds sets the seeds)\n", sw->key[k]);
+            return -1;
+        }
+        if (o->given[i]) {
+            fprintf(stderr, "demo: --grid key '%s' is not allowed: %s '%s' is given too; give it in one place\n",
+                    sw->key[k], flag, o->given[i]);
+            return -1;
+        }
+    }
+    for (int p = 0; p < ltf_sweep_points(sw); p += sw->seeds) {   /* one seed per combination */
+        argv_list a;
+        options probe;
+        char folder[1024];
+        if (sweep_argv(o, sw, p, exe, 0, &a) != 0) return -1;
+        ltf_sweep_folder(sw, p, folder, sizeof folder);
+        if (parse_args(a.n, a.arg, &probe) != 0) {
+            fprintf(stderr, "demo: sweep: grid point %.*s is not a valid run (the message above)\n", (int)strcspn(folder, "/"), folder);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* a shell word: 'text' with every ' written as '\'' */
+static void shell_word(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (; *s; s++) { if (*s == '\'') fputs("'\\''", f); else fputc(*s, f); }
+    fputc('\'', f);
+}
+
+/* --emit: the sweep's points as jobs for Slurm or GNU parallel; each job is this sweep with
+ * --point I, which runs (or resumes, or skips) one point. */
+static int sweep_emit(const options *o, const ltf_sweep *sw, const char *exe, int argc, char **argv) {
+    char path[4096], cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) { fprintf(stderr, "demo: sweep --emit: cannot read the current folder: %s\n", strerror(errno)); return 1; }
+    if (make_dir(o->out) != 0) return 1;
+    int slurm = o->emit == 1, P = ltf_sweep_points(sw);
+    snprintf(path, sizeof path, "%s/%s", o->out, slurm ? "sweep.slurm" : "jobs.txt");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) { fprintf(stderr, "demo: sweep --emit: cannot write %s: %s\n", tmp, strerror(errno)); return 1; }
+    for (int j = 0; j < (slurm ? 1 : P); j++) {
+        if (slurm) {
+            fprintf(f, "#!/bin/bash\n# looped-tf sweep: %d runs, one array task each; resubmit after a stop: finished runs are\n"
+                       "# skipped, stopped ones resume from their checkpoint. Then run the same demo sweep command\n"
+                       "# without --emit to gather sweep.csv and the figures.\n", P);
+            fprintf(f, "#SBATCH --job-name=looped-tf-sweep\n#SBATCH --array=0-%d%%%d\n#SBATCH --ntasks=1\n", P - 1, o->jobs);
+            if (o->out[0] == '/') fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.out\n", o->out);   /* the folder exists */
+            else fprintf(f, "#SBATCH --output=%s/%s/slurm-%%A_%%a.out\n", cwd, o->out);
+            fprintf(f, "cd ");
+            shell_word(f, cwd);
+            fprintf(f, " || exit 1\nexec ");
+        } else {
+            fprintf(f, "cd ");
+            shell_word(f, cwd);
+            fprintf(f, " && ");
+        }
+        shell_word(f, exe);
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--emit") == 0 || strcmp(argv[i], "--point") == 0) { i++; continue; }
+            fputc(' ', f);
+            shell_word(f, argv[i]);
+        }
+        if (slurm) fprintf(f, " --point \"$SLURM_ARRAY_TASK_ID\"\n");
+        else fprintf(f, " --point %d\n", j);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) { fprintf(stderr, "demo: sweep --emit: cannot write %s\n", path); remove(tmp); return 1; }
+    if (slurm) chmod(path, 0755);
+    printf("wrote %s: %d runs\n", path, P);
+    if (slurm) printf("submit:  sbatch %s   (then run this sweep command without --emit to gather the results)\n", path);
+    else printf("run:     parallel -j %d < %s   (then run this sweep command without --emit to gather the results)\n", o->jobs, path);
+    return 0;
+}
+
+/* sweep.csv (every run), sweep_summary.csv (mean and 90% band over seeds per grid point) and
+ * the figures: error at k = 2d against the first key, a line per value of the others; a
+ * heatmap of it over two keys. Only finished runs count. */
+static int sweep_gather(const options *o, const ltf_sweep *sw) {
+    int P = ltf_sweep_points(sw), combos = P / sw->seeds, rc = 0;
+    char *csv = NULL, *sum = NULL, path[4096], err[LTF_ERR_LEN], title[256], grid_meta[400];
+    ltf_sweep_result *res = (ltf_sweep_result *)calloc((size_t)P, sizeof *res);
+    double *mean = (double *)calloc((size_t)combos * 3, sizeof(double));
+    if (!res || !mean) { free(res); free(mean); fprintf(stderr, "demo: out of memory\n"); return -1; }
+    snprintf(grid_meta, sizeof grid_meta, "looped-tf %s | sweep --grid \"%s\" | %d seeds from %llu", LTF_VERSION, o->grid,
+             sw->seeds, (unsigned long long)o->seed);
+    sb_printf(&csv, "# %s\n", grid_meta);
+    sb_printf(&sum, "# %s\n", grid_meta);
+    for (int k = 0; k < sw->n_keys; k++) { sb_printf(&csv, "%s,", sw->key[k]); sb_printf(&sum, "%s,", sw->key[k]); }
+    sb_printf(&csv, "seed,status,final_loss,error_at_k_2d,loop_error_at_b,loop_error_at_last_iteration\n");
+    sb_printf(&sum, "runs_done,error_at_k_2d_mean,error_at_k_2d_lo90,error_at_k_2d_hi90,loop_error_at_last_iteration_mean\n");
+    for (int p = 0; p < P; p++) {
+        sweep_path(o, sw, p, "run.json", path, sizeof path);
+        ltf_sweep_read(path, &res[p]);
+        for (int k = 0; k < sw->n_keys; k++) sb_printf(&csv, "%s,", ltf_sweep_value(sw, p, k));
+        sb_printf(&csv, "%ld,%s,%.6g,%.6g,%.6g,%.6g\n", ltf_sweep_seed(sw, p), res[p].status[0] ? res[p].status : "not started",
+                  res[p].final_loss, res[p].err_2d, res[p].loop_err_b, res[p].loop_err_last);
+    }
+    for (int c = 0; c < combos; c++) {   /* over the seeds of each grid point */
+        float vals[100];
+        double last = 0, lo = NAN, hi = NAN, m = 0;
+        int done = 0;
+        for (int s = 0; s < sw->seeds; s++) {
+            const ltf_sweep_result *r = &res[c * sw->seeds + s];
+            if (strcmp(r->status, "done") != 0 || !isfinite(r->err_2d)) continue;
+            vals[done++] = (float)r->err_2d;
+            m += r->err_2d; last += r->loop_err_last;
+        }
+        if (done) { m /= done; last /= done; } else m = last = NAN;
+        if (done > 1) ltf_bootstrap_band(vals, done, 1, 1000, 0.9, 7, &lo, &hi);
+        else if (done == 1) lo = hi = m;
+        mean[3 * c] = m; mean[3 * c + 1] = lo; mean[3 * c + 2] = hi;
+        for (int k = 0; k < sw->n_keys; k++) sb_printf(&sum, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
+        sb_printf(&sum, "%d,%.6g,%.6g,%.6g,%.6g\n", done, m, lo, hi, last);
+    }
+    g_quiet = 0;
+    snprintf(path, sizeof path, "%s/sweep.csv", o->out);
+    if (write_text(path, csv) != 0) rc = -1;
+    snprintf(path, sizeof path, "%s/sweep_summary.csv", o->out);
+    if (write_text(path, sum) != 0) rc = -1;
+    /* error against the first key: x its values where all are numbers, else their index */
+    int nx = sw->n_values[0], lines = combos / nx, numeric = 1;
+    double *x = (double *)calloc((size_t)nx, sizeof(double));
+    ltf_series *ser = (ltf_series *)calloc((size_t)lines, sizeof *ser);
+    double *ys = (double *)calloc((size_t)combos * 3, sizeof(double));
+    char (*labels)[96] = (char (*)[96])calloc((size_t)lines, 96);
+    if (!x || !ser || !ys || !labels) rc = -1;
+    for (int i = 0; rc == 0 && i < nx; i++) {
+        char *end;
+        x[i] = strtod(sw->value[0][i], &end);
+        if (*end) numeric = 0;
+    }
+    for (int i = 0; rc == 0 && !numeric && i < nx; i++) x[i] = i;
+    for (int l = 0; rc == 0 && l < lines; l++) {   /* combination c = i * lines + l: key 0 is the slowest */
+        labels[l][0] = 0;
+        for (int k = 1; k < sw->n_keys; k++)
+            snprintf(labels[l] + strlen(labels[l]), 96 - strlen(labels[l]), "%s%s=%s", k > 1 ? " " : "", sw->key[k],
+                     ltf_sweep_value(sw, l * sw->seeds, k));
+        for (int i = 0; i < nx; i++) {
+            int c = i * lines + l;
+            ys[(size_t)l * nx * 3 + i] = mean[3 * c];
+            ys[(size_t)l * nx * 3 + nx + i] = mean[3 * c + 1];
+            ys[(size_t)l * nx * 3 + 2 * nx + i] = mean[3 * c + 2];
+        }
+        ser[l].label = sw->n_keys > 1 ? labels[l] : "mean over seeds";
+        ser[l].x = x; ser[l].n = nx;
+        ser[l].y = ys + (size_t)l * nx * 3; ser[l].lo = ser[l].y + nx; ser[l].hi = ser[l].y + 2 * nx;
+    }
+    if (rc == 0) {
+        ltf_plot pl;
+        char xlabel[128];
+        memset(&pl, 0, sizeof pl);
+        snprintf(title, sizeof title, "error at k = 2d by %s (90%% band over %d seeds)", sw->key[0], sw->seeds);
+        snprintf(xlabel, sizeof xlabel, numeric ? "%s" : "%s (index of its values)", sw->key[0]);
+        pl.title = title; pl.xlabel = xlabel; pl.ylabel = "normalized squared error"; pl.log_y = 1;
+        pl.series = ser; pl.n_series = lines; pl.subtitle = grid_meta;
+        snprintf(path, sizeof path, "%s/sweep.svg", o->out);
+        if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
+        else printf("wrote %s\n", path);
+    }
+    if (rc == 0 && sw->n_keys == 2) {
+        double *cells = (double *)calloc((size_t)combos, sizeof(double));
+        if (!cells) rc = -1;
+        for (int c = 0; rc == 0 && c < combos; c++) cells[c] = mean[3 * c];
+        snprintf(path, sizeof path, "%s/sweep_heatmap.svg", o->out);
+        snprintf(title, sizeof title, "error at k = 2d, mean over %d seeds", sw->seeds);
+        if (rc == 0 && ltf_sweep_heatmap_svg(path, title, grid_meta, sw->key[0], (const char (*)[32])sw->value[0], sw->n_values[0],
+                                             sw->key[1], (const char (*)[32])sw->value[1], sw->n_values[1], cells, err) != 0) {
+            fprintf(stderr, "demo: %s\n", err);
+            rc = -1;
+        } else if (rc == 0) printf("wrote %s\n", path);
+        free(cells);
+    }
+    free(x); free(ser); free(ys); free(labels); free(res); free(mean);
+    arrfree(csv); arrfree(sum);
+    return rc;
+}
+
+static int cmd_sweep(options *o, int argc, char **argv) {
+    ltf_sweep sw;
+    char err[LTF_ERR_LEN], exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) { fprintf(stderr, "demo: sweep: cannot find this program (/proc/self/exe): %s\n", strerror(errno)); return 1; }
+    exe[len] = 0;
+    if (ltf_sweep_parse(&sw, o->grid, o->seeds, (long)o->seed, err) != 0) { fprintf(stderr, "demo: %s\n", err); return 2; }
+    int P = ltf_sweep_points(&sw);
+    if (o->point >= P) { fprintf(stderr, "demo: --point '%d' is not allowed: the grid has points 0..%d\n", o->point, P - 1); return 2; }
+    if (sweep_check(o, &sw, exe) != 0) return 2;
+    if (o->emit) return sweep_emit(o, &sw, exe, argc, argv);
+    if (make_dir(o->out) != 0) return 1;
+    int first = o->point >= 0 ? o->point : 0, last = o->point >= 0 ? o->point + 1 : P;
+    int next = first, running = 0, done = 0, failed = 0, skipped = 0;
+    pid_t pids[256];
+    int point_of[256];
+    double started[256], spent = 0, t0 = now_s();
+    int finished_here = 0;
+    catch_signals(1);
+    for (;;) {
+        while (!g_signal && running < o->jobs && next < last) {   /* start what the workers can take */
+            int p = next++;
+            char path[4096], logp[4096];
+            ltf_sweep_result r;
+            sweep_path(o, &sw, p, "run.json", path, sizeof path);
+            if (ltf_sweep_read(path, &r) == 0 && strcmp(r.status, "done") == 0) { skipped++; done++; continue; }
+            sweep_path(o, &sw, p, "checkpoint.safetensors", path, sizeof path);
+            argv_list a;
+            if (sweep_argv(o, &sw, p, exe, access(path, F_OK) == 0, &a) != 0) return 1;
+            sweep_path(o, &sw, p, "", path, sizeof path);
+            if (make_dir(path) != 0) return 1;
+            sweep_path(o, &sw, p, "log.txt", logp, sizeof logp);
+            fflush(stdout); fflush(stderr);
+            pid_t pid = fork();
+            if (pid < 0) { fprintf(stderr, "demo: sweep: fork failed: %s\n", strerror(errno)); return 1; }
+            if (pid == 0) {   /* the run: its own process group (Ctrl-C goes to the sweep, which passes it on once) */
+                setpgid(0, 0);
+                if (!getenv("OMP_NUM_THREADS")) {   /* the cores shared by the runs at a time (same bits either way) */
+                    long cores = sysconf(_SC_NPROCESSORS_ONLN), each = cores / o->jobs;
+                    char n[24];
+                    snprintf(n, sizeof n, "%ld", each > 0 ? each : 1);
+                    setenv("OMP_NUM_THREADS", n, 1);
+                }
+                int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+                if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+                execv(exe, a.arg);
+                fprintf(stderr, "demo: sweep: cannot run %s: %s\n", exe, strerror(errno));
+                _exit(127);
+            }
+            pids[running] = pid; point_of[running] = p; started[running] = now_s(); running++;
+        }
+        if (running == 0 && (next >= last || g_signal)) break;
+        int status;
+        pid_t got = waitpid(-1, &status, WNOHANG);
+        if (got == 0 || (got < 0 && errno == EINTR)) {
+            static int passed;
+            if (g_signal && !passed) {   /* pass the signal on once: the runs write their checkpoints */
+                for (int i = 0; i < running; i++) kill(pids[i], g_signal);
+                passed = 1;
+            }
+            struct timespec nap = {0, 20000000};   /* 20 ms */
+            nanosleep(&nap, NULL);
+            continue;
+        }
+        if (got < 0) { fprintf(stderr, "demo: sweep: waitpid: %s\n", strerror(errno)); return 1; }
+        for (int i = 0; i < running; i++) {
+            if (pids[i] != got) continue;
+            char folder[1024];
+            ltf_sweep_folder(&sw, point_of[i], folder, sizeof folder);
+            int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (ok) { done++; spent += now_s() - started[i]; finished_here++; }
+            else if (!g_signal) { failed++; fprintf(stderr, "demo: sweep: %s failed (exit %d): see %s/%s/log.txt\n", folder,
+                                                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), o->out, folder); }
+            pids[i] = pids[running - 1]; point_of[i] = point_of[running - 1]; started[i] = started[running - 1];
+            running--;
+            break;
+        }
+        int left = last - next;
+        char eta[32] = "-";
+        if (finished_here) fmt_time(eta, sizeof eta, spent / finished_here * ((left + running + o->jobs - 1) / o->jobs));
+        fprintf(stderr, "sweep: %d of %d done (%d skipped as done before, %d failed), %d running, %d left, elapsed %.0f s, ETA %s\n",
+                done, last - first, skipped, failed, running, left, now_s() - t0, eta);
+    }
+    catch_signals(0);
+    if (g_signal) {
+        fprintf(stderr, "demo: sweep stopped by signal %d: %d of %d runs done; run the same command to go on\n", g_signal, done,
+                last - first);
+        return 128 + g_signal;
+    }
+    if (o->point >= 0) return failed ? 1 : 0;   /* one point of an emitted sweep: no gathering */
+    if (sweep_gather(o, &sw) != 0) return 1;
+    printf("sweep: %d of %d runs done%s\n", done, P, failed ? "; some failed (their log.txt says why)" : "");
+    return failed ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv) {
@@ -2039,6 +2417,7 @@ int main(int argc, char **argv) {
     }
     if (guard_out(&o) != 0) return 2;
     if (o.command == CMD_BENCH) return o.gpu_model ? cmd_gpu_model(&o) : cmd_bench(&o);   /* bench writes no output folder */
+    if (o.command == CMD_GRID) return cmd_sweep(&o, argc, argv);   /* its runs write theirs */
     if (make_dir(o.out) != 0) return 1;
     run_record_start(argc, argv);
     if (write_run_json(&o, "running") != 0 || write_index_html(&o, "running") != 0) return 1;

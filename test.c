@@ -54,6 +54,7 @@ static void test_free(void *p) {
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <time.h>
 
 static int g_pass, g_fail;
 static const char *g_filter;
@@ -2072,6 +2073,17 @@ static void test_demo_flags(void) {
         {"bench --profile on", "--profile", "'on'", "without --gpu on"},
         {"--profile on", "--profile", "'on'", "only to bench"},
         {"bench --gpu-model maybe", "--gpu-model", "'maybe'", "off on"},
+        {"sweep", "sweep", "--grid", "b=4,8"},
+        {"sweep --grid x=1", "--grid key", "'x'", "flag of demo train"},
+        {"sweep --grid seed=1,2", "--grid key", "'seed'", "--seeds sets the seeds"},
+        {"sweep --grid b=6,6", "--grid", "'6'", "twice"},
+        {"sweep --grid b=../x", "--grid", "'../x'", "letters, digits"},
+        {"sweep --grid b=6 --b 7", "--grid key", "'b'", "give it in one place"},
+        {"sweep --grid b=6 --seeds 0", "--seeds", "'0'", "1..100"},
+        {"sweep --grid b=6 --emit mail", "--emit", "'mail'", "none slurm parallel"},
+        {"sweep --grid b=6,8 --point 2", "--point", "'2'", "0..1"},
+        {"sweep --grid b=2 --T 5", "--b", "'2'", "at least --T (5)"},
+        {"sweep --grid b=6 --resume x", "--resume", "'x'", "only to train"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -2189,6 +2201,81 @@ static void test_demo_signals(void) {
     snprintf(tmp, sizeof tmp, "%s.tmp", ckpt);
     CHECK(!file_exists(tmp), "a .tmp file was left behind");
     remove(ckpt); remove(errp); rmdir(dir);
+}
+
+/* demo sweep: a 2 x 2 grid with 2 seeds on 2 workers, once straight through; once stopped by
+ * SIGTERM as soon as a run has a checkpoint, then run again (it resumes): sweep.csv and
+ * sweep_summary.csv byte for byte the same. The same sweep as GNU parallel jobs (--emit
+ * parallel; where parallel is installed) gathers the same files; the emitted Slurm script is
+ * bash with the job array and --point of each task. */
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static int same_text_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    unsigned char *x = read_whole(a, &na), *y = read_whole(b, &nb);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x); free(y);
+    return same;
+}
+static void test_demo_sweep(void) {
+    char dir[64], cmd[4096], base[1024], p1[256], p2[256];
+    make_tmpdir(dir);
+    snprintf(base, sizeof base, "OMP_NUM_THREADS=1 %s sweep --grid 'b=3,4 T=1,2' --seeds 2 --jobs 2 --C 8 --batch 8 --n 5 "
+             "--steps 1500 --ckpt-every 10 --eval-prompts 16 --fixed-point 6 --baseline-prompts 4", demo_bin());
+    snprintf(cmd, sizeof cmd, "%s --out %s/full > %s/full.log 2>&1", base, dir, dir);
+    double t0 = now_seconds();
+    CHECK(system(cmd) == 0, "uninterrupted sweep failed: see %s/full.log", dir);
+    printf("  2 x 2 grid x 2 seeds, 1500 steps each, 2 workers: %.1f s\n", now_seconds() - t0);
+    /* stopped once the first run has a checkpoint */
+    snprintf(cmd, sizeof cmd, "exec env %s --out %s/cut > %s/cut.log 2>&1", base, dir, dir);   /* the pid is the sweep's */
+    snprintf(p1, sizeof p1, "%s/cut/b=3_T=1/seed=42/checkpoint.safetensors", dir);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
+    int waited = 0, status = 0;
+    while (!file_exists(p1) && waited < 60000) { usleep(2000); waited += 2; }
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 143, "stopped sweep: exit %d, want 143 (see %s/cut.log)",
+          WIFEXITED(status) ? WEXITSTATUS(status) : -1, dir);
+    snprintf(p2, sizeof p2, "%s/cut/sweep.csv", dir);
+    CHECK(!file_exists(p2), "a stopped sweep wrote sweep.csv");
+    snprintf(cmd, sizeof cmd, "%s --out %s/cut >> %s/cut.log 2>&1", base, dir, dir);
+    CHECK(system(cmd) == 0, "resumed sweep failed: see %s/cut.log", dir);
+    snprintf(p1, sizeof p1, "%s/cut/b=3_T=1/seed=42/log.txt", dir);
+    size_t nlog = 0;
+    char *log = (char *)read_whole(p1, &nlog);
+    if (log) log[nlog] = 0;
+    CHECK(log && strstr(log, "demo: resuming "), "the stopped run did not resume from its checkpoint (%s)", p1);
+    free(log);
+    const char *files[2] = {"sweep.csv", "sweep_summary.csv"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p1, sizeof p1, "%s/full/%s", dir, files[i]);
+        snprintf(p2, sizeof p2, "%s/cut/%s", dir, files[i]);
+        CHECK(same_text_file(p1, p2), "stopped and resumed sweep: %s differs from the uninterrupted one", files[i]);
+    }
+    printf("  stopped by SIGTERM (exit 143) and run again: sweep.csv and sweep_summary.csv byte-identical\n");
+    if (system("command -v parallel > /dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "%s --out %s/par --emit parallel > /dev/null 2>&1 && parallel -j 2 < %s/par/jobs.txt > /dev/null 2>&1 "
+                 "&& %s --out %s/par > /dev/null 2>&1", base, dir, dir, base, dir);
+        CHECK(system(cmd) == 0, "sweep through GNU parallel failed");
+        for (int i = 0; i < 2; i++) {
+            snprintf(p1, sizeof p1, "%s/full/%s", dir, files[i]);
+            snprintf(p2, sizeof p2, "%s/par/%s", dir, files[i]);
+            CHECK(same_text_file(p1, p2), "sweep through GNU parallel: %s differs", files[i]);
+        }
+        printf("  --emit parallel, parallel -j 2, then gathered: the same sweep.csv and sweep_summary.csv\n");
+    } else printf("  GNU parallel: skipped (not installed: apt-get install parallel)\n");
+    snprintf(cmd, sizeof cmd, "%s --out %s/slurm --emit slurm > /dev/null 2>&1 && bash -n %s/slurm/sweep.slurm && "
+             "grep -q -- '--array=0-7%%2' %s/slurm/sweep.slurm && grep -q 'point \"$SLURM_ARRAY_TASK_ID\"' %s/slurm/sweep.slurm",
+             base, dir, dir, dir, dir);
+    CHECK(system(cmd) == 0, "emitted Slurm script: missing, not bash, or without the array and --point");
+    printf("  --emit slurm: a bash script with the 8-task array (2 at a time), each task one --point\n");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("  (could not remove %s)\n", dir);
 }
 
 /* Training faults in the demo. A NaN/Inf loss stops training with a message naming the step and
@@ -3298,6 +3385,7 @@ int main(int argc, char **argv) {
         {"demo_faults", test_demo_faults},
         {"demo_records", test_demo_records},
         {"demo_report", test_demo_report},
+        {"demo_sweep", test_demo_sweep},
         {"write_faults", test_write_faults},
         {"train_next_fault", test_train_next_fault},
 #ifdef LOOPED_TF_CUDA
