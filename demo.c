@@ -2074,7 +2074,7 @@ typedef struct { char *arg[SWEEP_ARGS]; int n; char buf[32768]; size_t used; } a
 static int argv_add(argv_list *a, const char *s) {
     size_t len = strlen(s) + 1;
     if (a->n + 1 >= SWEEP_ARGS || a->used + len > sizeof a->buf) { fprintf(stderr, "demo: sweep: command line too long\n"); return -1; }
-    a->arg[a->n++] = memcpy(a->buf + a->used, s, len);
+    a->arg[a->n++] = (char *)memcpy(a->buf + a->used, s, len);
     a->used += len;
     a->arg[a->n] = NULL;
     return 0;
@@ -2145,10 +2145,23 @@ static int sweep_check(const options *o, const ltf_sweep *sw, const char *exe) {
         char folder[1024];
         if (sweep_argv(o, sw, p, exe, 0, &a) != 0) return -1;
         ltf_sweep_folder(sw, p, folder, sizeof folder);
-        if (parse_args(a.n, a.arg, &probe) != 0) {
-            fprintf(stderr, "demo: sweep: grid point %.*s is not a valid run (the message above)\n", (int)strcspn(folder, "/"), folder);
-            return -1;
+        /* its message, caught and said once, with the grid point in front */
+        FILE *caught = tmpfile();
+        int saved = dup(2), rc;
+        fflush(stderr);
+        if (caught && saved >= 0) dup2(fileno(caught), 2);
+        rc = parse_args(a.n, a.arg, &probe);
+        fflush(stderr);
+        if (saved >= 0) { dup2(saved, 2); close(saved); }
+        if (rc != 0) {
+            char msg[1024] = "";
+            if (caught) { rewind(caught); msg[fread(msg, 1, sizeof msg - 1, caught)] = 0; }
+            msg[strcspn(msg, "\n")] = 0;
+            const char *text = strstr(msg, "demo: ") == msg ? msg + 6 : msg;
+            fprintf(stderr, "demo: sweep point %.*s: %s\n", (int)strcspn(folder, "/"), folder, text);
         }
+        if (caught) fclose(caught);
+        if (rc != 0) return -1;
     }
     return 0;
 }

@@ -2082,7 +2082,7 @@ static void test_demo_flags(void) {
         {"sweep --grid b=6 --seeds 0", "--seeds", "'0'", "1..100"},
         {"sweep --grid b=6 --emit mail", "--emit", "'mail'", "none slurm parallel"},
         {"sweep --grid b=6,8 --point 2", "--point", "'2'", "0..1"},
-        {"sweep --grid b=2 --T 5", "--b", "'2'", "at least --T (5)"},
+        {"sweep --grid b=2 --T 5", "sweep point b=2: --T", "'5'", "at most --b"},
         {"sweep --grid b=6 --resume x", "--resume", "'x'", "only to train"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},

@@ -73,7 +73,7 @@ int ltf_sweep_parse(ltf_sweep *s, const char *grid, int seeds, long seed0, char 
             if (strcmp(s->key[j], s->key[k]) == 0) return ltf__fail(err, "--grid '%s': key '%s' twice", grid, s->key[k]);
         const char *v = eq + 1;
         while (v < end) {
-            const char *comma = memchr(v, ',', (size_t)(end - v));
+            const char *comma = (const char *)memchr(v, ',', (size_t)(end - v));
             const char *ve = comma ? comma : end;
             int i = s->n_values[k];
             if (i == LTF_SWEEP_VALUES) return ltf__fail(err, "--grid '%s': key '%s' has more than %d values", grid, s->key[k], LTF_SWEEP_VALUES);
