@@ -19,6 +19,7 @@
 #include "workbench/plot.h"        /* SVG line plots                                             */
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 #include "workbench/sweep.h"       /* grids of runs: points, folders, heatmaps                   */
+#include "workbench/probe.h"       /* probes of a frozen model's states: w_ols, X^T y / n         */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +33,8 @@
 
 /* ------------------------------------------------------------------ options */
 
-enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_GRID, CMD_COUNT };
-static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench", "sweep"};
+enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_GRID, CMD_PROBE, CMD_COUNT };
+static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench", "sweep", "probe"};
 /* the words of the choice flags, indexed by the value they set */
 static const char *const kinds[] = {"standard", "looped"};            /* --model: ltf_config.kind */
 static const char *const masks[] = {"none", "last", "first"};         /* --mask: mask_mode        */
@@ -46,14 +47,15 @@ static char g_gpu_name[LTF_ERR_LEN];   /* --gpu on: the device, as ltf_gpu_avail
 /* Every flag and the commands it applies to: a flag given to another command is refused, so a
  * typo'd command line never runs with a flag silently ignored. The order is --help's. */
 enum { F_TRAIN = 1 << CMD_TRAIN, F_EVAL = 1 << CMD_EVAL, F_SWEEP = 1 << CMD_MASK_SWEEP,
-       F_COMPARE = 1 << CMD_COMPARE, F_BENCH = 1 << CMD_BENCH, F_GRID = 1 << CMD_GRID };   /* sweep takes train's flags too */
+       F_COMPARE = 1 << CMD_COMPARE, F_BENCH = 1 << CMD_BENCH, F_GRID = 1 << CMD_GRID,   /* sweep takes train's flags too */
+       F_PROBE = 1 << CMD_PROBE };
 typedef struct { const char *name; unsigned commands; } flag_info;
 static const flag_info flag_table[] = {
     {"--preset", F_TRAIN | F_COMPARE | F_BENCH},
     {"--task", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
     {"--model", F_TRAIN | F_BENCH},
     {"--d", F_TRAIN | F_COMPARE | F_BENCH},
-    {"--n", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--n", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH | F_PROBE},
     {"--positions", F_TRAIN | F_COMPARE | F_BENCH},
     {"--C", F_TRAIN | F_COMPARE | F_BENCH},
     {"--H", F_TRAIN | F_COMPARE | F_BENCH},
@@ -67,24 +69,24 @@ static const flag_info flag_table[] = {
     {"--batch", F_TRAIN | F_COMPARE | F_BENCH},
     {"--lr", F_TRAIN | F_COMPARE | F_BENCH},
     {"--wd", F_TRAIN | F_COMPARE | F_BENCH},
-    {"--seed", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--seed", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_PROBE},
     {"--curriculum", F_TRAIN | F_COMPARE},
     {"--cur-interval", F_TRAIN | F_COMPARE},
     {"--ckpt-every", F_TRAIN | F_COMPARE},
     {"--resume", F_TRAIN},
     {"--keep-every", F_TRAIN | F_COMPARE},
     {"--force", F_TRAIN | F_COMPARE},
-    {"--ckpt", F_EVAL | F_SWEEP},
-    {"--eval-prompts", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
-    {"--eval-loops", F_TRAIN | F_EVAL},
+    {"--ckpt", F_EVAL | F_SWEEP | F_PROBE},
+    {"--eval-prompts", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_PROBE},
+    {"--eval-loops", F_TRAIN | F_EVAL | F_PROBE},
     {"--fixed-point", F_TRAIN | F_EVAL | F_COMPARE},
     {"--baseline-prompts", F_TRAIN | F_EVAL},
-    {"--out", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE},
+    {"--out", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_PROBE},
     {"--configs", F_BENCH},
     {"--runs", F_BENCH},
     {"--rounds", F_BENCH},
     {"--compare", F_BENCH},
-    {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
+    {"--gpu", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH | F_PROBE},
     {"--precision", F_TRAIN | F_EVAL | F_SWEEP | F_COMPARE | F_BENCH},
     {"--profile", F_BENCH},
     {"--gpu-model", F_BENCH},
@@ -137,6 +139,9 @@ static void usage(FILE *f) {
         "               under --out, --jobs at a time; a stopped sweep resumes; then sweep.csv,\n"
         "               sweep_summary.csv (mean and 90%% band over seeds) and figures. Takes every\n"
         "               flag of train (but --resume) for all its runs\n"
+        "  probe        freeze a checkpoint's model (--ckpt) and fit linear probes to its state after\n"
+        "               each loop iteration (each layer: standard model) that read w_ols and X^T y / n\n"
+        "               of the first i points; error by iteration, and a control fit with w fixed\n"
         "  bench        time the training step (median of --runs after 2 warm-up steps) of the\n"
         "               small, report and paper settings (and the model flags' setting, if any):\n"
         "               ms/step, GFLOP/s, memory; --compare also times PyTorch's step (reference/)\n"
@@ -488,7 +493,7 @@ static int check_flags(const options *o) {
         if (!o->grid) { fprintf(stderr, "demo: sweep needs --grid \"K=V,V ...\" (e.g. --grid \"b=4,8 T=2,4\")\n"); return -1; }
         return 0;   /* each grid point's flags are checked when the sweep starts */
     }
-    if ((cmd == CMD_EVAL || cmd == CMD_MASK_SWEEP) && !o->ckpt) {
+    if ((cmd == CMD_EVAL || cmd == CMD_MASK_SWEEP || cmd == CMD_PROBE) && !o->ckpt) {
         fprintf(stderr, "demo: %s needs --ckpt FILE (a checkpoint written by demo train)\n", cmd_names[cmd]);
         return -1;
     }
@@ -581,7 +586,7 @@ static int parse_args(int argc, char **argv, options *o) {
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
     if (check_flags(o) != 0) return -1;
     char err[LTF_ERR_LEN];
-    int from_file = o->resume || o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP   /* the checkpoint's config */
+    int from_file = o->resume || o->command == CMD_EVAL || o->command == CMD_MASK_SWEEP || o->command == CMD_PROBE
                  || o->command == CMD_GRID;                                                   /* each point's, later */
     if (!from_file && (ltf_config_check(&o->cfg, err) != 0 || ltf_train_config_check(&o->tc, &o->cfg, err) != 0)) {
         fprintf(stderr, "demo: %s\n", err);
@@ -1709,6 +1714,53 @@ static int cmd_eval(options *o) {
     return rc ? 1 : 0;
 }
 
+/* Probing (workbench/probe.h): probe.csv and probe.svg, the probes' error by iteration (layer). */
+static int cmd_probe(options *o) {
+    ltf_model m;
+    ltf_probe_result r;
+    char err[LTF_ERR_LEN];
+    int lrc = load_for_eval(o, &m);
+    if (lrc != 0) return lrc;
+    int looped = m.cfg.kind == LTF_LOOPED, prompts = given(o, "--eval-prompts") ? o->eval_prompts : 512;
+    if (o->eval_loops < 0) o->eval_loops = looped ? m.cfg.n_loops : 1;
+    describe(&m, o, "probing");
+    set_meta(o, &m, NULL);
+    double t0 = now_s();
+    if (ltf_probe_run(&m, o->tc.n_points, o->eval_loops, prompts, o->seed, &r, err) != 0) {
+        fprintf(stderr, "demo: %s\n", err);
+        ltf_model_free(&m);
+        return 1;
+    }
+    const char *what = looped ? "iteration" : "layer";
+    char *csv = NULL;
+    sb_printf(&csv, "# %d prompts (half fit, half scored), n = %d, ridge probes at the y token of point i\n", prompts,
+              o->tc.n_points);
+    sb_printf(&csv, "%s,w_ols,grad,w_ols_control,grad_control\n", what);
+    printf("probe error (0: read off exactly, 1: no better than the mean) by %s; control: probes fit with w fixed\n", what);
+    printf("%9s %8s %8s %14s %14s\n", what, "w_ols", "X^T y/n", "w_ols control", "grad control");
+    double *x = iota(r.states, 0);
+    for (int s = 0; s < r.states; s++) {
+        sb_printf(&csv, "%d,%.6g,%.6g,%.6g,%.6g\n", s, r.ols[s], r.grad[s], r.ols_control[s], r.grad_control[s]);
+        printf("%9d %8.4f %8.4f %14.4f %14.4f\n", s, r.ols[s], r.grad[s], r.ols_control[s], r.grad_control[s]);
+    }
+    printf("probes: %.1f s\n", now_s() - t0);
+    ltf_series ser[4] = {{"w_ols (least squares of points 1..i)", x, r.ols, r.states, NULL, NULL, 0},
+                         {"X^T y / n (points 1..i)", x, r.grad, r.states, NULL, NULL, 0},
+                         {"w_ols, control (fit with w fixed)", x, r.ols_control, r.states, NULL, NULL, 1},
+                         {"X^T y / n, control", x, r.grad_control, r.states, NULL, NULL, 1}};
+    ltf_plot pl;
+    char title[160], xlabel[64];
+    memset(&pl, 0, sizeof pl);
+    snprintf(title, sizeof title, "probe error by %s (linear probes, frozen model)", what);
+    snprintf(xlabel, sizeof xlabel, looped ? "loop iteration (0: the input E)" : "layer (0: the input)");
+    pl.title = title; pl.xlabel = xlabel; pl.ylabel = "normalized probe error"; pl.series = ser; pl.n_series = 4;
+    int rc = write_figure(o, "probe", &csv, &pl);
+    arrfree(x);
+    ltf_probe_free(&r);
+    ltf_model_free(&m);
+    return rc ? 1 : 0;
+}
+
 /* The report's mask experiment: keep only the last (or first) N token pairs of the loop state
  * at evaluation, N = n down to 1; error at the last k and averaged over all k. */
 static int cmd_mask_sweep(options *o) {
@@ -2435,6 +2487,7 @@ int main(int argc, char **argv) {
     run_record_start(argc, argv);
     if (write_run_json(&o, "running") != 0 || write_index_html(&o, "running") != 0) return 1;
     int rc = o.command == CMD_EVAL ? cmd_eval(&o) : o.command == CMD_MASK_SWEEP ? cmd_mask_sweep(&o)
+           : o.command == CMD_PROBE ? cmd_probe(&o)
            : o.command == CMD_COMPARE ? cmd_compare(&o) : cmd_train(&o);
     const char *status = rc == 0 ? "done" : rc >= 128 ? "stopped" : "failed";
     if ((write_run_json(&o, status) != 0 || write_index_html(&o, status) != 0) && rc == 0) rc = 1;

@@ -66,6 +66,7 @@
  *   ltf_forward_backward(&m, xs, ys, B, n, &loss)  [8] training loss and gradients (grads zeroed first)
  *   ltf_forward_loss(&m, xs, ys, B, n, &loss)      [8] training loss only
  *   ltf_predict(&m, xs, ys, B, n, loops, last, it) [8] predictions after `loops` iterations (and each)
+ *   ltf_hidden_states(&m, xs, ys, B, n, loops, states)  [8] the states a probe reads, by iteration
  *   ltf_window_start_state / ltf_forward_loss_from [8] for gradient checks: Y_s0, the state the loss
  *                                                  window starts from, and the loss from a given one
  *   ltf_adam_step(&m, &tc)                         [9] one Adam(W) update from the gradients
@@ -394,6 +395,10 @@ int ltf_forward_loss_from(ltf_model *m, const float *xs, const float *ys, int B,
                           const float *Ys, float *loss);
 int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                 float *pred_last, float *pred_iters);
+/* What a probe reads: states [S, B*2n, C]. Looped model: S = n_loops + 1, state 0 is E (the
+ * injected input), state t the loop state Y_t after iteration t. Standard model: S = L + 1,
+ * state l the residual stream entering block l (l = L: after the last block, before ln_f). */
+int ltf_hidden_states(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops, float *states);
 
 /* ============================== [9] Adam and the training step ============================== */
 
@@ -2108,6 +2113,33 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
     if (pred_last && P.be->get(pred_last, P.wk.pred, bn * sizeof(float), m->err, "ltf_predict") != 0) return -1;
     if (pred_iters && P.be->get(pred_iters, store->preds, all * sizeof(float), m->err, "ltf_predict") != 0) return -1;
     return P.be->finish(m->err, "ltf_predict");
+}
+
+/* The states a probe reads (declaration): with the evaluation mask, on the scratch set. */
+int ltf_hidden_states(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops, float *states) {
+    ltf__pass P;
+    int standard = m->cfg.kind == LTF_STANDARD;
+    if (!standard && (n_loops < 1 || n_loops > 100000))
+        return ltf__fail(m->err, "n_loops = %d for hidden states: must be in 1..100000", n_loops);
+    if (!states) return ltf__fail(m->err, "states is NULL");
+    if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_EVAL) != 0) return -1;
+    ltf_store *store = P.store;
+    ltf_acts *a = &store->sets[store->n_sets - 1];
+    size_t rc = (size_t)P.BT * P.C;
+    ltf__embed(&P);
+    if (standard) {
+        ltf__backbone_forward(&P, a, NULL);
+        for (int l = 0; l <= m->cfg.n_layer; l++)
+            if (P.be->get(states + l * rc, a->h + l * rc, rc * sizeof(float), m->err, "ltf_hidden_states") != 0) return -1;
+        return 0;
+    }
+    if (P.be->get(states, P.wk.E, rc * sizeof(float), m->err, "ltf_hidden_states") != 0) return -1;
+    const float *Y = NULL;
+    for (int t = 1; t <= n_loops; t++) {
+        Y = ltf__loop_forward(&P, a, 1, Y, NULL);
+        if (P.be->get(states + t * rc, Y, rc * sizeof(float), m->err, "ltf_hidden_states") != 0) return -1;
+    }
+    return 0;
 }
 
 /* ============================== [9] Adam and the training step ==============================

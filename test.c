@@ -48,6 +48,7 @@ static void test_free(void *p) {
 #include "workbench/bands.h"       /* bootstrap bands of the mean error over prompts             */
 #include "workbench/plot.h"        /* SVG line plots                                             */
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
+#include "workbench/probe.h"       /* probes of a frozen model's states                          */
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1824,6 +1825,63 @@ static void test_plots(void) {
     free(x); free(y);
 }
 
+/* Probing: the ridge probe recovers an exact linear map; the states the probes read are the
+ * loop's (the read-out of state t is ltf_predict's prediction after iteration t, bit for bit);
+ * the probe experiment gives one finite error per state and kind. */
+static void test_probe(void) {
+    enum { R = 200, NF = 10, NT = 3 };
+    double F[R * NF], Wt[(NF + 1) * NT], Y[R * NT], W[(NF + 1) * NT];
+    for (int i = 0; i < R * NF; i++) F[i] = ltf_rng_normal(&g_rng);
+    for (int i = 0; i < (NF + 1) * NT; i++) Wt[i] = ltf_rng_normal(&g_rng);
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) {
+            double v = Wt[NF * NT + t];
+            for (int f = 0; f < NF; f++) v += F[r * NF + f] * Wt[f * NT + t];
+            Y[r * NT + t] = v;
+        }
+    CHECK(ltf_ridge_fit(F, Y, R, NF, NT, 1e-10, W) == 0, "ridge fit failed");
+    double e = 0, nrm = 0;
+    for (int i = 0; i < (NF + 1) * NT; i++) { e += (W[i] - Wt[i]) * (W[i] - Wt[i]); nrm += Wt[i] * Wt[i]; }
+    CHECK(sqrt(e / nrm) < 1e-8, "ridge fit of an exact linear map: rel err %.2e", sqrt(e / nrm));
+    /* the states: read out, they are the loop's predictions */
+    ltf_config c = small_config(LTF_LOOPED, 1, 4, 2);
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    ltf_model_create(&m, &c, 3, err);
+    randomize_model(&m, 0.3f);
+    int B = 3, n = 5, N = 10, C = c.n_embd, loops = 6;
+    float *xs = rand_buf((size_t)B * n * c.n_dims, 1), *ys = rand_buf((size_t)B * n, 1);
+    float *states = zeros((size_t)(loops + 1) * B * N * C), *pred = zeros((size_t)loops * B * n), *last = zeros((size_t)B * n);
+    CHECK(ltf_hidden_states(&m, xs, ys, B, n, loops, states) == 0, "hidden states: %s", m.err);
+    ltf_predict(&m, xs, ys, B, n, loops, last, pred);
+    int same = 1;
+    for (int t = 1; t <= loops; t++)
+        for (int bi = 0; bi < B * n; bi++) {
+            const float *y = states + ((size_t)t * B * N + 2 * (size_t)bi) * C;
+            float s = m.w.read_out_b[0];
+            for (int k = 0; k < C; k++) s += m.w.read_out_w[k] * y[k];
+            same &= s == pred[(size_t)(t - 1) * B * n + bi];
+        }
+    CHECK(same, "the read-out of the probe's states differs from ltf_predict's predictions");
+    ltf_probe_result r;
+    CHECK(ltf_probe_run(&m, n, loops, 64, 9, &r, err) == 0, "probe run: %s", err);
+    int finite = r.states == loops + 1;
+    for (int s = 0; s < r.states && finite; s++)
+        finite = isfinite(r.ols[s]) && isfinite(r.grad[s]) && isfinite(r.ols_control[s]) && isfinite(r.grad_control[s]) &&
+                 r.ols[s] >= 0 && r.grad[s] >= 0;
+    CHECK(finite, "probe: %d states (want %d), errors finite and >= 0", r.states, loops + 1);
+    printf("  ridge probe recovers a linear map (rel err %.1e); states read out = ltf_predict bit for bit; %d states probed\n",
+           sqrt(e / nrm), r.states);
+    ltf_probe_free(&r);
+    ltf_model_free(&m);
+    c = small_config(LTF_STANDARD, 2, 1, 1);
+    ltf_model_create(&m, &c, 3, err);
+    CHECK(ltf_probe_run(&m, n, 1, 32, 9, &r, err) == 0 && r.states == 3, "standard L=2: %d states (want 3): %s", r.states, err);
+    ltf_probe_free(&r);
+    ltf_model_free(&m);
+    free(xs); free(ys); free(states); free(pred); free(last);
+}
+
 static void test_fma_peak(void) {
     /* the bench's yardstick: a positive, finite rate (its size is the bench's to print) */
     double g = ltf_fma_peak_gflops(0.05);
@@ -2074,6 +2132,8 @@ static void test_demo_flags(void) {
         {"--profile on", "--profile", "'on'", "only to bench"},
         {"bench --gpu-model maybe", "--gpu-model", "'maybe'", "off on"},
         {"sweep", "sweep", "--grid", "b=4,8"},
+        {"probe", "--ckpt", "probe", "FILE"},
+        {"probe --ckpt x --steps 5", "--steps", "'5'", "only to train"},
         {"sweep --grid x=1", "--grid key", "'x'", "flag of demo train"},
         {"sweep --grid seed=1,2", "--grid key", "'seed'", "--seeds sets the seeds"},
         {"sweep --grid b=6,6", "--grid", "'6'", "twice"},
@@ -3379,6 +3439,7 @@ int main(int argc, char **argv) {
         {"bootstrap", test_bootstrap},
         {"plots", test_plots},
         {"fma_peak", test_fma_peak},
+        {"probe", test_probe},
         {"alloc_failures", test_alloc_failures},              /* hardening                  */
         {"demo_flags", test_demo_flags},
         {"demo_signals", test_demo_signals},
