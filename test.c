@@ -2284,11 +2284,11 @@ static void test_demo_sweep(void) {
     char dir[64], cmd[4096], base[1024], p1[256], p2[256];
     make_tmpdir(dir);
     snprintf(base, sizeof base, "OMP_NUM_THREADS=1 %s sweep --grid 'b=3,4 T=1,2' --seeds 2 --jobs 2 --C 8 --batch 8 --n 5 "
-             "--steps 1500 --ckpt-every 10 --eval-prompts 16 --fixed-point 6 --baseline-prompts 4", demo_bin());
+             "--steps 600 --ckpt-every 10 --eval-prompts 16 --fixed-point 6 --baseline-prompts 4", demo_bin());
     snprintf(cmd, sizeof cmd, "%s --out %s/full > %s/full.log 2>&1", base, dir, dir);
     double t0 = now_seconds();
     CHECK(system(cmd) == 0, "uninterrupted sweep failed: see %s/full.log", dir);
-    printf("  2 x 2 grid x 2 seeds, 1500 steps each, 2 workers: %.1f s\n", now_seconds() - t0);
+    printf("  2 x 2 grid x 2 seeds, 600 steps each, 2 workers: %.1f s\n", now_seconds() - t0);
     /* stopped once the first run has a checkpoint */
     snprintf(cmd, sizeof cmd, "exec env %s --out %s/cut > %s/cut.log 2>&1", base, dir, dir);   /* the pid is the sweep's */
     snprintf(p1, sizeof p1, "%s/cut/b=3_T=1/seed=42/checkpoint.safetensors", dir);
