@@ -1826,7 +1826,7 @@ static void test_plots(void) {
 }
 
 /* Probing: the ridge probe recovers an exact linear map; the states the probes read are the
- * loop's (the read-out of state t is ltf_predict's prediction after iteration t, bit for bit);
+ * loop's (the read-out of state t is ltf_predict's prediction after iteration t, to 1e-5);
  * the probe experiment gives one finite error per state and kind. */
 static void test_probe(void) {
     enum { R = 200, NF = 10, NT = 3 };
@@ -1860,7 +1860,8 @@ static void test_probe(void) {
             const float *y = states + ((size_t)t * B * N + 2 * (size_t)bi) * C;
             float s = m.w.read_out_b[0];
             for (int k = 0; k < C; k++) s += m.w.read_out_w[k] * y[k];
-            same &= s == pred[(size_t)(t - 1) * B * n + bi];
+            float want = pred[(size_t)(t - 1) * B * n + bi];   /* the same sums; FMA contraction may differ */
+            same &= fabsf(s - want) <= 1e-5f * (1.0f + fabsf(want));
         }
     CHECK(same, "the read-out of the probe's states differs from ltf_predict's predictions");
     ltf_probe_result r;
@@ -1870,7 +1871,7 @@ static void test_probe(void) {
         finite = isfinite(r.ols[s]) && isfinite(r.grad[s]) && isfinite(r.ols_control[s]) && isfinite(r.grad_control[s]) &&
                  r.ols[s] >= 0 && r.grad[s] >= 0;
     CHECK(finite, "probe: %d states (want %d), errors finite and >= 0", r.states, loops + 1);
-    printf("  ridge probe recovers a linear map (rel err %.1e); states read out = ltf_predict bit for bit; %d states probed\n",
+    printf("  ridge probe recovers a linear map (rel err %.1e); states read out = ltf_predict to 1e-5; %d states probed\n",
            sqrt(e / nrm), r.states);
     ltf_probe_free(&r);
     ltf_model_free(&m);
