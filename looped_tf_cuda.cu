@@ -204,22 +204,23 @@ __device__ T ltf__block_sum(T v, T *buf) {
     return r;
 }
 
-/* Is this the grid's last block to get here? Every block calls it once, after writing its
+/* Is this the last of n blocks to arrive at counter? Every block calls it once, after writing its
  * partials; the one that returns 1 sees all of them (the fence publishes each block's writes
  * before it counts itself) and puts the counter back to 0 for the next launch. */
-__device__ int ltf__last_block(unsigned *counter) {
+__device__ int ltf__last_of(unsigned *counter, unsigned n) {
     __shared__ int last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
-        last = atomicAdd(counter, 1u) == blocks - 1;
+        last = atomicAdd(counter, 1u) == n - 1;
         if (last) *counter = 0;
     }
     __syncthreads();
     if (last) __threadfence();
     return last;
 }
+/* ... of all the grid's blocks */
+__device__ int ltf__last_block(unsigned *counter) { return ltf__last_of(counter, gridDim.x * gridDim.y * gridDim.z); }
 
 /* ---- the work space: partials of the reductions across blocks, and their counters ----
  * One device buffer for all models (ops run one at a time on the stream). It grows outside
@@ -462,20 +463,6 @@ __device__ void ltf__gemm_tile(const ltf__gemm_job &J, int i0, int j0, int k_lo,
     }
 }
 
-/* Is this the last of n arrivals at counter? (as ltf__last_block, for n blocks of a tile) */
-__device__ int ltf__last_of(unsigned *counter, unsigned n) {
-    __shared__ int last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(counter, 1u) == n - 1;
-        if (last) *counter = 0;
-    }
-    __syncthreads();
-    if (last) __threadfence();
-    return last;
-}
-
 template <int PREC>
 __global__ void ltf__k_gemm(ltf__gemm_jobs jobs, float *ws, unsigned *counters) {
     const ltf__gemm_job &J = jobs.job[blockIdx.z];
@@ -695,203 +682,128 @@ static void ltf__gpu_layernorm_backward(float *dinp, float *dw, float *db, const
                 ltf__ws, ltf__ws_counters);
 }
 
-/* Causal attention: one thread per query row (p, h, t), the loop body of ltf_attention_forward_plain. att [B, H, N, N]. */
-__global__ void ltf__k_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
-    int hs = C / H;
-    size_t C3 = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)hs);
-    LTF__FOR_EACH(row, (size_t)B * H * N) {            /* row = (p * H + h) * N + t */
-        int t = (int)(row % N), h = (int)(row / N % H);
-        size_t p = row / N / H;
-        const float *q = qkv + (p * N + t) * C3 + h * hs;
-        float *a = att + row * N;
-        float mx = -INFINITY, sum = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) {
-            const float *k = qkv + (p * N + t2) * C3 + C + h * hs;
-            float s = 0.0f;
-            for (int i = 0; i < hs; i++) s += q[i] * k[i];
-            s *= scale;
-            a[t2] = s;
-            if (s > mx) mx = s;
-        }
-        for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
-        for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
-        for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
-        float *o = out + (p * N + t) * C + h * hs;
-        for (int i = 0; i < hs; i++) o[i] = 0.0f;
-        for (int t2 = 0; t2 <= t; t2++) {
-            const float *v = qkv + (p * N + t2) * C3 + 2 * C + h * hs;
-            for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
-        }
+/* Causal attention: one block per (prompt p, head h), att [B, H, N, N]. When the head fits (its
+ * rows of q, k, v and dout in 48 KB), the block first copies the rows it reads many times into
+ * shared memory with coalesced loads; else it reads them where they are. Either way the same
+ * loops below run over row pointers and strides, so the two paths give the same bits. The inner
+ * loops walk t2 (t) in step across the threads: every thread reads the same row at the same
+ * time (a broadcast from shared memory). Sums in the CPU's order. */
+#define LTF__ATT_SMEM 12288           /* floats of shared memory: 48 KB                          */
+
+static int ltf__att_staged(int N, int C, int H, int rows) {   /* rows of the head to stage: 2 or 4 */
+    return (size_t)rows * N * (C / H) <= LTF__ATT_SMEM;
+}
+static unsigned ltf__att_threads(int N) { return N > 64 ? 128 : N > 32 ? 64 : 32; }
+
+/* The rows src[t * stride .. + hs), t < N, of one head: copied to dst (stride hs) when staged, else
+ * used in place. Returns the rows' pointer, *stride their stride. */
+__device__ const float *ltf__head_rows(float *dst, const float *src, size_t *stride, int N, int hs, int staged) {
+    if (!staged) return src;
+    for (int e = threadIdx.x; e < N * hs; e += blockDim.x) dst[e] = src[(size_t)(e / hs) * *stride + e % hs];
+    *stride = (size_t)hs;
+    return dst;
+}
+
+/* forward of one query row t: scores, softmax into a (row of att), o = sum a v (the loop body of
+ * ltf_attention_forward_plain) */
+__device__ void ltf__attention_row(float *o, float *a, const float *q, const float *K, size_t ks, const float *V, size_t vs,
+                                   int t, int N, int hs, float scale) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (int t2 = 0; t2 <= t; t2++) {
+        float s = 0.0f;
+        for (int i = 0; i < hs; i++) s += q[i] * K[t2 * ks + i];
+        s *= scale;
+        a[t2] = s;
+        if (s > mx) mx = s;
+    }
+    for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
+    for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
+    for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
+    for (int i = 0; i < hs; i++) {
+        float v = 0.0f;
+        for (int t2 = 0; t2 <= t; t2++) v += a[t2] * V[t2 * vs + i];
+        o[i] = v;
     }
 }
 
-/* Backward, one block per (prompt p, head h), in two phases so that no two threads add into
- * the same gradient:
+__global__ void ltf__k_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H, int staged) {
+    __shared__ float sm[LTF__ATT_SMEM];
+    int hs = C / H;
+    size_t C3 = 3 * (size_t)C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
+        size_t p = bh / H, ks = C3, vs = C3;
+        const float *base = qkv + p * N * C3 + (bh % H) * hs;
+        __syncthreads();   /* the previous head is done with sm */
+        const float *K = ltf__head_rows(sm, base + C, &ks, N, hs, staged);
+        const float *V = ltf__head_rows(sm + (size_t)N * hs, base + 2 * C, &vs, N, hs, staged);
+        __syncthreads();
+        for (int t = threadIdx.x; t < N; t += blockDim.x)
+            ltf__attention_row(out + (p * N + t) * C + (bh % H) * hs, att + (bh * N + t) * N, base + (size_t)t * C3, K, ks, V, vs,
+                               t, N, hs, scale);
+    }
+}
+
+/* Backward, one block per (p, h), in two phases so that no two threads add into the same
+ * gradient:
  *  per query row t: datt[t2] = dout_t . v_t2, then ds[t2] = att[t2] (datt[t2] - sum_j att[j] datt[j])
  *     / sqrt(hs), kept in datt (the CPU keeps datt there; here it is ds), and dq_t += sum ds k_t2;
  *  (the block waits: the rows' ds are written)
  *  per key row t2: dk_t2 += sum_{t >= t2} ds_t[t2] q_t, dv_t2 += sum_{t >= t2} att_t[t2] dout_t,
  *     t ascending, the order in which the CPU adds them. */
 __global__ void ltf__k_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                          const float *att, int B, int N, int C, int H) {
-    int hs = C / H;
-    size_t C3 = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
-        size_t p = bh / H;
-        int h = (int)(bh % H);
-        for (int t = threadIdx.x; t < N; t += blockDim.x) {
-            size_t row = bh * N + t;
-            const float *a = att + row * N, *dy = dout + (p * N + t) * C + h * hs;
-            float *da = datt + row * N, *dq = dqkv + (p * N + t) * C3 + h * hs;
-            float dot = 0.0f;
-            for (int t2 = 0; t2 <= t; t2++) {
-                const float *v = qkv + (p * N + t2) * C3 + 2 * C + h * hs;
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++) s += dy[i] * v[i];
-                da[t2] = s;
-                dot += a[t2] * s;
-            }
-            for (int t2 = 0; t2 <= t; t2++) {
-                const float *k = qkv + (p * N + t2) * C3 + C + h * hs;
-                float ds = a[t2] * (da[t2] - dot) * scale;
-                da[t2] = ds;
-                for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
-            }
-        }
-        __syncthreads();   /* every query row's ds is in datt */
-        for (int t2 = threadIdx.x; t2 < N; t2 += blockDim.x) {
-            float *dk = dqkv + (p * N + t2) * C3 + C + h * hs, *dv = dk + C;
-            for (int t = t2; t < N; t++) {
-                size_t e = (bh * N + t) * N + t2;
-                float ds = datt[e], prob = att[e];
-                const float *q = qkv + (p * N + t) * C3 + h * hs, *dy = dout + (p * N + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) { dv[i] += prob * dy[i]; dk[i] += ds * q[i]; }
-            }
-        }
-        __syncthreads();   /* before the next (p, h) of this block */
-    }
-}
-
-/* ---- attention with the head in shared memory ----
- * When a head fits (hs <= 64, and its rows of q, k, v (and dout) fit in 48 KB), one block per
- * (prompt, head) first copies them into shared memory with coalesced loads; then each thread
- * takes query rows (forward, backward phase 1) or key rows (phase 2) as above, with its own q
- * (dout) row in registers. The inner loops walk t2 (t) in step across the threads, so every
- * thread reads the same shared row at the same time (a broadcast, no bank conflicts). Sums in
- * the same order as the kernels above (and the CPU's). */
-#define LTF__ATT_SMEM 12288           /* floats of shared memory: 48 KB                          */
-#define LTF__HS_MAX 64
-
-__device__ void ltf__stage_head(float *dst, const float *src, size_t row_stride, int N, int hs) {
-    for (int e = threadIdx.x; e < N * hs; e += blockDim.x) dst[e] = src[(size_t)(e / hs) * row_stride + e % hs];
-}
-
-__global__ void ltf__k_attention_forward_smem(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
+                                          const float *att, int B, int N, int C, int H, int staged) {
     __shared__ float sm[LTF__ATT_SMEM];
     int hs = C / H;
-    size_t C3 = 3 * (size_t)C;
-    float scale = 1.0f / sqrtf((float)hs), *K = sm, *V = sm + (size_t)N * hs;
-    for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
-        size_t p = bh / H;
-        int h = (int)(bh % H);
-        const float *base = qkv + p * N * C3 + h * hs;
-        __syncthreads();   /* the previous head is done with sm */
-        ltf__stage_head(K, base + C, C3, N, hs);
-        ltf__stage_head(V, base + 2 * C, C3, N, hs);
-        __syncthreads();
-        for (int t = threadIdx.x; t < N; t += blockDim.x) {
-            float q[LTF__HS_MAX], o[LTF__HS_MAX];
-            for (int i = 0; i < hs; i++) { q[i] = base[(size_t)t * C3 + i]; o[i] = 0.0f; }
-            float *a = att + (bh * N + t) * N, mx = -INFINITY, sum = 0.0f;
-            for (int t2 = 0; t2 <= t; t2++) {
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++) s += q[i] * K[t2 * hs + i];
-                s *= scale;
-                a[t2] = s;
-                if (s > mx) mx = s;
-            }
-            for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
-            for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
-            for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
-            for (int t2 = 0; t2 <= t; t2++)
-                for (int i = 0; i < hs; i++) o[i] += a[t2] * V[t2 * hs + i];
-            for (int i = 0; i < hs; i++) out[(p * N + t) * C + h * hs + i] = o[i];
-        }
-    }
-}
-
-__global__ void ltf__k_attention_backward_smem(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                               const float *att, int B, int N, int C, int H) {
-    __shared__ float sm[LTF__ATT_SMEM];
-    int hs = C / H;
-    size_t C3 = 3 * (size_t)C;
+    size_t C3 = 3 * (size_t)C, hN = (size_t)N * hs;
     float scale = 1.0f / sqrtf((float)hs);
-    float *Q = sm, *K = sm + (size_t)N * hs, *V = K + (size_t)N * hs, *DY = V + (size_t)N * hs;
     for (size_t bh = blockIdx.x; bh < (size_t)B * H; bh += gridDim.x) {
-        size_t p = bh / H;
+        size_t p = bh / H, qs = C3, ks = C3, vs = C3, ds_ = (size_t)C;
         int h = (int)(bh % H);
         const float *base = qkv + p * N * C3 + h * hs;
         __syncthreads();
-        ltf__stage_head(Q, base, C3, N, hs);
-        ltf__stage_head(K, base + C, C3, N, hs);
-        ltf__stage_head(V, base + 2 * C, C3, N, hs);
-        ltf__stage_head(DY, dout + p * N * C + h * hs, C, N, hs);
+        const float *Q = ltf__head_rows(sm, base, &qs, N, hs, staged);
+        const float *K = ltf__head_rows(sm + hN, base + C, &ks, N, hs, staged);
+        const float *V = ltf__head_rows(sm + 2 * hN, base + 2 * C, &vs, N, hs, staged);
+        const float *DY = ltf__head_rows(sm + 3 * hN, dout + p * N * C + h * hs, &ds_, N, hs, staged);
         __syncthreads();
         for (int t = threadIdx.x; t < N; t += blockDim.x) {   /* query rows: ds, dq */
-            const float *a = att + (bh * N + t) * N;
-            float *da = datt + (bh * N + t) * N, dq[LTF__HS_MAX], dy[LTF__HS_MAX], dot = 0.0f;
-            for (int i = 0; i < hs; i++) { dy[i] = DY[t * hs + i]; dq[i] = 0.0f; }
+            const float *a = att + (bh * N + t) * N, *dy = DY + t * ds_;
+            float *da = datt + (bh * N + t) * N, *dq = dqkv + (p * N + t) * C3 + h * hs, dot = 0.0f;
             for (int t2 = 0; t2 <= t; t2++) {
                 float s = 0.0f;
-                for (int i = 0; i < hs; i++) s += dy[i] * V[t2 * hs + i];
+                for (int i = 0; i < hs; i++) s += dy[i] * V[t2 * vs + i];
                 da[t2] = s;
                 dot += a[t2] * s;
             }
-            float *g = dqkv + (p * N + t) * C3 + h * hs;
-            for (int i = 0; i < hs; i++) dq[i] = g[i];
             for (int t2 = 0; t2 <= t; t2++) {
                 float ds = a[t2] * (da[t2] - dot) * scale;
                 da[t2] = ds;
-                for (int i = 0; i < hs; i++) dq[i] += ds * K[t2 * hs + i];
+                for (int i = 0; i < hs; i++) dq[i] += ds * K[t2 * ks + i];
             }
-            for (int i = 0; i < hs; i++) g[i] = dq[i];
         }
         __syncthreads();   /* every query row's ds is in datt */
         for (int t2 = threadIdx.x; t2 < N; t2 += blockDim.x) {   /* key rows: dk, dv */
-            float *gk = dqkv + (p * N + t2) * C3 + C + h * hs, *gv = gk + C, dk[LTF__HS_MAX], dv[LTF__HS_MAX];
-            for (int i = 0; i < hs; i++) { dk[i] = gk[i]; dv[i] = gv[i]; }
-            for (int t = 0; t < N; t++) {   /* from 0: the threads read one shared row at a time */
+            float *dk = dqkv + (p * N + t2) * C3 + C + h * hs, *dv = dk + C;
+            for (int t = 0; t < N; t++) {   /* from 0: the threads read one row at a time */
                 if (t < t2) continue;
                 size_t e = (bh * N + t) * N + t2;
                 float ds = datt[e], prob = att[e];
-                for (int i = 0; i < hs; i++) { dv[i] += prob * DY[t * hs + i]; dk[i] += ds * Q[t * hs + i]; }
+                for (int i = 0; i < hs; i++) { dv[i] += prob * DY[t * ds_ + i]; dk[i] += ds * Q[t * qs + i]; }
             }
-            for (int i = 0; i < hs; i++) { gk[i] = dk[i]; gv[i] = dv[i]; }
         }
     }
 }
 
-static unsigned ltf__att_threads(int N) { return N > 64 ? 128 : N > 32 ? 64 : 32; }
-
 static void ltf__gpu_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
-    int hs = C / H;
-    if (hs <= LTF__HS_MAX && 2 * (size_t)N * hs <= LTF__ATT_SMEM)
-        LTF__LAUNCH(ltf__k_attention_forward_smem, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), out, att, qkv, B, N, C, H);
-    else
-        LTF__LAUNCH(ltf__k_attention_forward, ltf__blocks((size_t)B * H * N), LTF__THREADS, out, att, qkv, B, N, C, H);
+    LTF__LAUNCH(ltf__k_attention_forward, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), out, att, qkv, B, N, C, H,
+                ltf__att_staged(N, C, H, 2));
 }
 
 static void ltf__gpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                                         const float *att, int B, int N, int C, int H) {
-    int hs = C / H;
-    if (hs <= LTF__HS_MAX && 4 * (size_t)N * hs <= LTF__ATT_SMEM)
-        LTF__LAUNCH(ltf__k_attention_backward_smem, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), dqkv, datt, dout, qkv,
-                    att, B, N, C, H);
-    else
-        LTF__LAUNCH(ltf__k_attention_backward, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), dqkv, datt, dout, qkv, att,
-                    B, N, C, H);
+    LTF__LAUNCH(ltf__k_attention_backward, ltf__row_blocks((size_t)B * H), ltf__att_threads(N), dqkv, datt, dout, qkv, att,
+                B, N, C, H, ltf__att_staged(N, C, H, 4));
 }
 
 /* ============================== [5] ops of the loop ==============================

@@ -2768,6 +2768,21 @@ static size_t gpu_first_bad(ltf_model *m, const float *g, size_t n) {
     return (size_t)st.first_bad;
 }
 
+/* Causal attention, forward and backward, CUDA table against CPU table; worst errors into af, ab. */
+static void gpu_attention_twins(int B, int N, int C, int H, double *af, double *ab) {
+    const ltf_backend *cb = ltf__cpu(), *gb = ltf__cuda();
+    size_t rc = (size_t)B * N * C, nq = 3 * rc, bhnn = (size_t)B * H * N * N;
+    twin qkv = twin_rand(nq, 1), out = twin_zero(rc), att = twin_zero(bhnn), dq = twin_rand(nq, 1), datt = twin_zero(bhnn);
+    twin dy = twin_rand(rc, 1);
+    cb->attention_forward(out.h, att.h, qkv.h, B, N, C, H);
+    gb->attention_forward(out.d, att.d, qkv.d, B, N, C, H);
+    *af = worse(*af, worse(twin_err("attention out", &out), twin_err("attention probabilities", &att)));
+    cb->attention_backward(dq.h, datt.h, dy.h, qkv.h, att.h, B, N, C, H);
+    gb->attention_backward(dq.d, datt.d, dy.d, qkv.d, att.d, B, N, C, H);
+    *ab = worse(*ab, twin_err("attention dqkv", &dq));
+    twin_free(&qkv); twin_free(&out); twin_free(&att); twin_free(&dq); twin_free(&datt); twin_free(&dy);
+}
+
 /* Every op of the CUDA table against the same op of the CPU table, on the same inputs. */
 static void test_gpu_ops(void) {
     if (!gpu_ready()) return;
@@ -2795,7 +2810,7 @@ static void test_gpu_ops(void) {
     double ef = 0, eb = 0, gf = 0, gk = 0, lf = 0, lb = 0, af = 0, ab = 0, ij = 0, ijb = 0;
     for (int s = 0; s < 3; s++) {
         int B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3], BT = B * N, OC = 5 * C / 3;
-        size_t rc = (size_t)BT * C, ro = (size_t)BT * OC, bhnn = (size_t)B * H * N * N;
+        size_t rc = (size_t)BT * C, ro = (size_t)BT * OC;
         {   /* Linear, with and without bias; backward adds into random gradients; the GELU pairs */
             twin inp = twin_rand(rc, 1), w = twin_rand((size_t)OC * C, 0.5f), bias = twin_rand(OC, 1), out = twin_zero(ro);
             twin di = twin_rand(rc, 1), dw = twin_rand((size_t)OC * C, 1), db = twin_rand(OC, 1), dout = twin_rand(ro, 1);
@@ -2838,18 +2853,7 @@ static void test_gpu_ops(void) {
             twin_free(&a); twin_free(&c); twin_free(&h); twin_free(&w); twin_free(&b); twin_free(&out); twin_free(&mean);
             twin_free(&rstd); twin_free(&dx); twin_free(&dw); twin_free(&db); twin_free(&dy);
         }
-        {   /* causal attention */
-            size_t nq = 3 * rc;
-            twin qkv = twin_rand(nq, 1), out = twin_zero(rc), att = twin_zero(bhnn), dq = twin_rand(nq, 1), datt = twin_zero(bhnn);
-            twin dy = twin_rand(rc, 1);
-            cb->attention_forward(out.h, att.h, qkv.h, B, N, C, H);
-            gb->attention_forward(out.d, att.d, qkv.d, B, N, C, H);
-            af = worse(af, worse(twin_err("attention out", &out), twin_err("attention probabilities", &att)));
-            cb->attention_backward(dq.h, datt.h, dy.h, qkv.h, att.h, B, N, C, H);
-            gb->attention_backward(dq.d, datt.d, dy.d, qkv.d, att.d, B, N, C, H);
-            ab = worse(ab, twin_err("attention dqkv", &dq));
-            twin_free(&qkv); twin_free(&out); twin_free(&att); twin_free(&dq); twin_free(&datt); twin_free(&dy);
-        }
+        gpu_attention_twins(B, N, C, H, &af, &ab);   /* causal attention */
         {   /* the injection pair, 4 variants: no state; no mask; keep the last 2 pairs; keep the first 1 */
             twin Y = twin_rand(rc, 1), E = twin_rand(rc, 1), wpe = twin_rand((size_t)N * C, 1), w = twin_rand(C, 1), b = twin_rand(C, 1);
             twin h = twin_zero(rc), out = twin_zero(rc), mean = twin_zero(BT), rstd = twin_zero(BT);
@@ -2872,19 +2876,7 @@ static void test_gpu_ops(void) {
     {   /* attention of heads that do not fit in shared memory: 65 wide; 2 x 200 x 32 for the forward,
          * 4 x 100 x 32 for the backward (the head-in-shared-memory kernels' limits) */
         int big[3][4] = {{2, 9, 130, 2}, {1, 200, 64, 2}, {1, 100, 64, 2}};
-        for (int s = 0; s < 3; s++) {
-            int B = big[s][0], N = big[s][1], C = big[s][2], H = big[s][3];
-            size_t rc = (size_t)B * N * C, nq = 3 * rc, bhnn = (size_t)B * H * N * N;
-            twin qkv = twin_rand(nq, 1), out = twin_zero(rc), att = twin_zero(bhnn), dq = twin_rand(nq, 1), datt = twin_zero(bhnn);
-            twin dy = twin_rand(rc, 1);
-            cb->attention_forward(out.h, att.h, qkv.h, B, N, C, H);
-            gb->attention_forward(out.d, att.d, qkv.d, B, N, C, H);
-            af = worse(af, worse(twin_err("attention out (wide heads)", &out), twin_err("attention probabilities (wide heads)", &att)));
-            cb->attention_backward(dq.h, datt.h, dy.h, qkv.h, att.h, B, N, C, H);
-            gb->attention_backward(dq.d, datt.d, dy.d, qkv.d, att.d, B, N, C, H);
-            ab = worse(ab, twin_err("attention dqkv (wide heads)", &dq));
-            twin_free(&qkv); twin_free(&out); twin_free(&att); twin_free(&dq); twin_free(&datt); twin_free(&dy);
-        }
+        for (int s = 0; s < 3; s++) gpu_attention_twins(big[s][0], big[s][1], big[s][2], big[s][3], &af, &ab);
     }
     gpu_report("matmul forward (bias, no bias)", ef); gpu_report("matmul backward (dinp, dw, dbias)", eb);
     gpu_report("matmul_gelu forward (out, GELU(out))", gf); gpu_report("matmul_gelu backward (dinp, dw, dbias)", gk);

@@ -111,13 +111,14 @@ static int ltf__probe_features(ltf_model *m, const float *xs, const float *ys, i
     return 0;
 }
 
-/* targets [P][n][d]: w_ols from the first i+1 points (kind 0) or X^T y / n over them (kind 1) */
-static void ltf__probe_targets(const float *xs, const float *ys, int P, int n, int d, int kind, double *tg) {
+/* targets [P][n][d] for the prefixes i < count: w_ols from the first i+1 points (kind 0) or
+ * X^T y / n over them (kind 1) */
+static void ltf__probe_targets(const float *xs, const float *ys, int P, int n, int d, int kind, int count, double *tg) {
     double *X = (double *)LTF_MALLOC(sizeof(double) * (size_t)n * d), *y = (double *)LTF_MALLOC(sizeof(double) * (size_t)n);
     for (int p = 0; p < P; p++) {
         for (int j = 0; j < n * d; j++) X[j] = xs[(size_t)p * n * d + j];
         for (int j = 0; j < n; j++) y[j] = ys[(size_t)p * n + j];
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < count; i++) {
             double *t = tg + ((size_t)p * n + i) * d;
             if (kind == 0) ltf_lstsq_minnorm(i + 1, d, X, y, t);
             else
@@ -198,8 +199,8 @@ int ltf_probe_run(ltf_model *m, int n, int n_loops, int n_prompts, uint64_t seed
         for (int kind = 0; kind < 2; kind++) {
             double *t_real = tg, *t_ctrl = tg + pts * d;
             int count = kind == 0 ? (d < n ? d : n) : n;   /* w_ols for i = 1..d, as the paper */
-            ltf__probe_targets(xs, ys, P, n, d, kind, t_real);
-            ltf__probe_targets(cx, cy, P, n, d, kind, t_ctrl);
+            ltf__probe_targets(xs, ys, P, n, d, kind, count, t_real);
+            ltf__probe_targets(cx, cy, P, n, d, kind, count, t_ctrl);
             for (int s = 0; s < S; s++) {
                 const double *fr = feat + (size_t)s * pts * C, *fc = cfeat + (size_t)s * pts * C;
                 double e = ltf__probe_score(fr, t_real, half, fr + (size_t)half * n * C, t_real + (size_t)half * n * d,
