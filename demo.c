@@ -2151,11 +2151,15 @@ static int sweep_argv(const options *o, const ltf_sweep *sw, int p, const char *
         if (!o->given[k] || sweep_only(f) || (resume && strcmp(f, "--preset") == 0)) continue;
         if (argv_add(a, f) || argv_add(a, o->given[k])) return -1;
     }
-    for (int k = 0; k < sw->n_keys; k++) {
-        snprintf(path, sizeof path, "--%s", sw->key[k]);
-        if ((resume && strcmp(path, "--preset") == 0)) continue;
-        if (argv_add(a, path) || argv_add(a, ltf_sweep_value(sw, p, k))) return -1;
-    }
+    for (int k = 0; k < sw->n_keys; k++)   /* a linked key's parts, each with its part of the value */
+        for (int i = 0; i < ltf__sweep_parts(sw->key[k]); i++) {
+            char key[32], value[32];
+            ltf_sweep_part(sw->key[k], i, key, sizeof key);
+            ltf_sweep_part(ltf_sweep_value(sw, p, k), i, value, sizeof value);
+            snprintf(path, sizeof path, "--%s", key);
+            if ((resume && strcmp(path, "--preset") == 0)) continue;
+            if (argv_add(a, path) || argv_add(a, value)) return -1;
+        }
     snprintf(num, sizeof num, "%ld", ltf_sweep_seed(sw, p));
     snprintf(path, sizeof path, "%s/%s", o->out, folder);
     if (argv_add(a, "--seed") || argv_add(a, num) || argv_add(a, "--out") || argv_add(a, path)) return -1;
@@ -2175,23 +2179,30 @@ static void sweep_path(const options *o, const ltf_sweep *sw, int p, const char 
 /* The grid's keys are train flags, not given otherwise; every combination parses as a run. */
 static int sweep_check(const options *o, const ltf_sweep *sw, const char *exe) {
     static const char *const fixed[] = {"seed", "out", "resume", "force"};
-    for (int k = 0; k < sw->n_keys; k++) {
-        char flag[40];
-        snprintf(flag, sizeof flag, "--%s", sw->key[k]);
-        int i = flag_index(flag);
-        for (size_t j = 0; j < sizeof fixed / sizeof fixed[0]; j++)
-            if (strcmp(sw->key[k], fixed[j]) == 0) i = -2;
-        if (i < 0 || !(flag_table[i].commands & F_TRAIN)) {
-            fprintf(stderr, "demo: --grid key '%s' is not allowed: it must be a flag of demo train other than seed, out, "
-                            "resume, force (--seeds sets the seeds)\n", sw->key[k]);
-            return -1;
+    int seen[N_FLAGS] = {0};
+    for (int k = 0; k < sw->n_keys; k++)
+        for (int part = 0; part < ltf__sweep_parts(sw->key[k]); part++) {
+            char key[32], flag[40];
+            ltf_sweep_part(sw->key[k], part, key, sizeof key);
+            snprintf(flag, sizeof flag, "--%s", key);
+            int i = flag_index(flag);
+            for (size_t j = 0; j < sizeof fixed / sizeof fixed[0]; j++)
+                if (strcmp(key, fixed[j]) == 0) i = -2;
+            if (i < 0 || !(flag_table[i].commands & F_TRAIN)) {
+                fprintf(stderr, "demo: --grid key '%s' is not allowed: it must be a flag of demo train other than seed, out, "
+                                "resume, force (--seeds sets the seeds)\n", key);
+                return -1;
+            }
+            if (o->given[i]) {
+                fprintf(stderr, "demo: --grid key '%s' is not allowed: %s '%s' is given too; give it in one place\n",
+                        key, flag, o->given[i]);
+                return -1;
+            }
+            if (seen[i]++) {
+                fprintf(stderr, "demo: --grid key '%s' is not allowed: it is in the grid twice\n", key);
+                return -1;
+            }
         }
-        if (o->given[i]) {
-            fprintf(stderr, "demo: --grid key '%s' is not allowed: %s '%s' is given too; give it in one place\n",
-                    sw->key[k], flag, o->given[i]);
-            return -1;
-        }
-    }
     for (int p = 0; p < ltf_sweep_points(sw); p += sw->seeds) {   /* one seed per combination */
         argv_list a;
         options probe;
@@ -2269,6 +2280,176 @@ static int sweep_emit(const options *o, const ltf_sweep *sw, const char *exe, in
     if (slurm) printf("submit:  sbatch %s   (then run this sweep command without --emit to gather the results)\n", path);
     else printf("run:     parallel -j %d < %s   (then run this sweep command without --emit to gather the results)\n", o->jobs, path);
     return 0;
+}
+
+/* A run's eval.csv: k, the model's error and least squares' (NAN where absent), as stb_ds arrays. */
+static int eval_csv_read(const char *path, double **k, double **model, double **ls) {
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    if (!f) return -1;
+    int ls_col = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        if (strncmp(line, "k,", 2) == 0) {   /* the header: where least squares is */
+            int col = 0;
+            for (char *c = line; c; c = strchr(c, ','), c = c ? c + 1 : c, col++)
+                if (strncmp(c, "least_squares,", 14) == 0) ls_col = col;
+            continue;
+        }
+        double v[64];
+        int n = 0;
+        for (char *c = line; c && n < 64; n++) {
+            char *end;
+            v[n] = strtod(c, &end);
+            if (end == c) v[n] = NAN;
+            c = strchr(c, ',');
+            if (c) c++;
+        }
+        if (n < 2 || !isfinite(v[0])) continue;
+        arrput(*k, v[0]);
+        arrput(*model, v[1]);
+        arrput(*ls, ls_col > 0 && ls_col < n ? v[ls_col] : NAN);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The label of grid combination c: "b=5 T=2" */
+static void sweep_combo_label(const ltf_sweep *sw, int c, char *out, size_t cap) {
+    out[0] = 0;
+    for (int k = 0; k < sw->n_keys; k++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s=%s", k ? " " : "", sw->key[k], ltf_sweep_value(sw, c * sw->seeds, k));
+}
+
+/* Curves of every grid point over its finished seeds: mean and 90% bootstrap band over seeds at
+ * each x. rows[s][i] is seed s's value at x[i] (NAN: that seed has no value there; then the
+ * point uses the seeds that have one). Appends "labels...,x,mean,lo90,hi90,seeds" rows to csv. */
+typedef struct { double *x, *y, *lo, *hi; int n; } sweep_curve;
+
+static int sweep_curve_band(double **rows, int seeds, const double *x, int n, sweep_curve *out) {
+    memset(out, 0, sizeof *out);
+    out->x = (double *)calloc((size_t)n * 4 + 1, sizeof(double));
+    if (!out->x) return -1;
+    out->y = out->x + n; out->lo = out->y + n; out->hi = out->lo + n; out->n = n;
+    for (int i = 0; i < n; i++) {
+        float v[100];
+        int m = 0;
+        double sum = 0;
+        for (int s = 0; s < seeds && m < 100; s++)
+            if (rows[s] && isfinite(rows[s][i])) { v[m++] = (float)rows[s][i]; sum += rows[s][i]; }
+        out->x[i] = x[i];
+        out->y[i] = m ? sum / m : NAN;
+        out->lo[i] = out->hi[i] = out->y[i];
+        if (m > 1 && ltf_bootstrap_band(v, m, 1, 1000, 0.9, 7, &out->lo[i], &out->hi[i]) != 0) return -1;
+    }
+    return 0;
+}
+
+/* sweep_loss.svg/.csv: training loss by step (each run's mean over 100 windows of steps), and
+ * sweep_eval.svg/.csv: error by k, both per grid point with the band over its seeds; least
+ * squares (from the first finished run) as the reference in the second. */
+static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_result *res, const char *grid_meta) {
+    int combos = ltf_sweep_points(sw) / sw->seeds, rc = 0;
+    char *loss_csv = NULL, *eval_csv = NULL, path[4096], err[LTF_ERR_LEN], title[256];
+    char (*labels)[128] = (char (*)[128])calloc((size_t)combos + 1, 128);
+    sweep_curve *loss = (sweep_curve *)calloc((size_t)combos, sizeof *loss), *ev = (sweep_curve *)calloc((size_t)combos, sizeof *ev);
+    ltf_series *ser = (ltf_series *)calloc((size_t)combos + 1, sizeof *ser);
+    double *ls_k = NULL, *ls_err = NULL;
+    if (!labels || !loss || !ev || !ser) { free(labels); free(loss); free(ev); free(ser); return -1; }
+    sb_printf(&loss_csv, "# %s\n", grid_meta);
+    sb_printf(&eval_csv, "# %s\n", grid_meta);
+    for (int k = 0; k < sw->n_keys; k++) { sb_printf(&loss_csv, "%s,", sw->key[k]); sb_printf(&eval_csv, "%s,", sw->key[k]); }
+    sb_printf(&loss_csv, "step,loss_mean,loss_lo90,loss_hi90,seeds\n");
+    sb_printf(&eval_csv, "k,error_mean,error_lo90,error_hi90,seeds\n");
+    for (int c = 0; rc == 0 && c < combos; c++) {
+        double *rows_l[100] = {0}, *rows_e[100] = {0}, *xl = NULL, *xe = NULL;
+        int nl = 0, ne = 0, used = 0;
+        sweep_combo_label(sw, c, labels[c], sizeof labels[c]);
+        for (int s = 0; s < sw->seeds && s < 100; s++) {
+            int p = c * sw->seeds + s;
+            if (strcmp(res[p].status, "done") != 0) continue;
+            double *steps = NULL, *k = NULL, *err_k = NULL, *ls = NULL;
+            float *l = NULL;
+            sweep_path(o, sw, p, "train_loss.csv", path, sizeof path);
+            loss_log_read(path, &steps, &l);
+            int n = (int)arrlen(steps), W = n / 100 > 0 ? n / 100 : 1, bins = n / W;
+            if (bins > 0 && (nl == 0 || bins == nl)) {   /* seeds of one grid point ran the same steps */
+                rows_l[s] = (double *)calloc((size_t)bins, sizeof(double));
+                if (!xl) xl = (double *)calloc((size_t)bins, sizeof(double));
+                for (int b = 0; rows_l[s] && xl && b < bins; b++) {
+                    double sum = 0;
+                    for (int j = b * W; j < (b + 1) * W; j++) sum += l[j];
+                    rows_l[s][b] = sum / W;
+                    xl[b] = steps[b * W + W / 2];
+                }
+                nl = bins;
+            }
+            sweep_path(o, sw, p, "eval.csv", path, sizeof path);
+            eval_csv_read(path, &k, &err_k, &ls);
+            int m = (int)arrlen(k);
+            if (m > 0 && (ne == 0 || m == ne)) {
+                rows_e[s] = (double *)calloc((size_t)m, sizeof(double));
+                if (!xe) xe = (double *)calloc((size_t)m, sizeof(double));
+                for (int i = 0; rows_e[s] && xe && i < m; i++) { rows_e[s][i] = err_k[i]; xe[i] = k[i]; }
+                ne = m;
+                if (!ls_k) { for (int i = 0; i < m; i++) { arrput(ls_k, k[i]); arrput(ls_err, ls[i]); } }
+            }
+            used++;
+            arrfree(steps); arrfree(l); arrfree(k); arrfree(err_k); arrfree(ls);
+        }
+        if ((nl && (!xl || sweep_curve_band(rows_l, sw->seeds < 100 ? sw->seeds : 100, xl, nl, &loss[c]) != 0)) ||
+            (ne && (!xe || sweep_curve_band(rows_e, sw->seeds < 100 ? sw->seeds : 100, xe, ne, &ev[c]) != 0))) rc = -1;
+        for (int i = 0; rc == 0 && i < loss[c].n; i++) {
+            for (int k = 0; k < sw->n_keys; k++) sb_printf(&loss_csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
+            sb_printf(&loss_csv, "%.0f,%.6g,%.6g,%.6g,%d\n", loss[c].x[i], loss[c].y[i], loss[c].lo[i], loss[c].hi[i], used);
+        }
+        for (int i = 0; rc == 0 && i < ev[c].n; i++) {
+            for (int k = 0; k < sw->n_keys; k++) sb_printf(&eval_csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
+            sb_printf(&eval_csv, "%.0f,%.6g,%.6g,%.6g,%d\n", ev[c].x[i], ev[c].y[i], ev[c].lo[i], ev[c].hi[i], used);
+        }
+        for (int s = 0; s < 100; s++) { free(rows_l[s]); free(rows_e[s]); }
+        free(xl); free(xe);
+    }
+    for (int fig = 0; rc == 0 && fig < 2; fig++) {
+        const sweep_curve *cv = fig == 0 ? loss : ev;
+        int ns = 0;
+        memset(ser, 0, sizeof *ser * ((size_t)combos + 1));
+        for (int c = 0; c < combos; c++) {
+            if (!cv[c].n) continue;
+            ser[ns].label = labels[c]; ser[ns].x = cv[c].x; ser[ns].y = cv[c].y; ser[ns].n = cv[c].n;
+            ser[ns].lo = cv[c].lo; ser[ns].hi = cv[c].hi;
+            ns++;
+        }
+        double lowest = INFINITY, highest = 0;   /* the models' range: least squares' 1e-15 would flatten them */
+        for (int i = 0; i < ns; i++)
+            for (int j = 0; j < ser[i].n; j++)
+                if (ser[i].lo[j] > 0) { lowest = fmin(lowest, ser[i].lo[j]); highest = fmax(highest, ser[i].hi[j]); }
+        if (fig == 1 && ls_k) {
+            ser[ns].label = "least squares"; ser[ns].x = ls_k; ser[ns].y = ls_err; ser[ns].n = (int)arrlen(ls_k);
+            ser[ns].dashed = 1;
+            ns++;
+        }
+        if (ns == 0) continue;
+        ltf_plot pl;
+        memset(&pl, 0, sizeof pl);
+        snprintf(title, sizeof title, fig == 0 ? "training loss by step (90%% band over %d seeds)" : "error by in-context examples k "
+                 "(90%% band over %d seeds)", sw->seeds);
+        pl.title = title; pl.subtitle = grid_meta; pl.log_y = 1; pl.series = ser; pl.n_series = ns;
+        if (fig == 1 && isfinite(lowest) && highest > lowest) { pl.y_min = lowest / 2; pl.y_max = highest * 1.5; }
+        pl.xlabel = fig == 0 ? "training step" : "in-context examples k";
+        pl.ylabel = fig == 0 ? "loss (mean over a window of steps)" : "normalized squared error";
+        snprintf(path, sizeof path, "%s/%s", o->out, fig == 0 ? "sweep_loss.svg" : "sweep_eval.svg");
+        if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
+        else printf("wrote %s\n", path);
+    }
+    snprintf(path, sizeof path, "%s/sweep_loss.csv", o->out);
+    if (rc == 0 && write_text(path, loss_csv) != 0) rc = -1;
+    snprintf(path, sizeof path, "%s/sweep_eval.csv", o->out);
+    if (rc == 0 && write_text(path, eval_csv) != 0) rc = -1;
+    for (int c = 0; c < combos; c++) { free(loss[c].x); free(ev[c].x); }
+    free(labels); free(loss); free(ev); free(ser);
+    arrfree(loss_csv); arrfree(eval_csv); arrfree(ls_k); arrfree(ls_err);
+    return rc;
 }
 
 /* sweep.csv (every run), sweep_summary.csv (mean and 90% band over seeds per grid point) and
@@ -2369,6 +2550,7 @@ static int sweep_gather(const options *o, const ltf_sweep *sw) {
         } else if (rc == 0) printf("wrote %s\n", path);
         free(cells);
     }
+    if (rc == 0 && sweep_curves(o, sw, res, grid_meta) != 0) rc = -1;
     free(x); free(ser); free(ys); free(labels); free(res); free(mean);
     arrfree(csv); arrfree(sum);
     return rc;

@@ -2145,6 +2145,11 @@ static void test_demo_flags(void) {
         {"sweep --grid b=6,8 --point 2", "--point", "'2'", "0..1"},
         {"sweep --grid b=2 --T 5", "sweep point b=2: --T", "'5'", "at most --b"},
         {"sweep --grid b=6 --resume x", "--resume", "'x'", "only to train"},
+        {"sweep --grid model:L=looped:1,standard", "--grid", "'standard'", "2 part(s)"},
+        {"sweep --grid model:=looped:1", "--grid", "'model:'", "empty part"},
+        {"sweep --grid 'b:T=6:2 T=1'", "--grid key", "'T'", "twice"},
+        {"sweep --grid model:L=standard:2 --L 3", "--grid key", "'L'", "give it in one place"},
+        {"sweep --grid model:L=standard:0", "sweep point model:L=standard:0: --L", "'0'", "1..64"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -2268,7 +2273,9 @@ static void test_demo_signals(void) {
  * SIGTERM as soon as a run has a checkpoint, then run again (it resumes): sweep.csv and
  * sweep_summary.csv byte for byte the same. The same sweep as GNU parallel jobs (--emit
  * parallel; where parallel is installed) gathers the same files; the emitted Slurm script is
- * bash with the job array and --point of each task. */
+ * bash with the job array and --point of each task, and, submitted with sbatch to a one-node
+ * Slurm that tests/slurm_single_node.sh starts (where slurm-wlm and munge are installed and we
+ * are root), gathers the same files too. */
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -2335,6 +2342,58 @@ static void test_demo_sweep(void) {
              base, dir, dir, dir, dir);
     CHECK(system(cmd) == 0, "emitted Slurm script: missing, not bash, or without the array and --point");
     printf("  --emit slurm: a bash script with the 8-task array (2 at a time), each task one --point\n");
+    /* the script as a user submits it, to a one-node Slurm started here and stopped after */
+    snprintf(cmd, sizeof cmd, "tests/slurm_single_node.sh start %s/cluster > %s/cluster.log 2>&1", dir, dir);
+    int up = system(cmd);
+    if (WIFEXITED(up) && WEXITSTATUS(up) == 0) {
+        snprintf(cmd, sizeof cmd, "SLURM_CONF=%s/cluster/slurm.conf timeout 900 sbatch --wait %s/slurm/sweep.slurm > %s/sbatch.log 2>&1 "
+                 "&& %s --out %s/slurm > /dev/null 2>&1", dir, dir, dir, base, dir);
+        int rc = system(cmd);
+        snprintf(p1, sizeof p1, "tests/slurm_single_node.sh stop %s/cluster", dir);
+        if (system(p1) != 0) printf("  (stopping the test's Slurm failed)\n");
+        CHECK(rc == 0, "sbatch --wait of the emitted script, then the gathering sweep, failed: see %s/sbatch.log, %s/cluster/", dir, dir);
+        for (int i = 0; rc == 0 && i < 2; i++) {
+            snprintf(p1, sizeof p1, "%s/full/%s", dir, files[i]);
+            snprintf(p2, sizeof p2, "%s/slurm/%s", dir, files[i]);
+            CHECK(same_text_file(p1, p2), "sweep through Slurm: %s differs", files[i]);
+        }
+        if (rc == 0) printf("  sbatch --wait on a one-node Slurm (tests/slurm_single_node.sh), then gathered: the same sweep.csv "
+                            "and sweep_summary.csv\n");
+        else { snprintf(cmd, sizeof cmd, "cat %s/sbatch.log %s/cluster.log; tail -n 5 %s/cluster/*.log", dir, dir, dir); if (system(cmd)) {} }
+    } else {
+        char why[512] = "";
+        snprintf(p1, sizeof p1, "%s/cluster.log", dir);
+        FILE *f = fopen(p1, "r");
+        if (f) { why[fread(why, 1, sizeof why - 1, f)] = 0; fclose(f); }
+        why[strcspn(why, "\n")] = 0;
+        printf("  Slurm: skipped the real submission (%s)\n", why[0] ? why : "tests/slurm_single_node.sh failed");
+    }
+    /* the curves gathered over seeds: a band row per grid point and step / k */
+    snprintf(p1, sizeof p1, "%s/full/sweep_loss.csv", dir);
+    snprintf(p2, sizeof p2, "%s/full/sweep_eval.csv", dir);
+    size_t nl = 0, ne = 0;
+    char *lc = (char *)read_whole(p1, &nl), *ec = (char *)read_whole(p2, &ne);
+    if (lc) lc[nl] = 0;
+    if (ec) ec[ne] = 0;
+    CHECK(lc && strstr(lc, "b,T,step,loss_mean,loss_lo90,loss_hi90,seeds\n") && strstr(lc, "\n4,2,") && count_lines(lc) >= 4 * 100,
+          "sweep_loss.csv: missing, or not 100 windows per grid point");
+    CHECK(ec && strstr(ec, "b,T,k,error_mean,error_lo90,error_hi90,seeds\n") && strstr(ec, "\n3,1,0,") && strstr(ec, ",2\n"),
+          "sweep_eval.csv: missing, or without the grid points' error by k over 2 seeds");
+    free(lc); free(ec);
+    /* linked keys: one key varies two flags together */
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s sweep --grid 'model:L=looped:1,standard:2' --C 8 --batch 8 --n 5 --steps 3 "
+             "--eval-prompts 8 --fixed-point 0 --baseline-prompts 4 --out %s/link > /dev/null 2>&1", demo_bin(), dir);
+    CHECK(system(cmd) == 0, "sweep with a linked key failed");
+    const char *want[2] = {"\"kind\": \"looped\"", "\"kind\": \"standard\""}, *layers[2] = {"\"n_layer\": 1,", "\"n_layer\": 2,"};
+    const char *folders[2] = {"model:L=looped:1", "model:L=standard:2"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p1, sizeof p1, "%s/link/%s/seed=42/run.json", dir, folders[i]);
+        char *js = (char *)read_whole(p1, &nl);
+        if (js) js[nl] = 0;
+        CHECK(js && strstr(js, want[i]) && strstr(js, layers[i]), "linked key: %s does not hold the run of %s", p1, folders[i]);
+        free(js);
+    }
+    printf("  --grid 'model:L=looped:1,standard:2': each value sets both flags of its run\n");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("  (could not remove %s)\n", dir);
 }
