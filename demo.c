@@ -135,7 +135,8 @@ static void usage(FILE *f) {
         "               loop state (--mask last|first), N = 1..n: how error grows as N shrinks\n"
         "  compare      the report's experiment: looped L=1 with b = 5, 10, 20, 25 against\n"
         "               standard L=12, same data; training loss, error by k, error by iteration\n"
-        "  sweep        train a grid of runs (--grid \"b=4,8 T=2,4\" --seeds 3), each in its own folder\n"
+        "  sweep        train a grid of runs (--grid \"b=4,8 T=2,4\" --seeds 3; linked flags:\n"
+        "               --grid \"model:L=looped:1,standard:12\"), each in its own folder\n"
         "               under --out, --jobs at a time; a stopped sweep resumes; then sweep.csv,\n"
         "               sweep_summary.csv (mean and 90%% band over seeds) and figures. Takes every\n"
         "               flag of train (but --resume) for all its runs\n"
@@ -187,7 +188,8 @@ static void usage(FILE *f) {
         "                           must equal the checkpoint's value or is refused; --preset is refused;\n"
         "                           --seed then picks only the test prompts\n"
         "evaluation and output (not bench)\n"
-        "  --ckpt FILE              checkpoint to evaluate (eval, mask-sweep: required)\n"
+        "  --ckpt FILE              checkpoint to evaluate (eval, mask-sweep, probe: required); mask-sweep\n"
+        "                           and probe take A,B,C too (the seeds of one setting): mean and 90%% band\n"
         "  --eval-prompts N         test prompts                               (1280)\n"
         "  --eval-loops N           loop iterations for the error-by-k table (train, eval) (= --b)\n"
         "  --fixed-point N          error by loop iteration up to N (0: off) (train, eval, compare) (500)\n"
@@ -1679,6 +1681,32 @@ static int cmd_train(options *o) {
 
 /* The checkpoint to evaluate. Task and points: --task and --n when given, else the train state's
  * (a full checkpoint), else the defaults. Returns 0, 1 (cannot load) or 2 (--n too large). */
+/* Mean and 90% bootstrap band of m values (the seeds of one setting; NAN ones left out):
+ * lo = hi = mean for one value, all NAN for none. 0, or -1 when out of memory. */
+static int seed_band(const double *vals, int m, double *mean, double *lo, double *hi) {
+    float v[256];
+    int k = 0;
+    double sum = 0;
+    for (int i = 0; i < m && k < 256; i++)
+        if (isfinite(vals[i])) { v[k++] = (float)vals[i]; sum += vals[i]; }
+    *mean = *lo = *hi = k ? sum / k : NAN;
+    return k > 1 ? ltf_bootstrap_band(v, k, 1, 1000, 0.9, 7, lo, hi) : 0;
+}
+
+/* --ckpt A,B,C (probe, mask-sweep): the checkpoints of one setting's seeds, measured one by one
+ * and summarised by mean and band. Splits the list in place; returns how many (at most cap). */
+#define MAX_CKPTS 64
+static int ckpt_list(char *list, char *paths[], int cap) {
+    int n = 0;
+    for (char *p = list; p && n < cap; ) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (*p) paths[n++] = p;
+        p = comma ? comma + 1 : NULL;
+    }
+    return n;
+}
+
 static int load_for_eval(options *o, ltf_model *m) {
     char err[LTF_ERR_LEN];
     ltf_train_state st;
@@ -1716,97 +1744,215 @@ static int cmd_eval(options *o) {
 }
 
 /* Probing (workbench/probe.h): probe.csv and probe.svg, the probes' error by iteration (layer). */
+/* demo probe: the probes of one checkpoint, or with --ckpt A,B,C of several (the seeds of one
+ * setting), then the mean and 90% band over them; probe_runs.csv keeps each one's numbers. */
 static int cmd_probe(options *o) {
-    ltf_model m;
-    ltf_probe_result r;
-    char err[LTF_ERR_LEN];
-    int lrc = load_for_eval(o, &m);
-    if (lrc != 0) return lrc;
-    int looped = m.cfg.kind == LTF_LOOPED, prompts = given(o, "--eval-prompts") ? o->eval_prompts : 512;
-    if (o->eval_loops < 0) o->eval_loops = looped ? m.cfg.n_loops : 1;
-    describe(&m, o, "probing");
-    set_meta(o, &m, NULL);
+    enum { K = 4 };   /* w_ols, grad, and their controls */
+    static const char *const cols[K] = {"w_ols", "grad", "w_ols_control", "grad_control"};
+    static const char *const names[K] = {"w_ols (least squares of points 1..i)", "X^T y / n (points 1..i)",
+                                         "w_ols, control (fit with w fixed)", "X^T y / n, control"};
+    char err[LTF_ERR_LEN], list[4096], *paths[MAX_CKPTS];
+    const char *ckpt_arg = o->ckpt;   /* restored at the end: run.json records it */
+    snprintf(list, sizeof list, "%s", o->ckpt);
+    int n_ck = ckpt_list(list, paths, MAX_CKPTS), states = 0, looped = 1, rc = 0;
+    if (n_ck == 0) { fprintf(stderr, "demo: --ckpt '%s' is not allowed: name a checkpoint (or A,B,C)\n", o->ckpt); return 2; }
+    int prompts = given(o, "--eval-prompts") ? o->eval_prompts : 512, loops_given = o->eval_loops >= 0;
+    double *val[K] = {0};   /* val[k][c * states + s]: checkpoint c, state s */
+    char *runs = NULL;
     double t0 = now_s();
-    if (ltf_probe_run(&m, o->tc.n_points, o->eval_loops, prompts, o->seed, &r, err) != 0) {
-        fprintf(stderr, "demo: %s\n", err);
+    for (int c = 0; c < n_ck && rc == 0; c++) {
+        ltf_model m;
+        ltf_probe_result r;
+        o->ckpt = paths[c];
+        int lrc = load_for_eval(o, &m);
+        if (lrc != 0) { rc = lrc; break; }
+        looped = m.cfg.kind == LTF_LOOPED;
+        if (!loops_given) o->eval_loops = looped ? m.cfg.n_loops : 1;
+        describe(&m, o, "probing");
+        if (c == 0) set_meta(o, &m, NULL);
+        if (ltf_probe_run(&m, o->tc.n_points, o->eval_loops, prompts, o->seed, &r, err) != 0) {
+            fprintf(stderr, "demo: %s\n", err);
+            ltf_model_free(&m);
+            rc = 1;
+            break;
+        }
+        if (c == 0) {
+            states = r.states;
+            for (int k = 0; k < K; k++) val[k] = (double *)calloc((size_t)n_ck * states, sizeof(double));
+            sb_printf(&runs, "checkpoint,%s,w_ols,grad,w_ols_control,grad_control\n", looped ? "iteration" : "layer");
+        }
+        if (r.states != states) {
+            fprintf(stderr, "demo: --ckpt %s: its model has %d states to probe, %s has %d: list checkpoints of one setting\n",
+                    paths[c], r.states, paths[0], states);
+            rc = 2;
+        }
+        for (int s2 = 0; rc == 0 && s2 < states; s2++) {
+            const double got[K] = {r.ols[s2], r.grad[s2], r.ols_control[s2], r.grad_control[s2]};
+            for (int k = 0; k < K; k++) if (val[k]) val[k][(size_t)c * states + s2] = got[k];
+            sb_printf(&runs, "%s,%d,%.6g,%.6g,%.6g,%.6g\n", paths[c], s2, got[0], got[1], got[2], got[3]);
+        }
+        ltf_probe_free(&r);
         ltf_model_free(&m);
-        return 1;
     }
+    for (int k = 0; k < K && rc == 0; k++) if (!val[k]) { fprintf(stderr, "demo: out of memory\n"); rc = 1; }
     const char *what = looped ? "iteration" : "layer";
+    double *x = NULL, *y = NULL;
     char *csv = NULL;
-    sb_printf(&csv, "# %d prompts (half fit, half scored), n = %d, ridge probes at the y token of point i\n", prompts,
-              o->tc.n_points);
-    sb_printf(&csv, "%s,w_ols,grad,w_ols_control,grad_control\n", what);
-    printf("probe error (0: read off exactly, 1: no better than the mean) by %s; control: probes fit with w fixed\n", what);
-    printf("%9s %8s %8s %14s %14s\n", what, "w_ols", "X^T y/n", "w_ols control", "grad control");
-    double *x = iota(r.states, 0);
-    for (int s = 0; s < r.states; s++) {
-        sb_printf(&csv, "%d,%.6g,%.6g,%.6g,%.6g\n", s, r.ols[s], r.grad[s], r.ols_control[s], r.grad_control[s]);
-        printf("%9d %8.4f %8.4f %14.4f %14.4f\n", s, r.ols[s], r.grad[s], r.ols_control[s], r.grad_control[s]);
+    if (rc == 0) {
+        x = iota(states, 0);
+        y = (double *)calloc((size_t)K * 3 * states + 1, sizeof(double));   /* mean, lo, hi of each kind */
+        if (!y) rc = 1;
     }
-    printf("probes: %.1f s\n", now_s() - t0);
-    ltf_series ser[4] = {{"w_ols (least squares of points 1..i)", x, r.ols, r.states, NULL, NULL, 0},
-                         {"X^T y / n (points 1..i)", x, r.grad, r.states, NULL, NULL, 0},
-                         {"w_ols, control (fit with w fixed)", x, r.ols_control, r.states, NULL, NULL, 1},
-                         {"X^T y / n, control", x, r.grad_control, r.states, NULL, NULL, 1}};
-    ltf_plot pl;
-    char title[160], xlabel[64];
-    memset(&pl, 0, sizeof pl);
-    snprintf(title, sizeof title, "probe error by %s (linear probes, frozen model)", what);
-    snprintf(xlabel, sizeof xlabel, looped ? "loop iteration (0: the input E)" : "layer (0: the input)");
-    pl.title = title; pl.xlabel = xlabel; pl.ylabel = "normalized probe error"; pl.series = ser; pl.n_series = 4;
-    int rc = write_figure(o, "probe", &csv, &pl);
-    arrfree(x);
-    ltf_probe_free(&r);
-    ltf_model_free(&m);
+    if (rc == 0) {
+        sb_printf(&csv, "# %d prompts (half fit, half scored), n = %d, ridge probes at the y token of point i; %d checkpoint(s)%s\n",
+                  prompts, o->tc.n_points, n_ck, n_ck > 1 ? ": mean and 90% band over them" : "");
+        sb_printf(&csv, "%s", what);
+        for (int k = 0; k < K; k++) sb_printf(&csv, n_ck > 1 ? ",%s,%s_lo90,%s_hi90" : ",%s", cols[k], cols[k], cols[k]);
+        sb_printf(&csv, "\n");
+        printf("probe error (0: read off exactly, 1: no better than the mean) by %s; control: probes fit with w fixed%s\n", what,
+               n_ck > 1 ? "; mean over the checkpoints" : "");
+        printf("%9s %8s %8s %14s %14s\n", what, "w_ols", "X^T y/n", "w_ols control", "grad control");
+        for (int s2 = 0; s2 < states; s2++) {
+            sb_printf(&csv, "%d", s2);
+            for (int k = 0; k < K; k++) {
+                double col[MAX_CKPTS], *m3 = y + (size_t)k * 3 * states;
+                for (int c = 0; c < n_ck; c++) col[c] = val[k][(size_t)c * states + s2];
+                if (seed_band(col, n_ck, &m3[s2], &m3[states + s2], &m3[2 * states + s2]) != 0) rc = 1;
+                if (n_ck > 1) sb_printf(&csv, ",%.6g,%.6g,%.6g", m3[s2], m3[states + s2], m3[2 * states + s2]);
+                else sb_printf(&csv, ",%.6g", m3[s2]);
+            }
+            sb_printf(&csv, "\n");
+            printf("%9d %8.4f %8.4f %14.4f %14.4f\n", s2, y[s2], y[3 * states + s2], y[6 * states + s2], y[9 * states + s2]);
+        }
+        printf("probes: %.1f s\n", now_s() - t0);
+    }
+    if (rc == 0) {
+        ltf_series ser[K];
+        ltf_plot pl;
+        char title[160], xlabel[64];
+        memset(ser, 0, sizeof ser);
+        memset(&pl, 0, sizeof pl);
+        for (int k = 0; k < K; k++) {
+            ser[k].label = names[k]; ser[k].x = x; ser[k].n = states; ser[k].dashed = k >= 2;
+            ser[k].y = y + (size_t)k * 3 * states;
+            if (n_ck > 1) { ser[k].lo = ser[k].y + states; ser[k].hi = ser[k].y + 2 * states; }
+        }
+        if (n_ck > 1) snprintf(title, sizeof title, "probe error by %s (linear probes; 90%% band over %d checkpoints)", what, n_ck);
+        else snprintf(title, sizeof title, "probe error by %s (linear probes, frozen model)", what);
+        snprintf(xlabel, sizeof xlabel, looped ? "loop iteration (0: the input E)" : "layer (0: the input)");
+        pl.title = title; pl.xlabel = xlabel; pl.ylabel = "normalized probe error"; pl.series = ser; pl.n_series = K;
+        rc = write_figure(o, "probe", &csv, &pl) ? 1 : 0;
+        if (rc == 0 && n_ck > 1 && write_text(out_path(o, "probe_runs.csv"), runs) != 0) rc = 1;
+    }
+    arrfree(x); free(y); arrfree(runs); arrfree(csv);
+    for (int k = 0; k < K; k++) free(val[k]);
+    o->ckpt = ckpt_arg;
+    return rc;
+}
+
+/* One checkpoint's mask sweep: last[i], mean[i] for N = n - i kept pairs (N = n keeps all). */
+static int mask_sweep_one(options *o, ltf_model *m, double *last, double *mean) {
+    int n = o->tc.n_points, rc = 0;
+    ltf_task task = ltf_task_make(o->task, m->cfg.n_dims, m->cfg.n_dims);
+    double *ek = (double *)malloc(sizeof(double) * n);
+    if (!ek) { fprintf(stderr, "demo: out of memory\n"); return 1; }
+    ltf_config orig = m->cfg;
+    for (int N = n; N >= 1 && rc == 0; N--) {
+        m->cfg.mask_mode = N == n ? LTF_MASK_NONE : o->sweep_mode;
+        m->cfg.mask_pairs = N; m->cfg.mask_when = LTF_AT_EVAL;
+        ltf_rng r;
+        ltf_rng_seed(&r, o->seed + 2);
+        if ((rc = ltf_evaluate(m, &task, &r, o->eval_prompts, n, m->cfg.n_loops, ek, NULL, NULL)) != 0) break;
+        double s = 0;
+        for (int k = 0; k < n; k++) s += ek[k] / n;
+        last[n - N] = ek[n - 1]; mean[n - N] = s;
+    }
+    m->cfg = orig;
+    if (rc != 0) fprintf(stderr, "demo: %s\n", m->err);
+    free(ek);
     return rc ? 1 : 0;
 }
 
 /* The report's mask experiment: keep only the last (or first) N token pairs of the loop state
- * at evaluation, N = n down to 1; error at the last k and averaged over all k. */
+ * at evaluation, N = n down to 1; error at the last k and averaged over all k. With --ckpt A,B,C
+ * (the seeds of one setting): the mean and 90% band over them, each one's in mask_sweep_runs.csv. */
 static int cmd_mask_sweep(options *o) {
-    ltf_model m;
-    int lrc = load_for_eval(o, &m);
-    if (lrc != 0) return lrc;
-    if (m.cfg.kind != LTF_LOOPED) { fprintf(stderr, "demo: mask-sweep needs a looped model; this checkpoint is standard\n"); ltf_model_free(&m); return 2; }
-    int n = o->tc.n_points, rc = 0;
-    o->eval_loops = m.cfg.n_loops;
-    describe(&m, o, "mask sweep of");
-    set_meta(o, &m, NULL);
-    ltf_task task = ltf_task_make(o->task, m.cfg.n_dims, m.cfg.n_dims);
-    double *last = NULL, *mean = NULL, *xs = NULL, *ek = (double *)malloc(sizeof(double) * n);
-    char *csv = NULL;
-    sb_printf(&csv, "kept_pairs,error_last_k,error_mean_k\n");
-    printf("keep the %s N pairs of the loop state at evaluation (%d iterations)\n%6s %14s %14s\n",
-           o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first", m.cfg.n_loops, "N", "error k=n-1", "mean over k");
-    ltf_config orig = m.cfg;
-    for (int N = n; N >= 1 && rc == 0; N--) {
-        m.cfg.mask_mode = N == n ? LTF_MASK_NONE : o->sweep_mode;   /* N = n keeps everything */
-        m.cfg.mask_pairs = N; m.cfg.mask_when = LTF_AT_EVAL;
-        ltf_rng r;
-        ltf_rng_seed(&r, o->seed + 2);
-        if ((rc = ltf_evaluate(&m, &task, &r, o->eval_prompts, n, m.cfg.n_loops, ek, NULL, NULL)) != 0) break;
-        double s = 0;
-        for (int k = 0; k < n; k++) s += ek[k] / n;
-        arrput(xs, N); arrput(last, ek[n - 1]); arrput(mean, s);
-        printf("%6d %14.4f %14.4f\n", N, ek[n - 1], s);
-        sb_printf(&csv, "%d,%.6g,%.6g\n", N, ek[n - 1], s);
+    char list[4096], *paths[MAX_CKPTS], *runs = NULL, *csv = NULL, task_name[64] = "";
+    const char *ckpt_arg = o->ckpt;
+    snprintf(list, sizeof list, "%s", o->ckpt);
+    int n_ck = ckpt_list(list, paths, MAX_CKPTS), n = 0, rc = 0, loops = 0;
+    if (n_ck == 0) { fprintf(stderr, "demo: --ckpt '%s' is not allowed: name a checkpoint (or A,B,C)\n", o->ckpt); return 2; }
+    double *last = NULL, *mean = NULL;   /* [c * n + i] */
+    for (int c = 0; c < n_ck && rc == 0; c++) {
+        ltf_model m;
+        o->ckpt = paths[c];
+        int lrc = load_for_eval(o, &m);
+        if (lrc != 0) { rc = lrc; break; }
+        if (m.cfg.kind != LTF_LOOPED) {
+            fprintf(stderr, "demo: mask-sweep needs a looped model; %s is standard\n", paths[c]);
+            ltf_model_free(&m);
+            rc = 2;
+            break;
+        }
+        if (c == 0) {
+            n = o->tc.n_points; loops = m.cfg.n_loops;
+            last = (double *)calloc((size_t)n_ck * n, sizeof(double));
+            mean = (double *)calloc((size_t)n_ck * n, sizeof(double));
+            snprintf(task_name, sizeof task_name, "%s", ltf_task_make(o->task, m.cfg.n_dims, m.cfg.n_dims).name);
+            set_meta(o, &m, NULL);
+            sb_printf(&runs, "checkpoint,kept_pairs,error_last_k,error_mean_k\n");
+            printf("keep the %s N pairs of the loop state at evaluation (%d iterations)%s\n",
+                   o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first", loops, n_ck > 1 ? "; mean over the checkpoints" : "");
+        }
+        o->eval_loops = m.cfg.n_loops;
+        describe(&m, o, "mask sweep of");
+        if (!last || !mean) { fprintf(stderr, "demo: out of memory\n"); rc = 1; }
+        else if (o->tc.n_points != n) {
+            fprintf(stderr, "demo: --ckpt %s: its prompts have %d points, %s's %d: list checkpoints of one setting\n", paths[c],
+                    o->tc.n_points, paths[0], n);
+            rc = 2;
+        } else rc = mask_sweep_one(o, &m, last + (size_t)c * n, mean + (size_t)c * n);
+        for (int i = 0; rc == 0 && i < n; i++)
+            sb_printf(&runs, "%s,%d,%.6g,%.6g\n", paths[c], n - i, last[(size_t)c * n + i], mean[(size_t)c * n + i]);
+        ltf_model_free(&m);
     }
-    m.cfg = orig;
-    if (rc != 0) fprintf(stderr, "demo: %s\n", m.err);
-    else {
-        ltf_series ser[2] = {{"error at the last k", xs, last, (int)arrlen(xs), NULL, NULL, 0},
-                             {"error averaged over k", xs, mean, (int)arrlen(xs), NULL, NULL, 1}};
+    double *xs = NULL, *band = rc == 0 ? (double *)calloc((size_t)6 * n + 1, sizeof(double)) : NULL;
+    if (rc == 0 && !band) { fprintf(stderr, "demo: out of memory\n"); rc = 1; }
+    if (rc == 0) {   /* band: last mean, lo, hi; then mean's */
+        sb_printf(&csv, n_ck > 1 ? "kept_pairs,error_last_k,error_last_k_lo90,error_last_k_hi90,error_mean_k,error_mean_k_lo90,"
+                                   "error_mean_k_hi90\n" : "kept_pairs,error_last_k,error_mean_k\n");
+        printf("%6s %14s %14s\n", "N", "error k=n-1", "mean over k");
+        for (int i = 0; i < n; i++) {
+            double a[MAX_CKPTS], b[MAX_CKPTS];
+            for (int c = 0; c < n_ck; c++) { a[c] = last[(size_t)c * n + i]; b[c] = mean[(size_t)c * n + i]; }
+            if (seed_band(a, n_ck, &band[i], &band[n + i], &band[2 * n + i]) != 0 ||
+                seed_band(b, n_ck, &band[3 * n + i], &band[4 * n + i], &band[5 * n + i]) != 0) rc = 1;
+            arrput(xs, n - i);
+            printf("%6d %14.4f %14.4f\n", n - i, band[i], band[3 * n + i]);
+            if (n_ck > 1) sb_printf(&csv, "%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", n - i, band[i], band[n + i], band[2 * n + i],
+                                    band[3 * n + i], band[4 * n + i], band[5 * n + i]);
+            else sb_printf(&csv, "%d,%.6g,%.6g\n", n - i, band[i], band[3 * n + i]);
+        }
+    }
+    if (rc == 0) {
+        ltf_series ser[2];
+        memset(ser, 0, sizeof ser);
+        ser[0].label = "error at the last k"; ser[1].label = "error averaged over k"; ser[1].dashed = 1;
+        for (int j = 0; j < 2; j++) {
+            ser[j].x = xs; ser[j].n = n; ser[j].y = band + (size_t)j * 3 * n;
+            if (n_ck > 1) { ser[j].lo = ser[j].y + n; ser[j].hi = ser[j].y + 2 * n; }
+        }
         char title[256];
-        snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state", task.name,
-                 o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first");
+        snprintf(title, sizeof title, "%s: keeping only the %s N pairs of the loop state%s", task_name,
+                 o->sweep_mode == LTF_MASK_KEEP_LAST ? "last" : "first", n_ck > 1 ? " (band over checkpoints)" : "");
         ltf_plot p = {title, "kept token pairs N", "normalized squared error", 0, 1, ser, 2, 0, 0, 1.0, "zero estimator", NULL,
                       NULL, NULL, NULL, 0};
         rc |= write_figure(o, "mask_sweep", &csv, &p);
+        if (rc == 0 && n_ck > 1 && write_text(out_path(o, "mask_sweep_runs.csv"), runs) != 0) rc = 1;
     }
-    arrfree(csv); arrfree(xs); arrfree(last); arrfree(mean); free(ek);
-    ltf_model_free(&m);
-    return rc ? 1 : 0;
+    arrfree(csv); arrfree(runs); arrfree(xs); free(band); free(last); free(mean);
+    o->ckpt = ckpt_arg;
+    return rc ? (rc == 2 ? 2 : 1) : 0;
 }
 
 /* The report's experiment (docs/MATH.md §10): looped L=1 with b in {5, 10, 20, 25} against standard L=12,
@@ -2332,15 +2478,10 @@ static int sweep_curve_band(double **rows, int seeds, const double *x, int n, sw
     if (!out->x) return -1;
     out->y = out->x + n; out->lo = out->y + n; out->hi = out->lo + n; out->n = n;
     for (int i = 0; i < n; i++) {
-        float v[100];
-        int m = 0;
-        double sum = 0;
-        for (int s = 0; s < seeds && m < 100; s++)
-            if (rows[s] && isfinite(rows[s][i])) { v[m++] = (float)rows[s][i]; sum += rows[s][i]; }
+        double v[100];
+        for (int s = 0; s < seeds && s < 100; s++) v[s] = rows[s] ? rows[s][i] : NAN;
         out->x[i] = x[i];
-        out->y[i] = m ? sum / m : NAN;
-        out->lo[i] = out->hi[i] = out->y[i];
-        if (m > 1 && ltf_bootstrap_band(v, m, 1, 1000, 0.9, 7, &out->lo[i], &out->hi[i]) != 0) return -1;
+        if (seed_band(v, seeds < 100 ? seeds : 100, &out->y[i], &out->lo[i], &out->hi[i]) != 0) return -1;
     }
     return 0;
 }

@@ -2380,6 +2380,22 @@ static void test_demo_sweep(void) {
     CHECK(ec && strstr(ec, "b,T,k,error_mean,error_lo90,error_hi90,seeds\n") && strstr(ec, "\n3,1,0,") && strstr(ec, ",2\n"),
           "sweep_eval.csv: missing, or without the grid points' error by k over 2 seeds");
     free(lc); free(ec);
+    /* the seeds of one grid point measured together: probe and mask-sweep with --ckpt A,B */
+    snprintf(cmd, sizeof cmd, "A=%s/full/b=4_T=2/seed=42/checkpoint.safetensors; B=%s/full/b=4_T=2/seed=43/checkpoint.safetensors; "
+             "OMP_NUM_THREADS=1 %s probe --ckpt $A,$B --eval-prompts 16 --out %s/seeds > /dev/null 2>&1 && "
+             "OMP_NUM_THREADS=1 %s mask-sweep --ckpt $A,$B --eval-prompts 16 --out %s/seeds > /dev/null 2>&1",
+             dir, dir, demo_bin(), dir, demo_bin(), dir);
+    CHECK(system(cmd) == 0, "probe / mask-sweep --ckpt A,B failed");
+    const char *agg[4][2] = {{"probe.csv", "iteration,w_ols,w_ols_lo90,w_ols_hi90,grad,"}, {"probe_runs.csv", "seed=43/checkpoint.safetensors,4,"},
+                             {"mask_sweep.csv", "kept_pairs,error_last_k,error_last_k_lo90,"}, {"mask_sweep_runs.csv", "seed=43/checkpoint.safetensors,1,"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p1, sizeof p1, "%s/seeds/%s", dir, agg[i][0]);
+        char *t = (char *)read_whole(p1, &nl);
+        if (t) t[nl] = 0;
+        CHECK(t && strstr(t, agg[i][1]), "%s: missing or without '%s'", p1, agg[i][1]);
+        free(t);
+    }
+    printf("  probe and mask-sweep over two seeds' checkpoints (--ckpt A,B): mean and band, and each one's rows\n");
     /* linked keys: one key varies two flags together */
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 %s sweep --grid 'model:L=looped:1,standard:2' --C 8 --batch 8 --n 5 --steps 3 "
              "--eval-prompts 8 --fixed-point 0 --baseline-prompts 4 --out %s/link > /dev/null 2>&1", demo_bin(), dir);
