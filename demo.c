@@ -2486,110 +2486,120 @@ static int sweep_curve_band(double **rows, int seeds, const double *x, int n, sw
     return 0;
 }
 
-/* sweep_loss.svg/.csv: training loss by step (each run's mean over 100 windows of steps), and
- * sweep_eval.svg/.csv: error by k, both per grid point with the band over its seeds; least
- * squares (from the first finished run) as the reference in the second. */
-static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_result *res, const char *grid_meta) {
-    int combos = ltf_sweep_points(sw) / sw->seeds, rc = 0;
-    char *loss_csv = NULL, *eval_csv = NULL, path[4096], err[LTF_ERR_LEN], title[256];
-    char (*labels)[128] = (char (*)[128])calloc((size_t)combos + 1, 128);
-    sweep_curve *loss = (sweep_curve *)calloc((size_t)combos, sizeof *loss), *ev = (sweep_curve *)calloc((size_t)combos, sizeof *ev);
-    ltf_series *ser = (ltf_series *)calloc((size_t)combos + 1, sizeof *ser);
-    double *ls_k = NULL, *ls_err = NULL;
-    if (!labels || !loss || !ev || !ser) { free(labels); free(loss); free(ev); free(ser); return -1; }
-    sb_printf(&loss_csv, "# %s\n", grid_meta);
-    sb_printf(&eval_csv, "# %s\n", grid_meta);
-    for (int k = 0; k < sw->n_keys; k++) { sb_printf(&loss_csv, "%s,", sw->key[k]); sb_printf(&eval_csv, "%s,", sw->key[k]); }
-    sb_printf(&loss_csv, "step,loss_mean,loss_lo90,loss_hi90,seeds\n");
-    sb_printf(&eval_csv, "k,error_mean,error_lo90,error_hi90,seeds\n");
-    for (int c = 0; rc == 0 && c < combos; c++) {
-        double *rows_l[100] = {0}, *rows_e[100] = {0}, *xl = NULL, *xe = NULL;
-        int nl = 0, ne = 0, used = 0;
-        sweep_combo_label(sw, c, labels[c], sizeof labels[c]);
-        for (int s = 0; s < sw->seeds && s < 100; s++) {
-            int p = c * sw->seeds + s;
-            if (strcmp(res[p].status, "done") != 0) continue;
-            double *steps = NULL, *k = NULL, *err_k = NULL, *ls = NULL;
-            float *l = NULL;
-            sweep_path(o, sw, p, "train_loss.csv", path, sizeof path);
-            loss_log_read(path, &steps, &l);
-            int n = (int)arrlen(steps), W = n / 100 > 0 ? n / 100 : 1, bins = n / W;
-            if (bins > 0 && (nl == 0 || bins == nl)) {   /* seeds of one grid point ran the same steps */
-                rows_l[s] = (double *)calloc((size_t)bins, sizeof(double));
-                if (!xl) xl = (double *)calloc((size_t)bins, sizeof(double));
-                for (int b = 0; rows_l[s] && xl && b < bins; b++) {
-                    double sum = 0;
-                    for (int j = b * W; j < (b + 1) * W; j++) sum += l[j];
-                    rows_l[s][b] = sum / W;
-                    xl[b] = steps[b * W + W / 2];
-                }
-                nl = bins;
-            }
-            sweep_path(o, sw, p, "eval.csv", path, sizeof path);
-            eval_csv_read(path, &k, &err_k, &ls);
-            int m = (int)arrlen(k);
-            if (m > 0 && (ne == 0 || m == ne)) {
-                rows_e[s] = (double *)calloc((size_t)m, sizeof(double));
-                if (!xe) xe = (double *)calloc((size_t)m, sizeof(double));
-                for (int i = 0; rows_e[s] && xe && i < m; i++) { rows_e[s][i] = err_k[i]; xe[i] = k[i]; }
-                ne = m;
-                if (!ls_k) { for (int i = 0; i < m; i++) { arrput(ls_k, k[i]); arrput(ls_err, ls[i]); } }
-            }
-            used++;
-            arrfree(steps); arrfree(l); arrfree(k); arrfree(err_k); arrfree(ls);
-        }
-        if ((nl && (!xl || sweep_curve_band(rows_l, sw->seeds < 100 ? sw->seeds : 100, xl, nl, &loss[c]) != 0)) ||
-            (ne && (!xe || sweep_curve_band(rows_e, sw->seeds < 100 ? sw->seeds : 100, xe, ne, &ev[c]) != 0))) rc = -1;
-        for (int i = 0; rc == 0 && i < loss[c].n; i++) {
-            for (int k = 0; k < sw->n_keys; k++) sb_printf(&loss_csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
-            sb_printf(&loss_csv, "%.0f,%.6g,%.6g,%.6g,%d\n", loss[c].x[i], loss[c].y[i], loss[c].lo[i], loss[c].hi[i], used);
-        }
-        for (int i = 0; rc == 0 && i < ev[c].n; i++) {
-            for (int k = 0; k < sw->n_keys; k++) sb_printf(&eval_csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
-            sb_printf(&eval_csv, "%.0f,%.6g,%.6g,%.6g,%d\n", ev[c].x[i], ev[c].y[i], ev[c].lo[i], ev[c].hi[i], used);
-        }
-        for (int s = 0; s < 100; s++) { free(rows_l[s]); free(rows_e[s]); }
-        free(xl); free(xe);
+/* The curves a sweep gathers from its runs' files, per grid point over its finished seeds. */
+typedef struct {
+    const char *file, *stem;        /* the run's CSV; sweep_STEM.csv/.svg                     */
+    const char *x_col, *y_col;      /* columns of sweep_STEM.csv                              */
+    const char *title, *xlabel, *ylabel;
+    int windows;                    /* > 0: the run's rows averaged over this many windows    */
+    int log_x;
+} sweep_curve_kind;
+
+static const sweep_curve_kind sweep_kinds[3] = {
+    {"train_loss.csv", "loss", "step", "loss", "training loss by step", "training step", "loss (mean over a window of steps)", 100, 0},
+    {"eval.csv", "eval", "k", "error", "error by in-context examples k", "in-context examples k", "normalized squared error", 0, 0},
+    {"loop_error.csv", "loop", "iteration", "error", "error (mean over k) by loop iteration", "loop iteration",
+     "normalized squared error", 0, 1},
+};
+
+/* One run's curve of kind K: x and y as stb_ds arrays (eval.csv: also least squares' y). */
+static void sweep_curve_read(const char *path, const sweep_curve_kind *K, double **x, double **y, double **ls) {
+    if (strcmp(K->file, "eval.csv") == 0) { eval_csv_read(path, x, y, ls); return; }
+    float *v = NULL;
+    double *xs = NULL;
+    loss_log_read(path, &xs, &v);   /* "x,y,..." rows */
+    int n = (int)arrlen(xs), W = K->windows > 0 && n / K->windows > 0 ? n / K->windows : 1;
+    for (int b = 0; b < n / W; b++) {
+        double sum = 0;
+        for (int j = b * W; j < (b + 1) * W; j++) sum += v[j];
+        arrput(*x, xs[b * W + W / 2]);
+        arrput(*y, sum / W);
     }
-    for (int fig = 0; rc == 0 && fig < 2; fig++) {
-        const sweep_curve *cv = fig == 0 ? loss : ev;
+    arrfree(xs); arrfree(v);
+}
+
+/* sweep_loss, sweep_eval, sweep_loop (.csv and .svg): training loss by step (each run's mean
+ * over 100 windows of steps), error by k, error by loop iteration (up to --fixed-point), each
+ * per grid point with its mean and 90% band over the seeds; least squares (from the first
+ * finished run) as the reference of the error by k. Runs without the file are left out. */
+static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_result *res, const char *grid_meta) {
+    int combos = ltf_sweep_points(sw) / sw->seeds, rc = 0, S = sw->seeds < 100 ? sw->seeds : 100;
+    char path[4096], err[LTF_ERR_LEN], title[256];
+    char (*labels)[128] = (char (*)[128])calloc((size_t)combos + 1, 128);
+    sweep_curve *cv = (sweep_curve *)calloc((size_t)combos, sizeof *cv);
+    ltf_series *ser = (ltf_series *)calloc((size_t)combos + 1, sizeof *ser);
+    if (!labels || !cv || !ser) { free(labels); free(cv); free(ser); return -1; }
+    for (int c = 0; c < combos; c++) sweep_combo_label(sw, c, labels[c], sizeof labels[c]);
+    for (int kind = 0; kind < 3 && rc == 0; kind++) {
+        const sweep_curve_kind *K = &sweep_kinds[kind];
+        char *csv = NULL;
+        double *ls_x = NULL, *ls_y = NULL;
+        sb_printf(&csv, "# %s\n", grid_meta);
+        for (int k = 0; k < sw->n_keys; k++) sb_printf(&csv, "%s,", sw->key[k]);
+        sb_printf(&csv, "%s,%s_mean,%s_lo90,%s_hi90,seeds\n", K->x_col, K->y_col, K->y_col, K->y_col);
+        memset(cv, 0, sizeof *cv * (size_t)combos);
+        for (int c = 0; rc == 0 && c < combos; c++) {
+            double *rows[100] = {0}, *x0 = NULL;
+            int n = 0, used = 0;
+            for (int s = 0; s < S; s++) {
+                int p = c * sw->seeds + s;
+                if (strcmp(res[p].status, "done") != 0) continue;
+                double *x = NULL, *y = NULL, *ls = NULL;
+                sweep_path(o, sw, p, K->file, path, sizeof path);
+                sweep_curve_read(path, K, &x, &y, &ls);
+                int m = (int)arrlen(x);
+                if (m > 0 && (n == 0 || m == n)) {   /* the seeds of a grid point ran the same steps, k, iterations */
+                    rows[s] = (double *)calloc((size_t)m, sizeof(double));
+                    if (!x0) { x0 = (double *)calloc((size_t)m, sizeof(double)); if (x0) memcpy(x0, x, sizeof(double) * m); }
+                    if (rows[s]) memcpy(rows[s], y, sizeof(double) * m);
+                    if (!rows[s] || !x0) rc = -1;
+                    n = m; used++;
+                    if (ls && !ls_x) for (int i = 0; i < m; i++) { arrput(ls_x, x[i]); arrput(ls_y, ls[i]); }
+                }
+                arrfree(x); arrfree(y); arrfree(ls);
+            }
+            if (rc == 0 && n && sweep_curve_band(rows, S, x0, n, &cv[c]) != 0) rc = -1;
+            for (int i = 0; rc == 0 && i < cv[c].n; i++) {
+                for (int k = 0; k < sw->n_keys; k++) sb_printf(&csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
+                sb_printf(&csv, "%.0f,%.6g,%.6g,%.6g,%d\n", cv[c].x[i], cv[c].y[i], cv[c].lo[i], cv[c].hi[i], used);
+            }
+            for (int s = 0; s < 100; s++) free(rows[s]);
+            free(x0);
+        }
         int ns = 0;
+        double lowest = INFINITY, highest = 0;   /* the models' range: least squares' 1e-15 would flatten them */
         memset(ser, 0, sizeof *ser * ((size_t)combos + 1));
-        for (int c = 0; c < combos; c++) {
+        for (int c = 0; rc == 0 && c < combos; c++) {
             if (!cv[c].n) continue;
             ser[ns].label = labels[c]; ser[ns].x = cv[c].x; ser[ns].y = cv[c].y; ser[ns].n = cv[c].n;
             ser[ns].lo = cv[c].lo; ser[ns].hi = cv[c].hi;
+            for (int j = 0; j < cv[c].n; j++)
+                if (cv[c].lo[j] > 0) { lowest = fmin(lowest, cv[c].lo[j]); highest = fmax(highest, cv[c].hi[j]); }
             ns++;
         }
-        double lowest = INFINITY, highest = 0;   /* the models' range: least squares' 1e-15 would flatten them */
-        for (int i = 0; i < ns; i++)
-            for (int j = 0; j < ser[i].n; j++)
-                if (ser[i].lo[j] > 0) { lowest = fmin(lowest, ser[i].lo[j]); highest = fmax(highest, ser[i].hi[j]); }
-        if (fig == 1 && ls_k) {
-            ser[ns].label = "least squares"; ser[ns].x = ls_k; ser[ns].y = ls_err; ser[ns].n = (int)arrlen(ls_k);
+        if (ns && ls_x) {
+            ser[ns].label = "least squares"; ser[ns].x = ls_x; ser[ns].y = ls_y; ser[ns].n = (int)arrlen(ls_x);
             ser[ns].dashed = 1;
             ns++;
         }
-        if (ns == 0) continue;
-        ltf_plot pl;
-        memset(&pl, 0, sizeof pl);
-        snprintf(title, sizeof title, fig == 0 ? "training loss by step (90%% band over %d seeds)" : "error by in-context examples k "
-                 "(90%% band over %d seeds)", sw->seeds);
-        pl.title = title; pl.subtitle = grid_meta; pl.log_y = 1; pl.series = ser; pl.n_series = ns;
-        if (fig == 1 && isfinite(lowest) && highest > lowest) { pl.y_min = lowest / 2; pl.y_max = highest * 1.5; }
-        pl.xlabel = fig == 0 ? "training step" : "in-context examples k";
-        pl.ylabel = fig == 0 ? "loss (mean over a window of steps)" : "normalized squared error";
-        snprintf(path, sizeof path, "%s/%s", o->out, fig == 0 ? "sweep_loss.svg" : "sweep_eval.svg");
-        if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
-        else printf("wrote %s\n", path);
+        if (rc == 0 && ns) {
+            ltf_plot pl;
+            memset(&pl, 0, sizeof pl);
+            snprintf(title, sizeof title, "%s (90%% band over %d seeds)", K->title, sw->seeds);
+            pl.title = title; pl.subtitle = grid_meta; pl.log_y = 1; pl.log_x = K->log_x; pl.series = ser; pl.n_series = ns;
+            pl.xlabel = K->xlabel; pl.ylabel = K->ylabel;
+            if (ls_x && isfinite(lowest) && highest > lowest) { pl.y_min = lowest / 2; pl.y_max = highest * 1.5; }
+            snprintf(path, sizeof path, "%s/sweep_%s.svg", o->out, K->stem);
+            if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
+            else printf("wrote %s\n", path);
+        }
+        snprintf(path, sizeof path, "%s/sweep_%s.csv", o->out, K->stem);
+        if (rc == 0 && write_text(path, csv) != 0) rc = -1;
+        for (int c = 0; c < combos; c++) free(cv[c].x);
+        memset(cv, 0, sizeof *cv * (size_t)combos);
+        arrfree(csv); arrfree(ls_x); arrfree(ls_y);
     }
-    snprintf(path, sizeof path, "%s/sweep_loss.csv", o->out);
-    if (rc == 0 && write_text(path, loss_csv) != 0) rc = -1;
-    snprintf(path, sizeof path, "%s/sweep_eval.csv", o->out);
-    if (rc == 0 && write_text(path, eval_csv) != 0) rc = -1;
-    for (int c = 0; c < combos; c++) { free(loss[c].x); free(ev[c].x); }
-    free(labels); free(loss); free(ev); free(ser);
-    arrfree(loss_csv); arrfree(eval_csv); arrfree(ls_k); arrfree(ls_err);
+    free(labels); free(cv); free(ser);
     return rc;
 }
 

@@ -2380,6 +2380,12 @@ static void test_demo_sweep(void) {
     CHECK(ec && strstr(ec, "b,T,k,error_mean,error_lo90,error_hi90,seeds\n") && strstr(ec, "\n3,1,0,") && strstr(ec, ",2\n"),
           "sweep_eval.csv: missing, or without the grid points' error by k over 2 seeds");
     free(lc); free(ec);
+    snprintf(p1, sizeof p1, "%s/full/sweep_loop.csv", dir);
+    lc = (char *)read_whole(p1, &nl);
+    if (lc) lc[nl] = 0;
+    CHECK(lc && strstr(lc, "b,T,iteration,error_mean,error_lo90,error_hi90,seeds\n") && strstr(lc, "\n4,2,6,"),
+          "sweep_loop.csv: missing, or without the error by iteration up to --fixed-point");
+    free(lc);
     /* the seeds of one grid point measured together: probe and mask-sweep with --ckpt A,B */
     snprintf(cmd, sizeof cmd, "A=%s/full/b=4_T=2/seed=42/checkpoint.safetensors; B=%s/full/b=4_T=2/seed=43/checkpoint.safetensors; "
              "OMP_NUM_THREADS=1 %s probe --ckpt $A,$B --eval-prompts 16 --out %s/seeds > /dev/null 2>&1 && "
