@@ -49,6 +49,7 @@ static void test_free(void *p) {
 #include "workbench/plot.h"        /* SVG line plots                                             */
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 #include "workbench/probe.h"       /* probes of a frozen model's states                          */
+#include "workbench/tabular.h"     /* CSV datasets for in-context classification                  */
 
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -1825,6 +1826,141 @@ static void test_plots(void) {
     free(x); free(y);
 }
 
+/* Tabular datasets (workbench/tabular.h): a good file is read, standardized and split 95/5 by
+ * the seed; 20 malformed files each get one line naming the file, the
+ * line where there is one, and the problem; nothing is left allocated. */
+static void write_file(const char *path, const char *text, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(text, 1, len, f); fclose(f); }
+}
+static void test_tabular(void) {
+    char dir[64], path[256], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    /* a good file: header, 40 rows, feature 2 constant, labels 3 and 7 */
+    char *good = NULL;
+    size_t len = 0;
+    {
+        char buf[128];
+        FILE *m = open_memstream(&good, &len);
+        fprintf(m, "a,b,c,label\r\n");
+        for (int r = 0; r < 40; r++) {
+            snprintf(buf, sizeof buf, "%d,%g,5,%d\r\n", r, 0.5 * r * r, r % 3 ? 3 : 7);
+            fputs(buf, m);
+        }
+        fclose(m);
+    }
+    snprintf(path, sizeof path, "%s/good.csv", dir);
+    write_file(path, good, len);
+    ltf_tab_set s1, s2;
+    int rc = ltf_tab_load_file(path, 5, 11, &s1, err);
+    CHECK(rc == 0, "good file: %s", err);
+    if (rc == 0) {
+        CHECK(s1.rows == 40 && s1.features == 3 && s1.n_train == 38 && s1.classes == 2 && s1.label_of[0] == 3 && s1.label_of[1] == 7 &&
+              strcmp(s1.name, "good") == 0, "good file: %d rows %d features %d train %d classes '%s'", s1.rows, s1.features, s1.n_train,
+              s1.classes, s1.name);
+        double worst = 0;
+        for (int j = 0; j < 2; j++) {   /* mean 0 and sd 1 over all rows */
+            double m = 0, v = 0;
+            for (int r = 0; r < 40; r++) m += s1.x[r * 3 + j] / 40;
+            for (int r = 0; r < 40; r++) v += (s1.x[r * 3 + j] - m) * (s1.x[r * 3 + j] - m) / 40;
+            worst = fmax(worst, fmax(fabs(m), fabs(v - 1)));
+        }
+        int consistent = 1, zero = 1, sevens = 0;
+        for (int r = 0; r < 40; r++) {   /* each row keeps its label: the file's row is the rank of its first feature */
+            int orig = 0;
+            for (int j = 0; j < 40; j++) orig += s1.x[j * 3] < s1.x[r * 3];
+            consistent &= s1.y[r] == (orig % 3 ? 0 : 1);
+            zero &= s1.x[r * 3 + 2] == 0.0f;
+            sevens += s1.y[r];
+        }
+        CHECK(worst < 1e-5 && zero && sevens == 14 && consistent, "standardized: worst |mean|, |var-1| %.1e; constant column zero %d; "
+              "%d rows of class 1 (want 14)", worst, zero, sevens);
+        CHECK(ltf_tab_load_file(path, 5, 11, &s2, err) == 0 && memcmp(s1.x, s2.x, sizeof(float) * 120) == 0 &&
+              memcmp(s1.y, s2.y, sizeof(int) * 40) == 0, "the same seed gave another split");
+        ltf_tab_set_free(&s2);
+        CHECK(ltf_tab_load_file(path, 6, 11, &s2, err) == 0 && memcmp(s1.y, s2.y, sizeof(int) * 40) != 0, "seed 6 gave seed 5's split");
+        ltf_tab_set_free(&s2);
+        ltf_tab_set_free(&s1);
+    }
+    free(good);
+    /* a folder: both files, sorted by name; a folder without CSV files is an error */
+    snprintf(path, sizeof path, "%s/another.csv", dir);
+    write_file(path, "1,0\n2,1\n3,0\n4,1\n", 16);
+    ltf_tabular t;
+    CHECK(ltf_tab_load_dir(dir, 1, 2, &t, err) == 0 && t.n_sets == 2 && strcmp(t.sets[0].name, "another") == 0 &&
+          strcmp(t.sets[1].name, "good") == 0, "folder of 2 files: %s", err);
+    ltf_tab_free(&t);
+    remove(path);
+    snprintf(path, sizeof path, "%s/good.csv", dir);
+    remove(path);
+    CHECK(ltf_tab_load_dir(dir, 1, 2, &t, err) == -1 && strstr(err, "no .csv files") && t.sets == NULL, "empty folder: '%s'", err);
+    CHECK(ltf_tab_load_dir("/nonexistent/ltf", 1, 2, &t, err) == -1 && strstr(err, "cannot open the folder"), "no folder: '%s'", err);
+    /* 20 malformed files */
+    char *huge = (char *)malloc(LTF_TAB_MAX_LINE + 16), *wide = (char *)malloc(6 * (LTF_MAX_DIMS + 8));
+    memset(huge, '1', LTF_TAB_MAX_LINE + 8);
+    memcpy(huge, "1,", 2);
+    huge[LTF_TAB_MAX_LINE + 8] = '\n';
+    huge[LTF_TAB_MAX_LINE + 9] = 0;
+    wide[0] = 0;
+    for (int i = 0; i < LTF_MAX_DIMS + 2; i++) strcat(wide, "1,");
+    strcat(wide, "0\n");
+    char sixteen[400] = "";
+    for (int i = 0; i < 17; i++) snprintf(sixteen + strlen(sixteen), sizeof sixteen - strlen(sixteen), "%d,%d\n", i, i);
+    struct { const char *name, *text; size_t len; const char *want; } bad[] = {
+        {"empty", "", 0, "no data rows"},
+        {"header_only", "a,b,label\n", 10, "no data rows"},
+        {"ragged_short", "1,2,0\n3,1\n", 10, ":2: 2 cells, the first line has 3"},
+        {"ragged_long", "1,2,0\n3,4,1,9\n", 14, ":2: 4 cells, the first line has 3"},
+        {"words", "1,2,0\n3,abc,1\n", 14, ":2: cell 2 'abc' is not a finite number"},
+        {"nan_cell", "1,2,0\n3,NaN,1\n", 14, ":2: cell 2 'NaN' is not a finite number"},
+        {"inf_cell", "1,2,0\n3,inf,1\n", 14, ":2: cell 2 'inf' is not a finite number"},
+        {"empty_cell", "1,2,0\n3,,1\n", 11, ":2: cell 2 '' is not a finite number"},
+        {"one_class", "1,2,0\n3,4,0\n5,6,0\n", 18, "one class (label 0) in all 3 rows"},
+        {"fractional_label", "1,2,0\n3,4,0.5\n", 14, ":2: label '0.5' is not an integer class"},
+        {"too_few_rows", "1,0\n2,1\n", 8, "2 rows give 1 training rows; a prompt of n points needs at least 3"},
+        {"huge_line", huge, LTF_TAB_MAX_LINE + 9, ":1: line longer than"},
+        {"binary_junk", "1,2,0\n\x7f" "ELF\x02\x01\x01\x00\x00", 15, ":2: a NUL byte"},
+        {"one_column", "1\n2\n", 4, ":1: 1 column"},
+        {"too_wide", wide, strlen(wide), ":1: more than 4097 columns"},
+        {"many_classes", sixteen, strlen(sixteen), "more than 16 classes"},
+        {"trailing_junk", "1,2,0\n3,4.5x,1\n", 15, ":2: cell 2 '4.5x' is not a finite number"},
+        {"overflow", "1,2,0\n3,1e999,1\n", 16, ":2: cell 2 '1e999' is not a finite number"},
+        {"blank_line", "1,2,0\n\n3,4,1\n", 13, ":2: an empty line"},
+        {"header_later", "1,2,0\na,b,label\n", 16, ":2: cell 1 'a' is not a finite number"},
+    };
+    int n_bad = (int)(sizeof bad / sizeof bad[0]), ok = 0;
+    for (int i = 0; i < n_bad; i++) {
+        snprintf(path, sizeof path, "%s/%s.csv", dir, bad[i].name);
+        write_file(path, bad[i].text, bad[i].len);
+        ltf_tab_set s;
+        rc = ltf_tab_load_file(path, 1, 3, &s, err);
+        int good_msg = rc == -1 && strstr(err, path) == err && strstr(err, bad[i].want) && !strchr(err, '\n') && s.x == NULL && s.y == NULL;
+        ok += good_msg;
+        CHECK(good_msg, "%s: rc %d, '%s' (want one line starting with the path and '%s')", bad[i].name, rc, err, bad[i].want);
+        remove(path);
+    }
+    /* the real datasets reference/export_tabular.py writes from scikit-learn's bundled ones */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "python3 reference/export_tabular.py %s/real > %s/export.log 2>&1", dir, dir);
+    if (system(cmd) == 0) {
+        snprintf(path, sizeof path, "%s/real", dir);
+        CHECK(ltf_tab_load_dir(path, 2021, 41, &t, err) == 0 && t.n_sets == 5, "exported datasets: %s", err);
+        int fine = t.n_sets == 5;
+        for (int i = 0; i < t.n_sets; i++) fine &= t.sets[i].classes == 2 && t.sets[i].n_train >= 41 && t.sets[i].rows - t.sets[i].n_train >= 7;
+        CHECK(fine, "exported datasets: 2 classes, >= 41 training rows and >= 7 test rows each");
+        if (fine) printf("  reference/export_tabular.py: %d datasets (%s ... %s), each loaded\n", t.n_sets, t.sets[0].name, t.sets[t.n_sets - 1].name);
+        ltf_tab_free(&t);
+        snprintf(cmd, sizeof cmd, "rm -rf %s/real", dir);
+        if (system(cmd) != 0) printf("  (could not remove %s/real)\n", dir);
+    } else printf("  reference/export_tabular.py: skipped (it needs python3 with scikit-learn: pip install scikit-learn)\n");
+    snprintf(path, sizeof path, "%s/export.log", dir);
+    remove(path);
+    printf("  good file: standardized, split 95/5 by the seed; %d of %d malformed files refused with "
+           "one line naming file, line and problem\n", ok, n_bad);
+    free(huge); free(wide);
+    rmdir(dir);
+}
+
 /* Probing: the ridge probe recovers an exact linear map; the states the probes read are the
  * loop's (the read-out of state t is ltf_predict's prediction after iteration t, to 1e-5);
  * the probe experiment gives one finite error per state and kind. */
@@ -3514,6 +3650,7 @@ int main(int argc, char **argv) {
         {"plots", test_plots},
         {"fma_peak", test_fma_peak},
         {"probe", test_probe},
+        {"tabular", test_tabular},
         {"alloc_failures", test_alloc_failures},              /* hardening                  */
         {"demo_flags", test_demo_flags},
         {"demo_signals", test_demo_signals},
