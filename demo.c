@@ -2400,9 +2400,12 @@ static int sweep_emit(const options *o, const ltf_sweep *sw, const char *exe, in
             fprintf(f, "#!/bin/bash\n# looped-tf sweep: %d runs, one array task each; resubmit after a stop: finished runs are\n"
                        "# skipped, stopped ones resume from their checkpoint. Then run the same demo sweep command\n"
                        "# without --emit to gather sweep.csv and the figures.\n", P);
-            fprintf(f, "#SBATCH --job-name=looped-tf-sweep\n#SBATCH --array=0-%d%%%d\n#SBATCH --ntasks=1\n", P - 1, o->jobs);
+            fprintf(f, "#SBATCH --job-name=looped-tf-sweep\n#SBATCH --array=0-%d%%%d\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=1\n",
+                    P - 1, o->jobs);
             if (o->out[0] == '/') fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.out\n", o->out);   /* the folder exists */
             else fprintf(f, "#SBATCH --output=%s/%s/slurm-%%A_%%a.out\n", cwd, o->out);
+            fprintf(f, "# each run's threads: the CPUs Slurm gives the task (raise --cpus-per-task to give it more)\n"
+                       "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n");
             fprintf(f, "cd ");
             shell_word(f, cwd);
             fprintf(f, " || exit 1\nexec ");

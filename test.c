@@ -2474,8 +2474,8 @@ static void test_demo_sweep(void) {
         printf("  --emit parallel, parallel -j 2, then gathered: the same sweep.csv and sweep_summary.csv\n");
     } else printf("  GNU parallel: skipped (not installed: apt-get install parallel)\n");
     snprintf(cmd, sizeof cmd, "%s --out %s/slurm --emit slurm > /dev/null 2>&1 && bash -n %s/slurm/sweep.slurm && "
-             "grep -q -- '--array=0-7%%2' %s/slurm/sweep.slurm && grep -q 'point \"$SLURM_ARRAY_TASK_ID\"' %s/slurm/sweep.slurm",
-             base, dir, dir, dir, dir);
+             "grep -q -- '--array=0-7%%2' %s/slurm/sweep.slurm && grep -q 'point \"$SLURM_ARRAY_TASK_ID\"' %s/slurm/sweep.slurm && "
+             "grep -q 'OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}' %s/slurm/sweep.slurm", base, dir, dir, dir, dir, dir);
     CHECK(system(cmd) == 0, "emitted Slurm script: missing, not bash, or without the array and --point");
     printf("  --emit slurm: a bash script with the 8-task array (2 at a time), each task one --point\n");
     /* the script as a user submits it, to a one-node Slurm started here and stopped after */
