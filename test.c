@@ -2482,7 +2482,7 @@ static void test_demo_sweep(void) {
     snprintf(cmd, sizeof cmd, "tests/slurm_single_node.sh start %s/cluster > %s/cluster.log 2>&1", dir, dir);
     int up = system(cmd);
     if (WIFEXITED(up) && WEXITSTATUS(up) == 0) {
-        snprintf(cmd, sizeof cmd, "SLURM_CONF=%s/cluster/slurm.conf timeout 900 sbatch --wait %s/slurm/sweep.slurm > %s/sbatch.log 2>&1 "
+        snprintf(cmd, sizeof cmd, "SLURM_CONF=%s/cluster/slurm.conf timeout 300 sbatch --wait %s/slurm/sweep.slurm > %s/sbatch.log 2>&1 "
                  "&& %s --out %s/slurm > /dev/null 2>&1", dir, dir, dir, base, dir);
         int rc = system(cmd);
         snprintf(p1, sizeof p1, "tests/slurm_single_node.sh stop %s/cluster", dir);
