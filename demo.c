@@ -2298,7 +2298,7 @@ static int sweep_argv(const options *o, const ltf_sweep *sw, int p, const char *
         if (argv_add(a, f) || argv_add(a, o->given[k])) return -1;
     }
     for (int k = 0; k < sw->n_keys; k++)   /* a linked key's parts, each with its part of the value */
-        for (int i = 0; i < ltf__sweep_parts(sw->key[k]); i++) {
+        for (int i = 0; i < ltf_sweep_parts(sw->key[k]); i++) {
             char key[32], value[32];
             ltf_sweep_part(sw->key[k], i, key, sizeof key);
             ltf_sweep_part(ltf_sweep_value(sw, p, k), i, value, sizeof value);
@@ -2327,7 +2327,7 @@ static int sweep_check(const options *o, const ltf_sweep *sw, const char *exe) {
     static const char *const fixed[] = {"seed", "out", "resume", "force"};
     int seen[N_FLAGS] = {0};
     for (int k = 0; k < sw->n_keys; k++)
-        for (int part = 0; part < ltf__sweep_parts(sw->key[k]); part++) {
+        for (int part = 0; part < ltf_sweep_parts(sw->key[k]); part++) {
             char key[32], flag[40];
             ltf_sweep_part(sw->key[k], part, key, sizeof key);
             snprintf(flag, sizeof flag, "--%s", key);
@@ -2470,9 +2470,8 @@ static void sweep_combo_label(const ltf_sweep *sw, int c, char *out, size_t cap)
         snprintf(out + strlen(out), cap - strlen(out), "%s%s=%s", k ? " " : "", sw->key[k], ltf_sweep_value(sw, c * sw->seeds, k));
 }
 
-/* Curves of every grid point over its finished seeds: mean and 90% bootstrap band over seeds at
- * each x. rows[s][i] is seed s's value at x[i] (NAN: that seed has no value there; then the
- * point uses the seeds that have one). Appends "labels...,x,mean,lo90,hi90,seeds" rows to csv. */
+/* A grid point's curve over its seeds: mean and 90% bootstrap band at each x. rows[s][i] is
+ * seed s's value at x[i]; rows[s] NULL (or a NAN) leaves seed s out there. */
 typedef struct { double *x, *y, *lo, *hi; int n; } sweep_curve;
 
 static int sweep_curve_band(double **rows, int seeds, const double *x, int n, sweep_curve *out) {
@@ -2527,7 +2526,7 @@ static void sweep_curve_read(const char *path, const sweep_curve_kind *K, double
  * finished run) as the reference of the error by k. Runs without the file are left out. */
 static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_result *res, const char *grid_meta) {
     int combos = ltf_sweep_points(sw) / sw->seeds, rc = 0, S = sw->seeds < 100 ? sw->seeds : 100;
-    char path[4096], err[LTF_ERR_LEN], title[256];
+    char path[4096], title[256];
     char (*labels)[128] = (char (*)[128])calloc((size_t)combos + 1, 128);
     sweep_curve *cv = (sweep_curve *)calloc((size_t)combos, sizeof *cv);
     ltf_series *ser = (ltf_series *)calloc((size_t)combos + 1, sizeof *ser);
@@ -2552,12 +2551,10 @@ static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_r
                 sweep_curve_read(path, K, &x, &y, &ls);
                 int m = (int)arrlen(x);
                 if (m > 0 && (n == 0 || m == n)) {   /* the seeds of a grid point ran the same steps, k, iterations */
-                    rows[s] = (double *)calloc((size_t)m, sizeof(double));
-                    if (!x0) { x0 = (double *)calloc((size_t)m, sizeof(double)); if (x0) memcpy(x0, x, sizeof(double) * m); }
-                    if (rows[s]) memcpy(rows[s], y, sizeof(double) * m);
-                    if (!rows[s] || !x0) rc = -1;
+                    rows[s] = y; y = NULL;            /* kept: the band reads it */
+                    if (!x0) { x0 = x; x = NULL; }
+                    if (ls && !ls_x) { for (int i = 0; i < m; i++) arrput(ls_x, x0[i]); ls_y = ls; ls = NULL; }
                     n = m; used++;
-                    if (ls && !ls_x) for (int i = 0; i < m; i++) { arrput(ls_x, x[i]); arrput(ls_y, ls[i]); }
                 }
                 arrfree(x); arrfree(y); arrfree(ls);
             }
@@ -2566,8 +2563,8 @@ static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_r
                 for (int k = 0; k < sw->n_keys; k++) sb_printf(&csv, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
                 sb_printf(&csv, "%.0f,%.6g,%.6g,%.6g,%d\n", cv[c].x[i], cv[c].y[i], cv[c].lo[i], cv[c].hi[i], used);
             }
-            for (int s = 0; s < 100; s++) free(rows[s]);
-            free(x0);
+            for (int s = 0; s < 100; s++) arrfree(rows[s]);
+            arrfree(x0);
         }
         int ns = 0;
         double lowest = INFINITY, highest = 0;   /* the models' range: least squares' 1e-15 would flatten them */
@@ -2593,8 +2590,7 @@ static int sweep_curves(const options *o, const ltf_sweep *sw, const ltf_sweep_r
             pl.xlabel = K->xlabel; pl.ylabel = K->ylabel;
             if (ls_x && isfinite(lowest) && highest > lowest) { pl.y_min = lowest / 2; pl.y_max = highest * 1.5; }
             snprintf(path, sizeof path, "%s/sweep_%s.svg", o->out, K->stem);
-            if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
-            else printf("wrote %s\n", path);
+            if (write_plot(path, &pl) != 0) rc = -1;
         }
         snprintf(path, sizeof path, "%s/sweep_%s.csv", o->out, K->stem);
         if (rc == 0 && write_text(path, csv) != 0) rc = -1;
@@ -2630,18 +2626,16 @@ static int sweep_gather(const options *o, const ltf_sweep *sw) {
                   res[p].final_loss, res[p].err_2d, res[p].loop_err_b, res[p].loop_err_last);
     }
     for (int c = 0; c < combos; c++) {   /* over the seeds of each grid point */
-        float vals[100];
-        double last = 0, lo = NAN, hi = NAN, m = 0;
+        double vals[100], last = 0, lo, hi, m;
         int done = 0;
         for (int s = 0; s < sw->seeds; s++) {
             const ltf_sweep_result *r = &res[c * sw->seeds + s];
-            if (strcmp(r->status, "done") != 0 || !isfinite(r->err_2d)) continue;
-            vals[done++] = (float)r->err_2d;
-            m += r->err_2d; last += r->loop_err_last;
+            int ok = strcmp(r->status, "done") == 0 && isfinite(r->err_2d);
+            vals[s] = ok ? r->err_2d : NAN;
+            if (ok) { done++; last += r->loop_err_last; }
         }
-        if (done) { m /= done; last /= done; } else m = last = NAN;
-        if (done > 1) ltf_bootstrap_band(vals, done, 1, 1000, 0.9, 7, &lo, &hi);
-        else if (done == 1) lo = hi = m;
+        last = done ? last / done : NAN;
+        if (seed_band(vals, sw->seeds, &m, &lo, &hi) != 0) rc = -1;
         mean[3 * c] = m; mean[3 * c + 1] = lo; mean[3 * c + 2] = hi;
         for (int k = 0; k < sw->n_keys; k++) sb_printf(&sum, "%s,", ltf_sweep_value(sw, c * sw->seeds, k));
         sb_printf(&sum, "%d,%.6g,%.6g,%.6g,%.6g\n", done, m, lo, hi, last);
@@ -2688,8 +2682,7 @@ static int sweep_gather(const options *o, const ltf_sweep *sw) {
         pl.title = title; pl.xlabel = xlabel; pl.ylabel = "normalized squared error"; pl.log_y = 1;
         pl.series = ser; pl.n_series = lines; pl.subtitle = grid_meta;
         snprintf(path, sizeof path, "%s/sweep.svg", o->out);
-        if (ltf_plot_svg(&pl, path, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = -1; }
-        else printf("wrote %s\n", path);
+        if (write_plot(path, &pl) != 0) rc = -1;
     }
     if (rc == 0 && sw->n_keys == 2) {
         double *cells = (double *)calloc((size_t)combos, sizeof(double));

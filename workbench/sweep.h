@@ -44,7 +44,7 @@ int ltf_sweep_points(const ltf_sweep *s);                 /* combinations x seed
 int ltf_sweep_combo(const ltf_sweep *s, int p);          /* the combination of point p       */
 long ltf_sweep_seed(const ltf_sweep *s, int p);
 const char *ltf_sweep_value(const ltf_sweep *s, int p, int k);   /* key k's value at point p */
-static int ltf__sweep_parts(const char *key_or_value);   /* its ':'-separated parts; -1: an empty one */
+int ltf_sweep_parts(const char *key_or_value);   /* its ':'-separated parts; -1: an empty one */
 void ltf_sweep_part(const char *key_or_value, int i, char *out, size_t cap);   /* its part i */
 void ltf_sweep_folder(const ltf_sweep *s, int p, char *out, size_t cap);   /* relative to the sweep's */
 int ltf_sweep_read(const char *run_json, ltf_sweep_result *r);   /* 0; -1: no file (r says "") */
@@ -60,7 +60,7 @@ static int ltf__sweep_name_ok(const char *v) {   /* a folder-name-safe value (':
 }
 
 /* The parts of a linked key or value: "a:b" has 2; an empty part makes it -1. */
-static int ltf__sweep_parts(const char *s) {
+int ltf_sweep_parts(const char *s) {
     int n = 1;
     if (!*s || *s == ':' || s[strlen(s) - 1] == ':' || strstr(s, "::")) return -1;
     for (; *s; s++) n += *s == ':';
@@ -90,7 +90,7 @@ int ltf_sweep_parse(ltf_sweep *s, const char *grid, int seeds, long seed0, char 
         int k = s->n_keys;
         if ((size_t)(eq - p) >= sizeof s->key[0]) return ltf__fail(err, "--grid '%s': key too long", grid);
         memcpy(s->key[k], p, (size_t)(eq - p));
-        if (ltf__sweep_parts(s->key[k]) < 1) return ltf__fail(err, "--grid '%s': key '%s' has an empty part", grid, s->key[k]);
+        if (ltf_sweep_parts(s->key[k]) < 1) return ltf__fail(err, "--grid '%s': key '%s' has an empty part", grid, s->key[k]);
         for (int j = 0; j < k; j++)
             if (strcmp(s->key[j], s->key[k]) == 0) return ltf__fail(err, "--grid '%s': key '%s' twice", grid, s->key[k]);
         const char *v = eq + 1;
@@ -105,9 +105,9 @@ int ltf_sweep_parse(ltf_sweep *s, const char *grid, int seeds, long seed0, char 
             if (!ltf__sweep_name_ok(s->value[k][i]))
                 return ltf__fail(err, "--grid '%s': value '%s' of '%s' is not allowed: letters, digits, '.', '-', '+'", grid,
                                  s->value[k][i], s->key[k]);
-            if (ltf__sweep_parts(s->value[k][i]) != ltf__sweep_parts(s->key[k]))
+            if (ltf_sweep_parts(s->value[k][i]) != ltf_sweep_parts(s->key[k]))
                 return ltf__fail(err, "--grid '%s': value '%s' of '%s' needs %d part(s) separated by ':', one per flag of the key",
-                                 grid, s->value[k][i], s->key[k], ltf__sweep_parts(s->key[k]));
+                                 grid, s->value[k][i], s->key[k], ltf_sweep_parts(s->key[k]));
             for (int j = 0; j < i; j++)
                 if (strcmp(s->value[k][j], s->value[k][i]) == 0)
                     return ltf__fail(err, "--grid '%s': value '%s' of '%s' twice", grid, s->value[k][i], s->key[k]);
