@@ -127,7 +127,8 @@ extern "C" {
 
 /* ============================== [1] config ============================== */
 
-enum { LTF_STANDARD = 0, LTF_LOOPED = 1 };                 /* ltf_config.kind      */
+enum { LTF_STANDARD = 0, LTF_LOOPED = 1, LTF_TIED = 2 };  /* ltf_config.kind      */
+enum { LTF_LOOP_ADD = 0, LTF_LOOP_MUL = 1 };               /* ltf_config.loop_func */
 enum { LTF_MASK_NONE = 0, LTF_MASK_KEEP_LAST = 1, LTF_MASK_KEEP_FIRST = 2 }; /* mask_mode */
 enum { LTF_AT_TRAIN = 1, LTF_AT_EVAL = 2, LTF_AT_BOTH = 3 };  /* mask_when (bit set)   */
 
@@ -137,12 +138,16 @@ typedef struct {
     int n_embd;       /* C                                                               */
     int n_head;       /* H, must divide C                                                */
     int n_layer;      /* L: blocks in f (12 standard, 1 looped in the paper)             */
-    int kind;         /* LTF_STANDARD or LTF_LOOPED                                      */
-    int n_loops;      /* b: loop iterations in training (looped only)                    */
-    int loop_window;  /* T: the last T iterations carry the loss and the gradient        */
+    int kind;         /* LTF_STANDARD, LTF_LOOPED or LTF_TIED (§12)                      */
+    int n_loops;      /* b: loop iterations in training (looped); applications of f (tied) */
+    int loop_window;  /* T: the last T iterations carry the loss and the gradient (tied: b) */
     int mask_mode;    /* §4 variant: LTF_MASK_NONE / KEEP_LAST / KEEP_FIRST          */
     int mask_pairs;   /* token pairs kept in the carried state (§4)                      */
     int mask_when;    /* LTF_AT_TRAIN, LTF_AT_EVAL or LTF_AT_BOTH                         */
+    /* the paper code's variants (§9); 0 everywhere is the model of §1-§4                      */
+    int loop_func;    /* looped: LTF_LOOP_ADD (Y_0 = 0, u = Y + E) or LTF_LOOP_MUL (Y_0 = 1, u = Y * E) */
+    int inject_every_block; /* standard: 1 = E also added before every block (add_inputs_embeds) */
+    int no_pos_emb;   /* 1 = the position embedding is not added (rm_pos_embd; wpe stays, unused) */
 } ltf_config;
 
 typedef struct {
@@ -299,6 +304,9 @@ void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rs
 void ltf_residual_layernorm_forward_plain(float *h, float *out, float *mean, float *rstd, const float *a,
                                           const float *c, const float *w, const float *b, int BT, int C);
 void ltf_residual_backward(float *da, float *db, const float *dout, size_t n);
+void ltf_add(float *y, const float *x, size_t n);
+void ltf_mul_forward(float *out, const float *a, const float *b, size_t n);
+void ltf_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n);
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C);
 void ltf_position_backward(float *dinp, float *dwpe, const float *dout, int B, int N, int C);
 /* the loop's ops (section [5] of the implementation): tokens, injection with the state mask
@@ -345,6 +353,9 @@ typedef struct ltf_backend {
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
                                const float *att, int B, int N, int C, int H);
     void (*tokens)(float *z, const float *xs, const float *ys, int B, int n, int d);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*mul_forward)(float *out, const float *a, const float *b, size_t n);
+    void (*mul_backward)(float *da, float *db, const float *dout, const float *a, const float *b, size_t n);
     void (*read_out)(float *pred, const float *Y, const float *w, const float *b, int B, int n, int C);
     void (*check_finite)(ltf_stats *stats, const float *p, size_t n);
     /* [5]'s ops in the pairs the loop runs them, each the composition of the ops named on its
@@ -353,7 +364,7 @@ typedef struct ltf_backend {
     void (*inject_layernorm)(float *h, float *out, float *mean, float *rstd, const float *Y, const float *E,
                              const float *wpe, const float *w, const float *b, int B, int N, int C,
                              int keep_lo, int keep_hi);
-    /* dwpe += sum_p dh; dE += dh; dY = mask(dh) (dY NULL: not wanted)       their backwards */
+    /* dwpe += sum_p dh; dE += dh; dY = mask(dh) (dY, dE NULL: not wanted)   their backwards */
     void (*inject_backward)(float *dY, float *dE, float *dwpe, const float *dh, int B, int N, int C,
                             int keep_lo, int keep_hi);
     /* out = inp . w^T + bias; gelu_out = GELU(out)                            matmul, gelu */
@@ -598,6 +609,24 @@ void ltf_config_default(ltf_config *c) {
     c->n_embd = 64; c->n_head = 4; c->n_layer = 1;
     c->kind = LTF_LOOPED; c->n_loops = 10; c->loop_window = 5;
     c->mask_mode = LTF_MASK_NONE; c->mask_pairs = 0; c->mask_when = LTF_AT_BOTH;
+    c->loop_func = LTF_LOOP_ADD; c->inject_every_block = 0; c->no_pos_emb = 0;
+}
+
+/* the variants of §12 that a config may combine */
+static int ltf__variants_check(const ltf_config *c, char *err) {
+    if (c->loop_func != LTF_LOOP_ADD && c->loop_func != LTF_LOOP_MUL)
+        return ltf__fail(err, "loop_func = %d: must be %d (add) or %d (mul)", c->loop_func, LTF_LOOP_ADD, LTF_LOOP_MUL);
+    if (c->loop_func == LTF_LOOP_MUL && c->kind != LTF_LOOPED)
+        return ltf__fail(err, "loop_func mul needs the looped model: only it carries a state to multiply");
+    if (c->loop_func == LTF_LOOP_MUL && c->mask_mode != LTF_MASK_NONE)
+        return ltf__fail(err, "loop_func mul with a state mask: the mask is defined for u = mask(Y) + E only");
+    if (c->inject_every_block != 0 && c->inject_every_block != 1)
+        return ltf__fail(err, "inject_every_block = %d: must be 0 or 1", c->inject_every_block);
+    if (c->inject_every_block && c->kind != LTF_STANDARD)
+        return ltf__fail(err, "inject_every_block needs the standard model (the looped one injects E every iteration)");
+    if (c->no_pos_emb != 0 && c->no_pos_emb != 1)
+        return ltf__fail(err, "no_pos_emb = %d: must be 0 or 1", c->no_pos_emb);
+    return 0;
 }
 
 int ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]) {
@@ -613,8 +642,16 @@ int ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]) {
         return ltf__fail(err, "n_embd (C) = %d is not divisible by n_head (H) = %d", c->n_embd, c->n_head);
     if (c->n_layer < 1 || c->n_layer > LTF_MAX_LAYERS)
         return ltf__fail(err, "n_layer (L) = %d: must be in 1..%d", c->n_layer, LTF_MAX_LAYERS);
-    if (c->kind != LTF_STANDARD && c->kind != LTF_LOOPED)
-        return ltf__fail(err, "kind = %d: must be %d (standard) or %d (looped)", c->kind, LTF_STANDARD, LTF_LOOPED);
+    if (c->kind != LTF_STANDARD && c->kind != LTF_LOOPED && c->kind != LTF_TIED)
+        return ltf__fail(err, "kind = %d: must be %d (standard), %d (looped) or %d (tied)", c->kind, LTF_STANDARD,
+                         LTF_LOOPED, LTF_TIED);
+    if (c->kind == LTF_TIED) {
+        if (c->n_loops < 1 || c->n_loops > 1000)
+            return ltf__fail(err, "n_loops = %d applications of the tied block: must be in 1..1000", c->n_loops);
+        if (c->loop_window != c->n_loops)
+            return ltf__fail(err, "tied model: loop_window = %d must equal n_loops = %d (the gradient passes "
+                             "through every application)", c->loop_window, c->n_loops);
+    }
     if (c->kind == LTF_LOOPED) {
         if (c->n_loops < 1 || c->n_loops > 100000)
             return ltf__fail(err, "n_loops (b) = %d: must be in 1..100000", c->n_loops);
@@ -628,13 +665,14 @@ int ltf_config_check(const ltf_config *c, char err[LTF_ERR_LEN]) {
         return ltf__fail(err, "mask_mode = %d: must be 0 (none), 1 (keep last) or 2 (keep first)", c->mask_mode);
     if (c->mask_mode != LTF_MASK_NONE) {
         if (c->kind != LTF_LOOPED)
-            return ltf__fail(err, "a state mask needs the looped model: the standard model carries no state");
+            return ltf__fail(err, "a state mask needs the looped model: the %s model carries no masked state",
+                             c->kind == LTF_TIED ? "tied" : "standard");
         if (c->mask_pairs < 1 || c->mask_pairs > c->n_positions)
             return ltf__fail(err, "mask_pairs (N) = %d: must be in 1..n_positions (%d)", c->mask_pairs, c->n_positions);
         if (c->mask_when < LTF_AT_TRAIN || c->mask_when > LTF_AT_BOTH)
             return ltf__fail(err, "mask_when = %d: must be 1 (train), 2 (eval) or 3 (both)", c->mask_when);
     }
-    return 0;
+    return ltf__variants_check(c, err);
 }
 
 void ltf_train_config_default(ltf_train_config *t) {
@@ -1453,6 +1491,23 @@ void ltf_residual_backward(float *da, float *db, const float *dout, size_t n) {
     for (size_t i = 0; i < n; i++) { if (da) da[i] += dout[i]; if (db) db[i] += dout[i]; }
 }
 
+/* y += x: E added again (§12: add_inputs_embeds), or a gradient added where E was */
+void ltf_add(float *y, const float *x, size_t n) { ltf_residual_backward(y, NULL, x, n); }
+
+/* The multiplicative injection (§12): out = a * b elementwise.
+ * backward: da = dout * b (written; NULL: not wanted), db += dout * a */
+void ltf_mul_forward(float *out, const float *a, const float *b, size_t n) {
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+void ltf_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n) {
+    #pragma omp parallel for if (n > LTF__PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        if (da) da[i] = dout[i] * b[i];
+        db[i] += dout[i] * a[i];
+    }
+}
+
 /* Learned positions (§2, step 1): out[p, t] = inp[p, t] + wpe[t]
  * backward: dinp += dout, dwpe[t] += sum_p dout[p, t] */
 void ltf_position_forward(float *out, const float *inp, const float *wpe, int B, int N, int C) {
@@ -1589,6 +1644,8 @@ typedef struct {          /* per-step work buffers (views into store->work)     
     float *dfch, *dfcg;   /* [BT, 4C] gradients of c_fc's output and of the GELU's        */
     float *datt;          /* [B, H, N, N]                                                 */
     float *pred;          /* [T, B, n] predictions of the window iterations               */
+    float *pos0;          /* [BT, C]  zeros: the positions added with no_pos_emb (§12)     */
+    float *U;             /* [BT, C]  u = Y * E of loop_func mul (§12)                    */
 } ltf__work;
 
 /* Lays one activation set over p (a == NULL: only counts); returns its floats. */
@@ -1614,13 +1671,19 @@ static size_t ltf__work_map(ltf__work *w, float *p, const ltf_config *c, size_t 
     LTF__TAKE(dln2, rows * C); LTF__TAKE(dln1, rows * C); LTF__TAKE(dtmp, rows * C);
     LTF__TAKE(dqkv, rows * 3 * C); LTF__TAKE(dfch, rows * 4 * C); LTF__TAKE(dfcg, rows * 4 * C);
     LTF__TAKE(datt, bhnn); LTF__TAKE(pred, preds);
+    LTF__TAKE(pos0, c->no_pos_emb ? rows * C : 0); LTF__TAKE(U, c->loop_func == LTF_LOOP_MUL ? rows * C : 0);
 #undef LTF__TAKE
     return used;
 }
 
-/* the loss window T, and the loop count b of training, of a config (the standard model: 1, 1) */
-static int ltf__window(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->loop_window : 1; }
-static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->n_loops : 1; }
+/* Of a config: the passes of f the gradient goes through (the activation sets kept), the last
+ * of them that carry the loss, and the passes of training. Looped: T, T, b. Standard: 1, 1, 1.
+ * Tied (§12): b, 1, b: the loss is read after the last application only. */
+static int ltf__window(const ltf_config *c) { return c->kind == LTF_STANDARD ? 1 : c->loop_window; }
+static int ltf__loss_iters(const ltf_config *c) { return c->kind == LTF_LOOPED ? c->loop_window : 1; }
+static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_STANDARD ? 1 : c->n_loops; }
+/* the passes of f at evaluation: the looped model runs as many as asked, the others their own */
+static int ltf__eval_loops(const ltf_config *c, int asked) { return c->kind == LTF_LOOPED ? asked : ltf__train_loops(c); }
 
 /* The work buffers of a B x N batch laid over `base` (the store's work memory). */
 static ltf__work ltf__work_at(float *base, const ltf_config *c, int B, int N) {
@@ -1800,7 +1863,7 @@ static void ltf__cpu_inject_layernorm(float *h, float *out, float *mean, float *
 static void ltf__cpu_inject_backward(float *dY, float *dE, float *dwpe, const float *dh, int B, int N, int C,
                                      int keep_lo, int keep_hi) {
     ltf__sum_rows(dwpe, dh, B, (size_t)N * C);               /* as ltf_position_backward */
-    ltf_residual_backward(dE, NULL, dh, (size_t)B * N * C);
+    if (dE) ltf_residual_backward(dE, NULL, dh, (size_t)B * N * C);
     if (dY) ltf_mask_backward(dY, dh, B, N, C, keep_lo, keep_hi);
 }
 static void ltf__cpu_matmul_gelu_forward(float *out, float *gelu_out, const float *inp, const float *w,
@@ -1849,6 +1912,7 @@ static const ltf_backend *fn(void) { \
         be.residual_layernorm_forward = P##residual_layernorm_forward; be.layernorm_backward = P##layernorm_backward; \
         be.attention_forward = P##attention_forward; be.attention_backward = P##attention_backward; \
         be.tokens = P##tokens; be.read_out = P##read_out; be.check_finite = P##check_finite; \
+        be.add = P##add; be.mul_forward = P##mul_forward; be.mul_backward = P##mul_backward; \
         be.inject_layernorm = F##inject_layernorm; be.inject_backward = F##inject_backward; \
         be.matmul_gelu_forward = F##matmul_gelu_forward; be.matmul_gelu_backward = F##matmul_gelu_backward; \
         be.read_out_loss = F##read_out_loss; be.read_out_loss_backward = F##read_out_loss_backward; \
@@ -1871,8 +1935,49 @@ typedef struct {              /* one pass over a batch: what the loop and the ba
     ltf_store *store;             /* the model's store: weights, gradients, activation sets, batch */
     int B, n, N, BT, C, d, H;
     int keep_lo, keep_hi;     /* the state mask keeps tokens keep_lo..keep_hi-1 ([0, N): none) */
+    const float *wpe;         /* the positions added: w.wpe, or zeros with no_pos_emb (§12)   */
     ltf__work wk;
 } ltf__pass;
+
+/* §4, §12: the two addends of the injection op, h = mask(Y') + E' + wpe, for the state Y that
+ * enters this pass of f (NULL: the initial state).
+ *   looped, add:  Y' = Y,  E' = E            (Y_0 = 0)
+ *   looped, mul:  Y' = 0,  E' = Y * E in wk.U (Y_0 = 1: E' = E)
+ *   standard:     Y' = 0,  E' = E; with inject_every_block Y' = E (E enters every block, the first too)
+ *   tied:         Y' = 0,  E' = Y            (Y_0 = E: no injection after the first pass) */
+static void ltf__injection(const ltf__pass *P, const float *Y, const float **Yi, const float **Ei) {
+    const ltf_config *c = &P->m->cfg;
+    const float *E = P->wk.E;
+    *Yi = NULL; *Ei = E;
+    if (c->kind == LTF_TIED) {
+        if (Y) *Ei = Y;
+    } else if (c->kind == LTF_STANDARD) {
+        if (c->inject_every_block) *Yi = E;
+    } else if (c->loop_func == LTF_LOOP_MUL) {
+        if (Y) { P->be->mul_forward(P->wk.U, Y, E, (size_t)P->BT * P->C); *Ei = P->wk.U; }
+    } else {
+        *Yi = Y;
+    }
+}
+
+/* The backward of ltf__injection (and of the positions): dh = dL/du in; dE += its share,
+ * dY = dL/dY (NULL: not wanted), dwpe += sum_p dh. */
+static void ltf__injection_backward(const ltf__pass *P, const float *Y, const float *dh, float *dY) {
+    const ltf_config *c = &P->m->cfg;
+    const ltf_backend *be = P->be;
+    float *dE = P->wk.dE, *dwpe = P->store->g.wpe;   /* (no_pos_emb: zeroed after the backward) */
+    size_t rc = (size_t)P->BT * P->C;
+    if (c->kind == LTF_TIED) {                                  /* u = Y, Y_0 = E */
+        be->inject_backward(Y ? dY : NULL, Y ? NULL : dE, dwpe, dh, P->B, P->N, P->C, P->keep_lo, P->keep_hi);
+    } else if (c->loop_func == LTF_LOOP_MUL) {                  /* u = Y * E, Y_0 = 1 */
+        be->inject_backward(NULL, NULL, dwpe, dh, P->B, P->N, P->C, P->keep_lo, P->keep_hi);
+        if (Y) be->mul_backward(dY, dE, dh, Y, P->wk.E, rc);   /* dY = dh * E, dE += dh * Y */
+        else be->add(dE, dh, rc);
+    } else {                                                    /* u = mask(Y) + E */
+        be->inject_backward(dY, dE, dwpe, dh, P->B, P->N, P->C, P->keep_lo, P->keep_hi);
+        if (c->inject_every_block) be->add(dE, dh, rc);         /* and Y' = E */
+    }
+}
 
 /* Forward of f on u = mask(Y) + E (§4; Y == NULL is Y = 0; the mask and E are the pass's),
  * every intermediate into a (its out is f(u)). The first op is the injection with the
@@ -1883,7 +1988,10 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
     int C = P->C, H = P->H, B = P->B, N = P->N, BT = P->BT, L = P->m->cfg.n_layer;
     size_t rc = (size_t)BT * C, bhnn = (size_t)B * H * N * N;
     float *tmp = P->wk.dtmp;
-    be->inject_layernorm(a->h, a->ln1, a->ln1_mean, a->ln1_rstd, Y, P->wk.E, w->wpe, w->h[0].ln1_w, w->h[0].ln1_b,
+    const float *Yi, *Ei;
+    int every = P->m->cfg.inject_every_block;
+    ltf__injection(P, Y, &Yi, &Ei);
+    be->inject_layernorm(a->h, a->ln1, a->ln1_mean, a->ln1_rstd, Yi, Ei, P->wpe, w->h[0].ln1_w, w->h[0].ln1_b,
                          B, N, C, P->keep_lo, P->keep_hi);                             /* h = mask(Y) + E + wpe */
     for (int l = 0; l < L; l++) {
         const ltf_block *p = &w->h[l];
@@ -1900,6 +2008,7 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
         /* h[l+1] = hmid + mlp(ln_2(hmid)), and the LayerNorm that reads it: the next block's
          * ln_1, or after the last block ln_f, whose output is f(u) */
         int last = l + 1 == L;
+        if (every && !last) be->add(tmp, P->wk.E, rc);        /* §12: the next block's input + E */
         be->residual_layernorm_forward(a->h + (l + 1) * rc, last ? a->out : ln1 + rc,
                                        last ? a->lnf_mean : a->ln1_mean + (l + 1) * BT,
                                        last ? a->lnf_rstd : a->ln1_rstd + (l + 1) * BT, hmid, tmp,
@@ -1907,10 +2016,11 @@ static void ltf__backbone_forward(const ltf__pass *P, ltf_acts *a, const float *
     }
 }
 
-/* Backward of f: given dout = dL/d f(u), ADDS the parameter gradients into the store's g and
- * dL/du into dE (E feeds u), and writes dY = mask(dL/du) unless dY is NULL. Clobbers dout,
- * which may be dY. */
-static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *dY) {
+/* Backward of f on the state Y that entered (NULL: the initial one): given dout = dL/d f(u),
+ * ADDS the parameter gradients into the store's g and E's share of dL/du into dE, and writes
+ * dY = dL/dY (mask(dL/du) for the additive loop) unless dY is NULL. Clobbers dout, which may
+ * be dY. */
+static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float *dout, float *dY, const float *Y) {
     const ltf_backend *be = P->be;
     const ltf_weights *w = &P->store->w;
     const ltf_weights *g = &P->store->g;
@@ -1938,9 +2048,10 @@ static void ltf__backbone_backward(const ltf__pass *P, const ltf_acts *a, float 
         be->matmul_backward(wk->dln1, gp->qkv_w, gp->qkv_b, wk->dqkv, ln1, p->qkv_w, BT, C, 3 * C);
         be->layernorm_backward(dh, gp->ln1_w, gp->ln1_b, wk->dln1, x, p->ln1_w,
                                a->ln1_mean + l * BT, a->ln1_rstd + l * BT, BT, C);   /* dh = dL/dx */
+        if (P->m->cfg.inject_every_block && l > 0) be->add(wk->dE, dh, rc);   /* x held + E (§12) */
     }
-    /* h[0] = mask(Y) + E + wpe: dh is dL/du too */
-    be->inject_backward(dY, wk->dE, g->wpe, dh, B, N, C, P->keep_lo, P->keep_hi);
+    /* h[0] = u + wpe: dh is dL/du too */
+    ltf__injection_backward(P, Y, dh, dY);
 }
 
 /* ============================== [8] the loop, the loss, the training pass ==============================
@@ -1975,12 +2086,14 @@ static int ltf__begin(ltf_model *m, ltf__pass *P, const float *xs, const float *
     if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_LAST) P->keep_lo = P->N - 2 * c->mask_pairs;
     if ((c->mask_when & when) != 0 && c->mask_mode == LTF_MASK_KEEP_FIRST) P->keep_hi = 2 * c->mask_pairs;
     P->wk = ltf__work_at(store->work, c, B, P->N);
+    P->wpe = c->no_pos_emb ? P->wk.pos0 : store->w.wpe;
     return 0;
 }
 
 /* z = tokens(xs, ys), E = read_in(z) */
 static void ltf__embed(const ltf__pass *P) {
     const ltf_store *store = P->store;
+    if (P->m->cfg.no_pos_emb) P->be->zero(P->wk.pos0, (size_t)P->N * P->C);
     P->be->tokens(P->wk.z, store->xs, store->ys, P->B, P->n, P->d);
     P->be->matmul_forward(P->wk.E, P->wk.z, store->w.read_in_w, store->w.read_in_b, P->BT, P->d, P->C);
 }
@@ -1998,25 +2111,30 @@ static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters
     return Y;
 }
 
-/* The backward of the window (§4, "Backward of the loop"): from the window's predictions in
- * wk.pred to every gradient; then the gradient check. */
-static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops) {
+/* The backward of the window (§4, "Backward of the loop"): from the predictions of the loss
+ * iterations in wk.pred to every gradient; then the gradient check. Y_s0: the state that
+ * entered iteration s0 (NULL: the initial one). */
+static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops, const float *Y_s0) {
     const ltf_backend *be = P->be;
+    const ltf_config *c = &P->m->cfg;
     ltf_store *store = P->store;
     const ltf__work *wk = &P->wk;
     size_t bn = (size_t)P->B * P->n;
-    int n_win = b_loops - s0;
+    int first_loss = b_loops - ltf__loss_iters(c);
     be->zero(store->grads, P->m->n_params);
     be->zero(wk->dY, (size_t)(wk->dh - wk->dY));                                       /* dY and dE */
     for (int t = b_loops - 1; t >= s0; t--) {
         ltf_acts *a = &store->sets[t - s0];
         float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* the prediction, overwritten by dL/dpred */
-        be->read_out_loss_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, store->ys,
-                                   (float)((double)n_win * bn), a->out, store->w.read_out_w, P->B, P->n, P->C);
-        /* dY: dL/dY_{t+1} in, dL/dY_t = mask(dL/du_t) out (not for Y_s0, a constant) */
-        ltf__backbone_backward(P, a, wk->dY, t > s0 ? wk->dY : NULL);
+        if (t >= first_loss)
+            be->read_out_loss_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, store->ys,
+                                       (float)((double)ltf__loss_iters(c) * bn), a->out, store->w.read_out_w,
+                                       P->B, P->n, P->C);
+        /* dY: dL/dY_{t+1} in, dL/dY_t out (not for Y_s0, a constant) */
+        ltf__backbone_backward(P, a, wk->dY, t > s0 ? wk->dY : NULL, t > s0 ? store->sets[t - 1 - s0].out : Y_s0);
     }
     be->matmul_backward(NULL, store->g.read_in_w, store->g.read_in_b, wk->dE, wk->z, store->w.read_in_w, P->BT, P->d, P->C);
+    if (c->no_pos_emb) be->zero(store->g.wpe, (size_t)(2 * c->n_positions + 1) * P->C);   /* wpe unused */
     be->check_finite(store->stats, store->grads, P->m->n_params);
 }
 
@@ -2027,25 +2145,28 @@ static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops) {
 static void ltf__issue_pass(const ltf__pass *P, int b_loops, int want_grad, const float *Y_given) {
     ltf_store *store = P->store;
     int s0 = b_loops - ltf__window(&P->m->cfg);   /* >= 0: the curriculum keeps b >= T */
+    int first_loss = b_loops - ltf__loss_iters(&P->m->cfg);
     size_t bn = (size_t)P->B * P->n;
     ltf__embed(P);
     const float *Y = NULL;                                             /* Y_s0, a constant */
     if (s0 > 0) Y = Y_given ? Y_given : ltf__loop_forward(P, &store->sets[store->n_sets - 1], s0, NULL, NULL);
+    const float *Y_s0 = Y;
     for (int t = s0; t < b_loops; t++) {                               /* the window */
         ltf_acts *a = &store->sets[t - s0];
         ltf__backbone_forward(P, a, Y);
         Y = a->out;
-        P->be->read_out_loss(P->wk.pred + (size_t)(t - s0) * bn, store->stats, Y, store->w.read_out_w,
-                             store->w.read_out_b, store->ys, P->B, P->n, P->C, t == s0);
+        if (t >= first_loss)
+            P->be->read_out_loss(P->wk.pred + (size_t)(t - s0) * bn, store->stats, Y, store->w.read_out_w,
+                                 store->w.read_out_b, store->ys, P->B, P->n, P->C, t == first_loss);
     }
-    if (want_grad) ltf__window_backward(P, s0, b_loops);
+    if (want_grad) ltf__window_backward(P, s0, b_loops, Y_s0);
 }
 
 /* The one read of a pass: the loss (into *loss and m->loss) and, with want_grad, the index of
  * the first non-finite gradient (m->grad_bad; n_params if none). */
 static int ltf__read_pass(ltf_model *m, const ltf__pass *P, int want_grad, float *loss) {
     ltf_stats got;
-    double count = (double)ltf__window(&m->cfg) * P->B * P->n;   /* n_win = T iterations */
+    double count = (double)ltf__loss_iters(&m->cfg) * P->B * P->n;   /* T iterations (looped) */
     if (P->be->get(&got, P->store->stats, sizeof got, m->err, want_grad ? "the training pass" : "the forward pass") != 0)
         return -1;
     m->loss = got.loss_sum / count;
@@ -2099,7 +2220,7 @@ int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B
 int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                 float *pred_last, float *pred_iters) {
     ltf__pass P;
-    if (m->cfg.kind == LTF_STANDARD) n_loops = 1;
+    n_loops = ltf__eval_loops(&m->cfg, n_loops);
     if (n_loops < 1 || n_loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
     if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_EVAL) != 0) return -1;
@@ -2349,7 +2470,8 @@ void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, f
  * §8: error at in-context index k = squared error of the prediction for point k (which has
  * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
  * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
- * each loop iteration; err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
+ * each loop iteration (the standard and tied models run their own passes; the first n_loops of
+ * them are written); err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
  * error, for bootstrap bands. Prompts go through in batches of 64 to bound memory. */
 int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
                  int n_loops, double *err_by_k, double *err_by_iter, float *err_by_prompt) {
@@ -2358,7 +2480,7 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
     if (n_prompts < 1) return ltf__fail(m->err, "n_prompts = %d: must be at least 1", n_prompts);
     if (n < 1 || n > m->cfg.n_positions)   /* before any allocation is sized by it */
         return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
-    int loops = m->cfg.kind == LTF_STANDARD ? 1 : n_loops, chunk = 64, rc = 0;
+    int loops = ltf__eval_loops(&m->cfg, n_loops), chunk = 64, rc = 0;
     if (loops < 1 || loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
     size_t d = (size_t)m->cfg.n_dims;
@@ -2371,7 +2493,8 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
         goto done;
     }
     for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
-    if (err_by_iter) for (int t = 0; t < loops; t++) err_by_iter[t] = 0.0;
+    int n_iter = loops < n_loops ? loops : n_loops;   /* entries of err_by_iter */
+    if (err_by_iter) for (int t = 0; t < n_iter; t++) err_by_iter[t] = 0.0;
     for (int p0 = 0; p0 < n_prompts; p0 += chunk) {
         int B = n_prompts - p0 < chunk ? n_prompts - p0 : chunk;
         ltf_task_sample(task, rng, B, n, xs, ys);
@@ -2383,14 +2506,14 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
                 if (err_by_prompt) err_by_prompt[(size_t)(p0 + p) * n + k] = (float)(e * e / task->error_scale);
             }
         if (err_by_iter)
-            for (int t = 0; t < loops; t++)
+            for (int t = 0; t < n_iter; t++)
                 for (int i = 0; i < B * n; i++) {
                     double e = (double)iters[((size_t)t * B * n) + i] - ys[i];
                     err_by_iter[t] += e * e;
                 }
     }
     for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
-    if (err_by_iter) for (int t = 0; t < loops; t++) err_by_iter[t] /= (double)n_prompts * n * task->error_scale;
+    if (err_by_iter) for (int t = 0; t < n_iter; t++) err_by_iter[t] /= (double)n_prompts * n * task->error_scale;
 done:
     LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(pred); LTF_FREE(iters);
     return rc;
@@ -2416,13 +2539,14 @@ void ltf_curriculum_default(ltf_curriculum *cur, int task_kind, const ltf_config
     int wide = task_kind == LTF_TASK_DECISION_TREE || task_kind == LTF_TASK_RELU_2NN;
     cur->dims = ltf__schedule(5, c->n_dims, 1, 5000);
     cur->points = ltf__schedule(wide ? 26 : 11, n_points, wide ? 5 : 2, 5000);
-    cur->loops = c->kind == LTF_LOOPED ? ltf__schedule(c->loop_window, c->n_loops, 2, 500) : ltf__schedule(1, 1, 0, 1);
+    int b = ltf__train_loops(c);
+    cur->loops = c->kind == LTF_LOOPED ? ltf__schedule(c->loop_window, b, 2, 500) : ltf__schedule(b, b, 0, 1);
 }
 
 void ltf_curriculum_off(ltf_curriculum *cur, const ltf_config *c, int n_points) {
     cur->dims = ltf__schedule(c->n_dims, c->n_dims, 0, 1);
     cur->points = ltf__schedule(n_points, n_points, 0, 1);
-    cur->loops = c->kind == LTF_LOOPED ? ltf__schedule(c->n_loops, c->n_loops, 0, 1) : ltf__schedule(1, 1, 0, 1);
+    cur->loops = ltf__schedule(ltf__train_loops(c), ltf__train_loops(c), 0, 1);
 }
 
 static int ltf__schedule_check(const ltf_schedule *s, const char *what, int lo, int hi, char *err) {
@@ -2434,11 +2558,10 @@ static int ltf__schedule_check(const ltf_schedule *s, const char *what, int lo, 
 }
 
 int ltf_curriculum_check(const ltf_curriculum *cur, const ltf_config *c, char err[LTF_ERR_LEN]) {
-    int looped = c->kind == LTF_LOOPED;
+    int lo = c->kind == LTF_LOOPED ? c->loop_window : ltf__train_loops(c);   /* the window needs b >= T */
     if (ltf__schedule_check(&cur->dims, "dims", 1, c->n_dims, err) != 0) return -1;
     if (ltf__schedule_check(&cur->points, "points", 1, c->n_positions, err) != 0) return -1;
-    if (ltf__schedule_check(&cur->loops, "loops", looped ? c->loop_window : 1, looped ? c->n_loops : 1, err) != 0)
-        return -1;
+    if (ltf__schedule_check(&cur->loops, "loops", lo, ltf__train_loops(c), err) != 0) return -1;
     return 0;
 }
 
@@ -2474,7 +2597,7 @@ int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, floa
         ltf_task_sample(&task, &st->data_rng, t.batch_size, n, xs, ys);
     }
     /* b grows with the curriculum, the window T stays; the standard model runs f once */
-    int b_loops = m->cfg.kind == LTF_LOOPED ? loops : 1;
+    int b_loops = m->cfg.kind == LTF_STANDARD ? 1 : loops;
     if (ltf__train_step_loops(m, &t, xs, ys, t.batch_size, n, b_loops, draw, key, loss) != 0) return -1;
     st->step++;
     if (n_used) *n_used = n;
@@ -2578,7 +2701,9 @@ static void ltf__buf_printf(ltf__buf *b, const char *fmt, ...) {
  * __metadata__ (all values strings):
  *   "format": "looped-tf", "format_version": "1"
  *   every ltf_config field by its C name: "n_dims", "n_positions", "n_embd", "n_head", "n_layer",
- *     "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when" (decimal ints)
+ *     "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when", and the variants
+ *     "loop_func", "inject_every_block", "no_pos_emb" (decimal ints; the last three may be absent:
+ *     0, as in files written before they existed)
  *   with a train state only (its presence is what "step" marks):
  *     "step", "adam_t"; "data_rng_state", "data_rng_inc" (uint64 in decimal); "task" (the
  *     task's name, e.g. "linear_regression"); "batch_size", "n_points", "lr", "beta1", "beta2",
@@ -2626,14 +2751,18 @@ static float ltf__get_f32le(const unsigned char *p) {
  * comparing walk one list. */
 typedef struct { const char *name; int *p; } ltf__iref;
 typedef struct { const char *name; float *p; } ltf__fref;
-enum { LTF__CONFIG_INTS = 11, LTF__STATE_INTS = 14, LTF__STATE_FLOATS = 5 };
+/* The config's ints; the last three (the variants, §12) came later: a file without them is
+ * the plain model (0), so checkpoints written before load as they did. */
+enum { LTF__CONFIG_INTS = 14, LTF__CONFIG_REQUIRED = 11, LTF__STATE_INTS = 14, LTF__STATE_FLOATS = 5 };
 
 static void ltf__config_refs(ltf_config *c, ltf__iref r[LTF__CONFIG_INTS]) {
-    static const char *const names[11] = {"n_dims", "n_positions", "n_embd", "n_head", "n_layer",
-        "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when"};
-    int *p[11] = {&c->n_dims, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, &c->kind,
-                  &c->n_loops, &c->loop_window, &c->mask_mode, &c->mask_pairs, &c->mask_when};
-    for (int i = 0; i < 11; i++) { r[i].name = names[i]; r[i].p = p[i]; }
+    static const char *const names[LTF__CONFIG_INTS] = {"n_dims", "n_positions", "n_embd", "n_head", "n_layer",
+        "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when",
+        "loop_func", "inject_every_block", "no_pos_emb"};
+    int *p[LTF__CONFIG_INTS] = {&c->n_dims, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, &c->kind,
+                  &c->n_loops, &c->loop_window, &c->mask_mode, &c->mask_pairs, &c->mask_when,
+                  &c->loop_func, &c->inject_every_block, &c->no_pos_emb};
+    for (int i = 0; i < LTF__CONFIG_INTS; i++) { r[i].name = names[i]; r[i].p = p[i]; }
 }
 
 static void ltf__state_int_refs(ltf_train_state *s, ltf__iref r[LTF__STATE_INTS]) {
@@ -3118,6 +3247,7 @@ static int ltf__meta_config(const ltf__header *h, ltf_config *c, char *err) {
     ltf__config_refs(c, r);
     for (int i = 0; i < LTF__CONFIG_INTS; i++) {
         long long v;
+        if (i >= LTF__CONFIG_REQUIRED && !ltf__meta_find(h, r[i].name)) continue;   /* 0: written before §12 */
         if (ltf__meta_int(h, r[i].name, -2147483647 - 1, 2147483647, &v, err) != 0) return -1;
         *r[i].p = (int)v;
     }

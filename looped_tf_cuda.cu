@@ -822,6 +822,30 @@ static void ltf__gpu_tokens(float *z, const float *xs, const float *ys, int B, i
     LTF__LAUNCH(ltf__k_tokens, ltf__blocks((size_t)B * 2 * n * d), LTF__THREADS, z, xs, ys, B, n, d);
 }
 
+/* The variants' elementwise ops (header §12): y += x; out = a * b; its backward da = dout * b
+ * (da NULL: not wanted), db += dout * a. One thread per element. */
+__global__ void ltf__k_add(float *y, const float *x, size_t n) {
+    LTF__FOR_EACH(i, n) y[i] += x[i];
+}
+static void ltf__gpu_add(float *y, const float *x, size_t n) {
+    LTF__LAUNCH(ltf__k_add, ltf__blocks(n), LTF__THREADS, y, x, n);
+}
+__global__ void ltf__k_mul_forward(float *out, const float *a, const float *b, size_t n) {
+    LTF__FOR_EACH(i, n) out[i] = a[i] * b[i];
+}
+static void ltf__gpu_mul_forward(float *out, const float *a, const float *b, size_t n) {
+    LTF__LAUNCH(ltf__k_mul_forward, ltf__blocks(n), LTF__THREADS, out, a, b, n);
+}
+__global__ void ltf__k_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n) {
+    LTF__FOR_EACH(i, n) {
+        if (da) da[i] = dout[i] * b[i];
+        db[i] += dout[i] * a[i];
+    }
+}
+static void ltf__gpu_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b, size_t n) {
+    LTF__LAUNCH(ltf__k_mul_backward, ltf__blocks(n), LTF__THREADS, da, db, dout, a, b, n);
+}
+
 /* h = mask(Y) + E + wpe (Y == NULL: Y = 0; the mask keeps tokens keep_lo..keep_hi-1 of each
  * prompt), out = LN(h): one block per row, the CPU's order of additions (E + Y, then + wpe) */
 __global__ void ltf__k_inject_layernorm(float *h, float *out, float *mean, float *rstd, const float *Y, const float *E,
@@ -844,7 +868,8 @@ static void ltf__gpu_inject_layernorm(float *h, float *out, float *mean, float *
                 w, b, B, N, C, keep_lo, keep_hi);
 }
 
-/* dwpe[t, i] += sum_p dh[p, t, i] (p in order), dE += dh, dY = mask(dh): one thread per (t, i) */
+/* dwpe[t, i] += sum_p dh[p, t, i] (p in order), dE += dh, dY = mask(dh) (dE, dY NULL: not
+ * wanted): one thread per (t, i) */
 __global__ void ltf__k_inject_backward(float *dY, float *dE, float *dwpe, const float *dh, int B, int N, int C,
                                        int keep_lo, int keep_hi) {
     size_t NC = (size_t)N * C;
@@ -855,7 +880,7 @@ __global__ void ltf__k_inject_backward(float *dY, float *dE, float *dwpe, const 
             size_t r = (size_t)p * NC + ti;
             float g = dh[r];
             s += g;
-            dE[r] += g;
+            if (dE) dE[r] += g;
             if (dY) dY[r] = keep ? g : 0.0f;
         }
         dwpe[ti] += s;

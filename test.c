@@ -412,6 +412,20 @@ static void test_model_gradients(void) {
     model_gradcheck("looped keep-first-1, mask at train", c, 2, 4);
     c.mask_mode = LTF_MASK_KEEP_LAST; c.mask_pairs = 1; c.mask_when = LTF_AT_EVAL;
     model_gradcheck("looped keep-last-1, mask at eval", c, 2, 4);
+    /* the paper code's variants (docs/MATH.md §12) */
+    c = small_config(LTF_LOOPED, 1, 4, 4); c.loop_func = LTF_LOOP_MUL;
+    model_gradcheck("looped mul b=4 T=4", c, 2, 4);
+    c = small_config(LTF_LOOPED, 2, 5, 2); c.loop_func = LTF_LOOP_MUL;
+    model_gradcheck("looped mul L=2 b=5 T=2 (truncated)", c, 2, 4);
+    c = small_config(LTF_STANDARD, 3, 1, 1); c.inject_every_block = 1;
+    model_gradcheck("standard L=3 inject every block", c, 2, 4);
+    c = small_config(LTF_STANDARD, 2, 1, 1); c.no_pos_emb = 1;
+    model_gradcheck("standard L=2 no position embedding", c, 2, 4);
+    c = small_config(LTF_LOOPED, 1, 5, 3); c.no_pos_emb = 1;
+    model_gradcheck("looped b=5 T=3 no position embedding", c, 2, 4);
+    model_gradcheck("tied L=1 applied 4 times", small_config(LTF_TIED, 1, 4, 4), 2, 4);
+    c = small_config(LTF_TIED, 2, 3, 3); c.no_pos_emb = 1;
+    model_gradcheck("tied L=2 applied 3 times, no pos", c, 2, 4);
 }
 
 /* ------------------------------------------------------------------ PyTorch fixtures */

@@ -165,7 +165,7 @@ static double ltf__probe_score(const double *fit_f, const double *fit_t, int fit
 
 int ltf_probe_run(ltf_model *m, int n, int n_loops, int n_prompts, uint64_t seed, ltf_probe_result *r, char err[LTF_ERR_LEN]) {
     int d = m->cfg.n_dims, C = m->cfg.n_embd, P = n_prompts, half = n_prompts / 2;
-    int S = m->cfg.kind == LTF_LOOPED ? n_loops + 1 : m->cfg.n_layer + 1, rc = 0;
+    int S = m->cfg.kind == LTF_STANDARD ? m->cfg.n_layer + 1 : n_loops + 1, rc = 0;
     memset(r, 0, sizeof *r);
     if (d > 64) return ltf__fail(err, "probe: d = %d: at most 64", d);
     if (n_prompts < 8) return ltf__fail(err, "probe: %d prompts: need at least 8", n_prompts);
