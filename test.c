@@ -444,9 +444,13 @@ static int fixture_load(const char *path, fixture *f) {
     if (fscanf(fp, " config d=%d n_points=%d n_positions=%d C=%d H=%d L=%d kind=%31s b=%d T=%d B=%d mask=%31s mask_n=%d mask_when=%31s",
                &c->n_dims, &f->n, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, kind, &c->n_loops,
                &c->loop_window, &f->B, mask, &c->mask_pairs, when) != 13) { fclose(fp); return -1; }
-    c->kind = strcmp(kind, "looped") == 0 ? LTF_LOOPED : LTF_STANDARD;
+    c->kind = strcmp(kind, "looped") == 0 ? LTF_LOOPED : strcmp(kind, "tied") == 0 ? LTF_TIED : LTF_STANDARD;
     c->mask_mode = strcmp(mask, "last") == 0 ? LTF_MASK_KEEP_LAST : strcmp(mask, "first") == 0 ? LTF_MASK_KEEP_FIRST : LTF_MASK_NONE;
     c->mask_when = strcmp(when, "train") == 0 ? LTF_AT_TRAIN : strcmp(when, "eval") == 0 ? LTF_AT_EVAL : LTF_AT_BOTH;
+    char func[32];   /* an optional line: the variants of docs/MATH.md §12 */
+    if (fscanf(fp, " variants loop_func=%31s inject_every_block=%d no_pos_emb=%d", func, &c->inject_every_block,
+               &c->no_pos_emb) == 3)
+        c->loop_func = strcmp(func, "mul") == 0 ? LTF_LOOP_MUL : LTF_LOOP_ADD;
     sh_new_strdup(f->t);
     char name[200];
     size_t count;
@@ -511,7 +515,7 @@ static void test_fixture(const char *file) {
     }
     /* predictions of every loop iteration, evaluation rule */
     fx_entry *ep = shgetp(f.t, "eval_pred");
-    int loops = f.cfg.kind == LTF_LOOPED ? f.cfg.n_loops : 1;
+    int loops = f.cfg.kind == LTF_STANDARD ? 1 : f.cfg.n_loops;
     float *it = zeros(ep->count), *last = zeros((size_t)f.B * f.n);
     rc = ltf_predict(&m, xs, ys, f.B, f.n, loops, last, it);
     CHECK(rc == 0 && ep->count == (size_t)loops * f.B * f.n, "%s: predict failed or eval_pred size %zu", file, ep->count);
@@ -530,6 +534,10 @@ static void test_pytorch_fixtures(void) {
     test_fixture("looped_L2.txt");
     test_fixture("looped_last2.txt");
     test_fixture("looped_first2.txt");
+    test_fixture("looped_mul.txt");
+    test_fixture("standard_every.txt");
+    test_fixture("looped_nopos.txt");
+    test_fixture("tied.txt");
 }
 
 /* ------------------------------------------------------------------ structure */

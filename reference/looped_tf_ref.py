@@ -1,4 +1,4 @@
-"""Independent PyTorch reference for looped-tf (docs/MATH.md §1-§5).
+"""Independent PyTorch reference for looped-tf (docs/MATH.md §1-§5, and the variants of §12).
 
 Follows docs/MATH.md, written independently of the C code. Parameter names equal those of the paper's PyTorch
 code, so a state_dict of this module loads into the paper's models and vice versa:
@@ -90,12 +90,14 @@ class Backbone(nn.Module):
             ln_f=LayerNorm(C),
         ))
 
-    def forward(self, u):
+    def forward(self, u, every=None, no_pos=False):
+        """every: a tensor added to the input of every block (§12, the paper's add_inputs_embeds);
+        no_pos: the positions are not added (§12, rm_pos_embd)."""
         N = u.shape[1]
         assert N <= self.transformer.wpe.weight.shape[0], "sequence longer than wpe table"
-        h = u + self.transformer.wpe.weight[:N]
+        h = u if no_pos else u + self.transformer.wpe.weight[:N]
         for blk in self.transformer.h:
-            h = blk(h)
+            h = blk(h if every is None else h + every)
         return self.transformer.ln_f(h)
 
 
@@ -124,17 +126,24 @@ def state_mask(n, mode, N, dtype, device):
 
 
 class LoopedTF(nn.Module):
-    """kind='standard': y_hat = read_out(f(E))[:, 0::2].
-    kind='looped':   Y_0 = 0, Y_{t+1} = f(mask(Y_t) + E)."""
+    """kind='standard': y_hat = read_out(f(E))[:, 0::2]  (inject_every_block: E enters every block).
+    kind='looped':   Y_0 = 0, Y_{t+1} = f(mask(Y_t) + E)  (loop_func 'mul': Y_0 = 1, f(Y_t * E)).
+    kind='tied':     Y_0 = E, Y_{t+1} = f(Y_t), b applications, loss after the last only.
+    no_pos_emb: f adds no positions (wpe stays a parameter, unused)."""
 
     def __init__(self, d, n_positions, C, H, L, kind="looped",
-                 mask="none", mask_n=0, mask_when="both"):
+                 mask="none", mask_n=0, mask_when="both",
+                 loop_func="add", inject_every_block=False, no_pos_emb=False):
         super().__init__()
-        assert kind in ("standard", "looped")
+        assert kind in ("standard", "looped", "tied")
         assert mask in ("none", "last", "first")
         assert mask_when in ("train", "eval", "both")
+        assert loop_func in ("add", "mul")
+        assert loop_func == "add" or (kind == "looped" and mask == "none")
+        assert not inject_every_block or kind == "standard"
         self.d, self.n_positions, self.C, self.H, self.L = d, n_positions, C, H, L
         self.kind, self.mask, self.mask_n, self.mask_when = kind, mask, mask_n, mask_when
+        self.loop_func, self.inject_every_block, self.no_pos_emb = loop_func, inject_every_block, no_pos_emb
         self._read_in = nn.Linear(d, C)
         self._backbone = Backbone(C, H, L, n_positions)
         self._read_out = nn.Linear(C, 1)
@@ -157,31 +166,44 @@ class LoopedTF(nn.Module):
         training=False: s = 0 (caller wraps in no_grad if wanted), eval-time mask rule."""
         n = xs.shape[1]
         E = self._read_in(combine(xs, ys))
+        f = lambda u: self._backbone(u, no_pos=self.no_pos_emb)
         if self.kind == "standard":
-            return [self.readout(self._backbone(E))], 0
+            every = E if self.inject_every_block else None
+            return [self.readout(self._backbone(E, every=every, no_pos=self.no_pos_emb))], 0
+        if self.kind == "tied":      # gradient through all b applications
+            Y, preds = E, []
+            for t in range(b):
+                Y = f(Y)
+                preds.append(self.readout(Y))
+            return preds, 0
         T = b if T is None else T
         s = max(0, b - T) if training else 0
         m = self._mask_for(n, training, E)
-        Y = torch.zeros_like(E)
+        Y = torch.zeros_like(E) if self.loop_func == "add" else torch.ones_like(E)
+
+        def step(Y):
+            if self.loop_func == "mul":
+                return f(Y * E)
+            return f((Y if m is None else Y * m) + E)
+
         preds = []
         for t in range(b):
             if t < s:
                 with torch.no_grad():
-                    Yin = Y if m is None else Y * m
-                    Y = self._backbone(Yin + E)
+                    Y = step(Y)
                     preds.append(self.readout(Y))
             else:
                 if t == s:
                     Y = Y.detach()  # Y_s is a constant
-                Yin = Y if m is None else Y * m
-                Y = self._backbone(Yin + E)
+                Y = step(Y)
                 preds.append(self.readout(Y))
         return preds, s
 
     def train_loss(self, xs, ys, b=1, T=None):
-        """Training loss: mean over window iterations s..b-1, batch, points of (y_hat-y)^2."""
+        """Training loss: mean over window iterations s..b-1 (tied: the last only), batch,
+        points of (y_hat-y)^2."""
         preds, s = self.forward(xs, ys, b, T, training=True)
-        window = torch.stack(preds[s:])          # [K, B, n]
+        window = torch.stack(preds[-1:] if self.kind == "tied" else preds[s:])   # [K, B, n]
         loss = (window - ys.unsqueeze(0)).square().mean()
         return loss, preds, s
 

@@ -25,14 +25,22 @@ CASES = [
                           mask="last", mask_n=2, mask_when="both")),
     ("looped_first2", dict(BASE, L=1, kind="looped", b=5, T=3, seed=105,
                            mask="first", mask_n=2, mask_when="train")),
+    # the paper code's variants (docs/MATH.md §12)
+    ("looped_mul", dict(BASE, L=1, kind="looped", b=5, T=3, seed=106, loop_func="mul")),
+    ("standard_every", dict(BASE, L=3, kind="standard", b=1, T=1, seed=107, inject_every_block=1)),
+    ("looped_nopos", dict(BASE, L=1, kind="looped", b=4, T=2, seed=108, no_pos_emb=1)),
+    ("tied", dict(BASE, L=1, kind="tied", b=4, T=4, seed=109)),
 ]
+VARIANT_KEYS = ("loop_func", "inject_every_block", "no_pos_emb")
 
 
 def build(cfg):
     """Model with random test weights and a random prompt, all from cfg['seed']."""
     torch.manual_seed(cfg["seed"])
     m = LoopedTF(cfg["d"], cfg["n_positions"], cfg["C"], cfg["H"], cfg["L"], cfg["kind"],
-                 cfg.get("mask", "none"), cfg.get("mask_n", 0), cfg.get("mask_when", "both"))
+                 cfg.get("mask", "none"), cfg.get("mask_n", 0), cfg.get("mask_when", "both"),
+                 cfg.get("loop_func", "add"), bool(cfg.get("inject_every_block", 0)),
+                 bool(cfg.get("no_pos_emb", 0)))
     m = m.double()
     init_random_test(m)
     xs = torch.randn(cfg["B"], cfg["n_points"], cfg["d"])
@@ -44,7 +52,9 @@ def compute(m, xs, ys, cfg):
     m.zero_grad(set_to_none=True)
     loss, preds, s = m.train_loss(xs, ys, cfg["b"], cfg["T"])
     loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in m.named_parameters()}
+    # a parameter the loss does not use (wpe with no_pos_emb) has no grad: its gradient is 0
+    grads = {k: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+             for k, p in m.named_parameters()}
     pred = torch.stack([p.detach() for p in preds])              # [b, B, n]
     with torch.no_grad():
         epreds, _ = m(xs, ys, cfg["b"], cfg["T"], training=False)
@@ -64,6 +74,9 @@ def write_fixture(path, m, xs, ys, cfg, loss, grads, pred, eval_pred):
                  c["d"], c["n_points"], c["n_positions"], c["C"], c["H"], c["L"], c["kind"],
                  c["b"], c["T"], c["B"], c.get("mask", "none"), c.get("mask_n", 0),
                  c.get("mask_when", "both"))]
+    if any(k in c for k in VARIANT_KEYS):   # a line of its own: the older fixtures stay as they were
+        lines.append("variants loop_func=%s inject_every_block=%d no_pos_emb=%d" % (
+            c.get("loop_func", "add"), c.get("inject_every_block", 0), c.get("no_pos_emb", 0)))
 
     def block(name, t):
         lines.append("tensor %s %d" % (name, t.numel()))
@@ -164,6 +177,19 @@ def self_checks():
 
     # 1. full gradient, no truncation (looped L=2, b=T=4) and standard model
     for name in ("looped_L2", "standard"):
+        cfg = dict(CASES)[name]
+        m, xs, ys = build(cfg)
+        loss, grads, _, _, s = compute(m, xs, ys, cfg)
+        lossfn = lambda: m.train_loss(xs, ys, cfg["b"], cfg["T"])[0]
+        gv, fd = fd_directional(lossfn, m, grads)
+        check(abs(gv - fd) <= 1e-7 * max(1.0, abs(fd)),
+              "%s: directional FD %.10e vs grad %.10e" % (name, fd, gv))
+        w = fd_entries(lossfn, m, grads)
+        check(w < 1e-6, "%s: per-entry FD worst rel err %.2e" % (name, w))
+
+    # 1b. the variants, no truncation (looped_mul and looped_nopos truncate: directional FD on the
+    #     untruncated loss of a b = T copy would test another loss, so they are checked in 2.)
+    for name in ("standard_every", "tied"):
         cfg = dict(CASES)[name]
         m, xs, ys = build(cfg)
         loss, grads, _, _, s = compute(m, xs, ys, cfg)
