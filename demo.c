@@ -36,7 +36,8 @@
 enum { CMD_TRAIN, CMD_EVAL, CMD_MASK_SWEEP, CMD_COMPARE, CMD_BENCH, CMD_GRID, CMD_PROBE, CMD_COUNT };
 static const char *const cmd_names[CMD_COUNT] = {"train", "eval", "mask-sweep", "compare", "bench", "sweep", "probe"};
 /* the words of the choice flags, indexed by the value they set */
-static const char *const kinds[] = {"standard", "looped"};            /* --model: ltf_config.kind */
+static const char *const kinds[] = {"standard", "looped", "tied"};    /* --model: ltf_config.kind */
+static const char *const loop_funcs[] = {"add", "mul"};               /* --loop-func: loop_func   */
 static const char *const masks[] = {"none", "last", "first"};         /* --mask: mask_mode        */
 static const char *const whens[] = {"", "train", "eval", "both"};     /* --mask-when: mask_when   */
 static const char *const onoff[] = {"off", "on"};
@@ -65,6 +66,10 @@ static const flag_info flag_table[] = {
     {"--mask", F_TRAIN | F_SWEEP | F_COMPARE | F_BENCH},
     {"--mask-n", F_TRAIN | F_COMPARE | F_BENCH},
     {"--mask-when", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--loop-func", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--inject-every-block", F_TRAIN | F_BENCH},
+    {"--no-pos-emb", F_TRAIN | F_COMPARE | F_BENCH},
+    {"--models", F_COMPARE},
     {"--steps", F_TRAIN | F_COMPARE},
     {"--batch", F_TRAIN | F_COMPARE | F_BENCH},
     {"--lr", F_TRAIN | F_COMPARE | F_BENCH},
@@ -98,6 +103,13 @@ static const flag_info flag_table[] = {
 };
 enum { N_FLAGS = sizeof flag_table / sizeof flag_table[0] };
 
+/* compare's models (--models KIND:N,...): N is the layers of a standard model (standard-every:
+ * E added before every block too), the iterations b of a looped one (L = 1), the applications b
+ * of a tied one (one block). */
+enum { MAX_COMPARE = 8 };
+typedef struct { int kind, n, every; } compare_item;
+static const char *const compare_default = "standard:12,looped:5,looped:10,looped:20,looped:25";
+
 typedef struct {
     int command;
     ltf_config cfg;
@@ -122,6 +134,8 @@ typedef struct {
     int gpu_model;            /* bench: print the GPU performance model, run nothing         */
     const char *grid;         /* sweep: "key=v1,v2 key=..."                                  */
     int seeds, jobs, emit, point;   /* sweep: seeds per point, workers, 0/1/2 = none/slurm/parallel, one point or -1 */
+    compare_item models[MAX_COMPARE];   /* compare: its models (--models)                   */
+    int n_models;
 } options;
 
 static void usage(FILE *f) {
@@ -157,7 +171,8 @@ static void usage(FILE *f) {
         "take --task and --n, which then win over the checkpoint's; mask-sweep takes --mask)\n"
         "  --task NAME              linear_regression noisy_linear_regression sparse_linear_regression\n"
         "                           decision_tree relu_2nn_regression           (linear_regression)\n"
-        "  --model looped|standard  kind of model                              (looped)\n"
+        "  --model looped|standard|tied  kind of model (tied: the --L blocks applied --b times, no\n"
+        "                           injection, loss after the last; the paper's ablation)  (looped)\n"
         "  --d N                    task dimension n_dims, 1..%d             (5)\n"
         "  --n N                    points per prompt, 1..100000               (11)\n"
         "  --positions N            max points the model takes (wpe 2N+1 rows), >= --n  (= --n)\n"
@@ -169,6 +184,12 @@ static void usage(FILE *f) {
         "  --mask none|last|first   keep only the last/first N pairs of the state (none; mask-sweep: last)\n"
         "  --mask-n N               N for --mask last|first, 1..--positions    (none)\n"
         "  --mask-when train|eval|both  where the mask applies (with --mask)   (both)\n"
+        "  --loop-func add|mul      looped: Y = f(Y + E) from Y = 0, or Y = f(Y * E) from Y = 1  (add)\n"
+        "  --inject-every-block on|off  standard: E added to the input of every block (off)\n"
+        "  --no-pos-emb on|off      no position embedding added (wpe stays, unused)  (off)\n"
+        "  --models LIST            compare: the models, KIND:N comma-separated, KIND standard (N layers),\n"
+        "                           standard-every (E before every block), looped (b, L=1), tied (b\n"
+        "                           applications of one block), at most 8  (%s)\n"
         "training (train, compare; --batch, --lr, --wd also bench)\n"
         "  --steps N                training steps in all (with --resume: the step to reach) (3000)\n"
         "  --batch N                prompts per step                           (64)\n"
@@ -235,7 +256,7 @@ static void usage(FILE *f) {
         "Threads: OMP_NUM_THREADS=N fixes them. Without it, training times 4 steps on all cores and 4 on one\n"
         "at the start and every 60 s, and runs on whichever was faster: on a machine where another process\n"
         "holds a core, one thread beats two that wait for each other. The results are the same bits either way.\n",
-        LTF_MAX_DIMS, LTF_MAX_LAYERS);
+        LTF_MAX_DIMS, LTF_MAX_LAYERS, compare_default);
 }
 
 static int flag_index(const char *f) {
@@ -348,16 +369,52 @@ static int check_configs(const char *list) {
     return 0;
 }
 
+/* --models: KIND:N items (compare_item); every refusal names the item and what is allowed. */
+static int parse_models(const char *f, const char *a, options *o) {
+    static const char *const words[] = {"standard", "standard-every", "looped", "tied"};
+    static const int kind_of[] = {LTF_STANDARD, LTF_STANDARD, LTF_LOOPED, LTF_TIED};
+    char buf[512], *save = NULL;
+    if (strlen(a) >= sizeof buf) { fprintf(stderr, "demo: %s is too long (%zu characters; at most 511)\n", f, strlen(a)); return -1; }
+    memcpy(buf, a, strlen(a) + 1);
+    o->n_models = 0;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(item, ':'), *end = NULL;
+        int w = -1;
+        for (int i = 0; colon && i < 4; i++) if ((size_t)(colon - item) == strlen(words[i]) && strncmp(item, words[i], strlen(words[i])) == 0) w = i;
+        long n = colon ? strtol(colon + 1, &end, 10) : 0;
+        int hi = kind_of[w < 0 ? 0 : w] == LTF_STANDARD ? LTF_MAX_LAYERS : 1000;
+        if (w < 0 || !end || *end || end == colon + 1 || n < 1 || n > hi) {
+            fprintf(stderr, "demo: %s '%s' is not allowed: '%s' is none of standard:L, standard-every:L (L in 1..%d), "
+                    "looped:b, tied:b (b in 1..1000)\n", f, a, item, LTF_MAX_LAYERS);
+            return -1;
+        }
+        if (o->n_models == MAX_COMPARE) { fprintf(stderr, "demo: %s '%s' is not allowed: at most %d models\n", f, a, MAX_COMPARE); return -1; }
+        compare_item it = {kind_of[w], (int)n, w == 1};
+        for (int i = 0; i < o->n_models; i++)
+            if (memcmp(&o->models[i], &it, sizeof it) == 0) {
+                fprintf(stderr, "demo: %s '%s' is not allowed: '%s' is there twice\n", f, a, item);
+                return -1;
+            }
+        o->models[o->n_models++] = it;
+    }
+    if (o->n_models == 0) { fprintf(stderr, "demo: %s '%s' is not allowed: no model in it\n", f, a); return -1; }
+    return 0;
+}
+
 static int parse_flag(options *o, const char *f, const char *a, long *positions) {
     static const char *tasks[LTF_TASK_COUNT];
     for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
     ltf_config *c = &o->cfg;
     static const char *const model_flags[] = {"--preset", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
-                                              "--b", "--T", "--batch", "--mask", "--mask-n", "--mask-when"};
+                                              "--b", "--T", "--batch", "--mask", "--mask-n", "--mask-when",
+                                              "--loop-func", "--inject-every-block", "--no-pos-emb"};
     for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) o->model_flags |= strcmp(f, model_flags[i]) == 0;
     if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
     if (strcmp(f, "--task") == 0) return parse_choice(f, a, tasks, LTF_TASK_COUNT, &o->task);
-    if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 2, &c->kind);
+    if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 3, &c->kind);
+    if (strcmp(f, "--loop-func") == 0) return parse_choice(f, a, loop_funcs, 2, &c->loop_func);
+    if (strcmp(f, "--inject-every-block") == 0) return parse_choice(f, a, onoff, 2, &c->inject_every_block);
+    if (strcmp(f, "--no-pos-emb") == 0) return parse_choice(f, a, onoff, 2, &c->no_pos_emb);
     if (strcmp(f, "--d") == 0) return parse_int(f, a, 1, LTF_MAX_DIMS, &c->n_dims);
     if (strcmp(f, "--n") == 0) return parse_int(f, a, 1, 100000, &o->tc.n_points);
     if (strcmp(f, "--positions") == 0) return parse_long(f, a, 1, 100000, positions);
@@ -374,6 +431,7 @@ static int parse_flag(options *o, const char *f, const char *a, long *positions)
     if (strcmp(f, "--mask-n") == 0) return parse_int(f, a, 1, 100000, &c->mask_pairs);
     if (strcmp(f, "--mask-when") == 0) return parse_choice(f, a, whens, 4, &c->mask_when);
     if (strcmp(f, "--steps") == 0) return parse_long(f, a, 0, 100000000, &o->steps);
+    if (strcmp(f, "--models") == 0) return parse_models(f, a, o);
     if (strcmp(f, "--batch") == 0) return parse_int(f, a, 1, 1000000, &o->tc.batch_size);
     if (strcmp(f, "--lr") == 0) return parse_float(f, a, 1e-12, 10, &o->tc.lr);
     if (strcmp(f, "--wd") == 0) return parse_float(f, a, 0, 1e3, &o->tc.weight_decay);
@@ -511,13 +569,26 @@ static int check_flags(const options *o) {
         return -1;
     }
     if (!looped) {
-        const char *loop_flags[] = {"--b", "--T", "--mask", "--mask-n", "--mask-when"};
-        for (int i = 0; i < 5; i++)
+        const char *loop_flags[] = {"--b", "--T", "--mask", "--mask-n", "--mask-when", "--loop-func"};
+        int tied = c->kind == LTF_TIED;   /* --b: its applications; T = b */
+        for (int i = tied; i < 6; i++)
             if ((v = given(o, loop_flags[i]))) {
-                fprintf(stderr, "demo: %s '%s' is not allowed with --model standard: only the looped model has loops and a state\n",
-                        loop_flags[i], v);
+                if (tied) fprintf(stderr, "demo: %s '%s' is not allowed with --model tied: it applies its block --b times "
+                                  "without injection, a mask or a window (T = b)\n", loop_flags[i], v);
+                else fprintf(stderr, "demo: %s '%s' is not allowed with --model standard: only the looped model has loops and a state\n",
+                             loop_flags[i], v);
                 return -1;
             }
+    }
+    if (c->kind != LTF_STANDARD && cmd != CMD_COMPARE && (v = given(o, "--inject-every-block"))) {
+        fprintf(stderr, "demo: --inject-every-block '%s' is not allowed with --model %s: it is the standard model's "
+                "variant (the looped model injects E every iteration already)\n", v, kinds[c->kind]);
+        return -1;
+    }
+    if (c->loop_func == LTF_LOOP_MUL && c->mask_mode != LTF_MASK_NONE) {
+        fprintf(stderr, "demo: --mask '%s' is not allowed with --loop-func mul: the mask is defined for Y + E only\n",
+                masks[c->mask_mode]);
+        return -1;
     }
     if (looped && cmd != CMD_COMPARE && c->loop_window > c->n_loops) {
         if ((v = given(o, "--T"))) fprintf(stderr, "demo: --T '%s' is not allowed: need 1..%d (at most --b)\n", v, c->n_loops);
@@ -586,6 +657,8 @@ static int parse_args(int argc, char **argv, options *o) {
         o->out = dir;
     }
     o->cfg.n_positions = positions > 0 ? (int)positions : o->tc.n_points;
+    if (o->cfg.kind == LTF_TIED && !given(o, "--T")) o->cfg.loop_window = o->cfg.n_loops;   /* through all b */
+    if (o->n_models == 0 && parse_models("--models", compare_default, o) != 0) return -1;
     if (o->cur_interval < 0) o->cur_interval = o->steps / 4 > 10 ? o->steps / 4 : 10;
     if (check_flags(o) != 0) return -1;
     char err[LTF_ERR_LEN];
@@ -759,14 +832,23 @@ static void run_record_start(int argc, char **argv) {
     g_run.train_s = g_run.final_loss = g_run.err_2d = g_run.loop_err_b = g_run.loop_err_last = NAN;
 }
 
+/* The variants of a config (docs/MATH.md §12) as words after the model's settings: "" for none. */
+static const char *variant_words(const ltf_config *c) {
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%s%s%s", c->loop_func == LTF_LOOP_MUL ? " loop_func=mul" : "",
+             c->inject_every_block ? " inject_every_block" : "", c->no_pos_emb ? " no_pos_emb" : "");
+    return buf;
+}
+
 /* The model is known: the run record and the one-line settings of figures and CSVs. */
 static void set_meta(const options *o, const ltf_model *m, const char *what) {
     const ltf_config *c = &m->cfg;
-    char model[160];
-    if (c->kind == LTF_LOOPED) snprintf(model, sizeof model, "looped d=%d C=%d H=%d L=%d b=%d T=%d%s%s", c->n_dims,
-                                        c->n_embd, c->n_head, c->n_layer, c->n_loops, c->loop_window,
-                                        c->mask_mode ? " mask=" : "", c->mask_mode ? masks[c->mask_mode] : "");
-    else snprintf(model, sizeof model, "standard d=%d C=%d H=%d L=%d", c->n_dims, c->n_embd, c->n_head, c->n_layer);
+    char model[200];
+    if (c->kind != LTF_STANDARD) snprintf(model, sizeof model, "%s d=%d C=%d H=%d L=%d b=%d T=%d%s%s%s", kinds[c->kind],
+                                          c->n_dims, c->n_embd, c->n_head, c->n_layer, c->n_loops, c->loop_window,
+                                          c->mask_mode ? " mask=" : "", c->mask_mode ? masks[c->mask_mode] : "", variant_words(c));
+    else snprintf(model, sizeof model, "standard d=%d C=%d H=%d L=%d%s", c->n_dims, c->n_embd, c->n_head, c->n_layer,
+                  variant_words(c));
     snprintf(g_meta, sizeof g_meta, "looped-tf %s | %s | %s, %s | batch %d, lr %g, seed %llu | %s", LTF_VERSION,
              cmd_names[o->command], ltf_task_kind_name(o->task), what ? what : model, o->tc.batch_size, (double)o->tc.lr,
              (unsigned long long)o->seed, ltf_model_backend(m));
@@ -817,9 +899,11 @@ static int write_run_json(const options *o, const char *status) {
     else {
         const ltf_config *c = &r->cfg;
         sb_printf(&j, "{\"backend\": \"%s\", \"kind\": \"%s\", \"n_dims\": %d, \"n_positions\": %d, \"n_embd\": %d, \"n_head\": %d, "
-                  "\"n_layer\": %d, \"n_loops\": %d, \"loop_window\": %d, \"mask\": \"%s\", \"mask_pairs\": %d, \"mask_when\": \"%s\"}",
+                  "\"n_layer\": %d, \"n_loops\": %d, \"loop_window\": %d, \"mask\": \"%s\", \"mask_pairs\": %d, \"mask_when\": \"%s\", "
+                  "\"loop_func\": \"%s\", \"inject_every_block\": %s, \"no_pos_emb\": %s}",
                   r->backend, kinds[c->kind], c->n_dims, c->n_positions, c->n_embd, c->n_head, c->n_layer, c->n_loops,
-                  c->loop_window, masks[c->mask_mode], c->mask_pairs, whens[c->mask_when]);
+                  c->loop_window, masks[c->mask_mode], c->mask_pairs, whens[c->mask_when], loop_funcs[c->loop_func],
+                  c->inject_every_block ? "true" : "false", c->no_pos_emb ? "true" : "false");
     }
     sb_printf(&j, ",\n  \"training\": ");
     if (r->last_step < 0) sb_printf(&j, "null");
@@ -943,9 +1027,11 @@ static void describe(const ltf_model *m, const options *o, const char *what) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    fprintf(stderr, "demo: %s %s model on %s, d=%d n=%d C=%d H=%d L=%d", what, c->kind == LTF_LOOPED ? "looped" : "standard",
+    fprintf(stderr, "demo: %s %s model on %s, d=%d n=%d C=%d H=%d L=%d", what, kinds[c->kind],
             ltf_task_kind_name(o->task), c->n_dims, o->tc.n_points, c->n_embd, c->n_head, c->n_layer);
     if (c->kind == LTF_LOOPED) fprintf(stderr, " b=%d T=%d", c->n_loops, c->loop_window);
+    if (c->kind == LTF_TIED) fprintf(stderr, " applied b=%d times", c->n_loops);
+    fprintf(stderr, "%s", variant_words(c));
     char where[32];
     snprintf(where, sizeof where, strcmp(ltf_model_backend(m), "cpu") != 0 ? "on the GPU" : "%d thread%s", threads, threads == 1 ? "" : "s");
     fprintf(stderr, ", %zu params, batch %d, lr %g, %s, %.2f GFLOP/step at full size\n", ltf_model_num_params(m),
@@ -1012,8 +1098,9 @@ static void loss_log_header(FILE *f, const ltf_model *m, const ltf_train_state *
     const ltf_curriculum *cu = &st->curriculum;
     fprintf(f, "# looped-tf %s train_loss: task %s, %s model d=%d positions=%d C=%d H=%d L=%d", LTF_VERSION,
             ltf_task_kind_name(st->task_kind), kinds[c->kind], c->n_dims, c->n_positions, c->n_embd, c->n_head, c->n_layer);
-    if (c->kind == LTF_LOOPED) fprintf(f, " b=%d T=%d", c->n_loops, c->loop_window);
+    if (c->kind != LTF_STANDARD) fprintf(f, " b=%d T=%d", c->n_loops, c->loop_window);
     if (c->mask_mode != LTF_MASK_NONE) fprintf(f, " mask=%s:%d:%s", masks[c->mask_mode], c->mask_pairs, whens[c->mask_when]);
+    fprintf(f, "%s", variant_words(c));
     fprintf(f, "\n# batch %d, Adam lr %g betas %g %g eps %g wd %g; curriculum dims %d->%d points %d->%d loops %d->%d "
             "(every %d/%d/%d steps)\n", st->train.batch_size, (double)st->train.lr, (double)st->train.beta1,
             (double)st->train.beta2, (double)st->train.eps, (double)st->train.weight_decay, cu->dims.start, cu->dims.end,
@@ -1189,7 +1276,7 @@ static int train(const options *o, ltf_model *m, ltf_train_state *st, const char
         float loss;
         int b = ltf_schedule_value(&st->curriculum.loops, st->step), n_now = 0;
         int d_now = ltf_schedule_value(&st->curriculum.dims, st->step);
-        if (m->cfg.kind != LTF_LOOPED) b = 1;
+        if (m->cfg.kind == LTF_STANDARD) b = 1;
         if (strcmp(ltf_model_backend(m), "cpu") == 0) probe_before(&tp);
         if (ltf_train_next(m, st, xs, ys, &loss, &n_now) != 0) {
             kept_checkpoint(kept, sizeof kept, good, good_step);
@@ -1473,15 +1560,15 @@ static int evaluate_all(const options *o, ltf_model *m) {
     if (rc == 0) {
         printf("normalized error by in-context examples k (%s; squared error / %g), %d test prompts",
                task.name, (double)task.error_scale, o->eval_prompts);
-        int kinds[8], nbk = task_baselines(task.kind, kinds);
+        int bk[8], nbk = task_baselines(task.kind, bk);
         for (int i = 0; i < nbk; i++)
-            if (baseline_prompts(o, kinds[i]) != o->eval_prompts)
-                printf(", %d for %s", baseline_prompts(o, kinds[i]), ltf_baseline_name(kinds[i]));
+            if (baseline_prompts(o, bk[i]) != o->eval_prompts)
+                printf(", %d for %s", baseline_prompts(o, bk[i]), ltf_baseline_name(bk[i]));
         if (m->cfg.kind == LTF_LOOPED) printf(", model at %d loop iterations", o->eval_loops);
         printf("\n");
         char title[256];
         snprintf(title, sizeof title, "%s, d=%d: %s model vs baselines (90%% bootstrap bands)", task.name, m->cfg.n_dims,
-                 m->cfg.kind == LTF_LOOPED ? "looped" : "standard");
+                 kinds[m->cfg.kind]);
         rc = report_by_k(o, "eval", title, cs, 1 + nb, m->cfg.n_dims);
         int n = o->tc.n_points;
         g_run.k_2d = 2 * m->cfg.n_dims < n ? 2 * m->cfg.n_dims : n - 1;
@@ -1506,11 +1593,16 @@ static int evaluate_all(const options *o, ltf_model *m) {
 
 /* ------------------------------------------------------------------ no silent overwrite */
 
-static const int compare_bs[5] = {0, 5, 10, 20, 25};   /* compare's models: 0 is the standard one */
+/* a compare model's name in tables and figures: "standard L=12", "looped b=10", "tied b=12" */
+static void compare_item_name(const compare_item *it, char *out, size_t cap) {
+    if (it->kind == LTF_STANDARD) snprintf(out, cap, "standard%s L=%d", it->every ? "-every" : "", it->n);
+    else snprintf(out, cap, "%s b=%d", kinds[it->kind], it->n);
+}
 
-static void compare_ckpt_name(char *out, size_t cap, const char *dir, int b) {
-    if (b) snprintf(out, cap, "%s/looped_b%d.safetensors", dir, b);
-    else snprintf(out, cap, "%s/standard.safetensors", dir);
+static void compare_ckpt_name(char *out, size_t cap, const char *dir, const compare_item *it) {
+    if (it->kind == LTF_STANDARD && it->n == 12 && !it->every) snprintf(out, cap, "%s/standard.safetensors", dir);
+    else if (it->kind == LTF_STANDARD) snprintf(out, cap, "%s/standard%s_L%d.safetensors", dir, it->every ? "_every" : "", it->n);
+    else snprintf(out, cap, "%s/%s_b%d.safetensors", dir, kinds[it->kind], it->n);
 }
 
 static int same_file(const char *a, const char *b) {
@@ -1527,8 +1619,8 @@ static int guard_out(const options *o) {
     if (o->force || (o->command != CMD_TRAIN && o->command != CMD_COMPARE)) return 0;
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", o->out);
     if (access(path, F_OK) == 0 && !(o->command == CMD_TRAIN && o->resume && same_file(path, o->resume))) found = path;
-    for (int i = 0; i < 5 && !found && o->command == CMD_COMPARE; i++) {
-        compare_ckpt_name(path, sizeof path, o->out, compare_bs[i]);
+    for (int i = 0; i < o->n_models && !found && o->command == CMD_COMPARE; i++) {
+        compare_ckpt_name(path, sizeof path, o->out, &o->models[i]);
         if (access(path, F_OK) == 0) found = path;
     }
     if (!found) return 0;
@@ -1574,6 +1666,9 @@ static int check_resume_flags(const options *o, const ltf_model *m, const ltf_tr
         NAME_FLAG("--mask", o->cfg.mask_mode, c->mask_mode, masks)
         INT_FLAG("--mask-n", o->cfg.mask_pairs, c->mask_pairs)
         NAME_FLAG("--mask-when", o->cfg.mask_when, c->mask_when, whens)
+        NAME_FLAG("--loop-func", o->cfg.loop_func, c->loop_func, loop_funcs)
+        NAME_FLAG("--inject-every-block", o->cfg.inject_every_block, c->inject_every_block, onoff)
+        NAME_FLAG("--no-pos-emb", o->cfg.no_pos_emb, c->no_pos_emb, onoff)
         INT_FLAG("--batch", o->tc.batch_size, st->train.batch_size)
         NAME_FLAG("--curriculum", o->curriculum, cur_on, onoff)
         if (strcmp(f, "--lr") == 0 || strcmp(f, "--wd") == 0) {
@@ -1766,8 +1861,8 @@ static int cmd_probe(options *o) {
         o->ckpt = paths[c];
         int lrc = load_for_eval(o, &m);
         if (lrc != 0) { rc = lrc; break; }
-        looped = m.cfg.kind == LTF_LOOPED;
-        if (!loops_given) o->eval_loops = looped ? m.cfg.n_loops : 1;
+        looped = m.cfg.kind != LTF_STANDARD;   /* states by pass of f, not by layer */
+        if (!loops_given) o->eval_loops = m.cfg.kind == LTF_STANDARD ? 1 : m.cfg.n_loops;
         describe(&m, o, "probing");
         if (c == 0) set_meta(o, &m, NULL);
         if (ltf_probe_run(&m, o->tc.n_points, o->eval_loops, prompts, o->seed, &r, err) != 0) {
@@ -1889,7 +1984,7 @@ static int cmd_mask_sweep(options *o) {
         int lrc = load_for_eval(o, &m);
         if (lrc != 0) { rc = lrc; break; }
         if (m.cfg.kind != LTF_LOOPED) {
-            fprintf(stderr, "demo: mask-sweep needs a looped model; %s is standard\n", paths[c]);
+            fprintf(stderr, "demo: mask-sweep needs a looped model; %s is %s\n", paths[c], kinds[m.cfg.kind]);
             ltf_model_free(&m);
             rc = 2;
             break;
@@ -1955,26 +2050,37 @@ static int cmd_mask_sweep(options *o) {
     return rc ? (rc == 2 ? 2 : 1) : 0;
 }
 
-/* The report's experiment (docs/MATH.md §10): looped L=1 with b in {5, 10, 20, 25} against standard L=12,
- * same data seed and settings otherwise; T = min(b, --T). */
+/* The report's experiment (docs/MATH.md §10) by default: looped L=1 with b in {5, 10, 20, 25}
+ * against standard L=12, same data seed and settings otherwise; T = min(b, --T). --models picks
+ * others, e.g. the paper's ablation looped vs tied vs standard (docs/MATH.md §12). */
 static int cmd_compare(options *o) {
-    enum { NM = 5 };
-    const int *bs = compare_bs;   /* 0: the standard model */
-    static const char *names[NM] = {"standard L=12", "looped b=5", "looped b=10", "looped b=20", "looped b=25"};
-    float *losses[NM] = {0};
-    double *by_iter[NM - 1] = {0};
-    curve cs[NM];
+    int NM = o->n_models, n_iter = 0;   /* n_iter: the looped models, which have an error by iteration */
+    char names_buf[MAX_COMPARE][40], list[400] = "";
+    const char *names[MAX_COMPARE], *iter_names[MAX_COMPARE];
+    int marks[MAX_COMPARE], colours[MAX_COMPARE];
+    float *losses[MAX_COMPARE] = {0};
+    double *by_iter[MAX_COMPARE] = {0};
+    curve cs[MAX_COMPARE];
     int rc = 0, n = o->tc.n_points;
     memset(cs, 0, sizeof cs);
+    for (int i = 0; i < NM; i++) {
+        compare_item_name(&o->models[i], names_buf[i], sizeof names_buf[i]);
+        names[i] = names_buf[i];
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    }
+    int is_default = strcmp(list, "standard L=12, looped b=5, looped b=10, looped b=20, looped b=25") == 0;
     ltf_task task = ltf_task_make(o->task, o->cfg.n_dims, o->cfg.n_dims);
     for (int i = 0; i < NM && rc == 0; i++) {
+        const compare_item *it = &o->models[i];
         options oi = *o;
         ltf_config *c = &oi.cfg;
-        c->kind = bs[i] ? LTF_LOOPED : LTF_STANDARD;
-        if (!bs[i]) c->mask_mode = LTF_MASK_NONE;   /* --mask is for the looped models: standard has no state */
-        c->n_layer = bs[i] ? 1 : 12;
-        c->n_loops = bs[i] ? bs[i] : 1;
-        c->loop_window = bs[i] ? (o->cfg.loop_window < bs[i] ? o->cfg.loop_window : bs[i]) : 1;
+        int looped = it->kind == LTF_LOOPED;
+        c->kind = it->kind;
+        c->inject_every_block = it->every;
+        if (!looped) { c->mask_mode = LTF_MASK_NONE; c->loop_func = LTF_LOOP_ADD; }   /* the looped models' flags */
+        c->n_layer = it->kind == LTF_STANDARD ? it->n : 1;
+        c->n_loops = it->kind == LTF_STANDARD ? 1 : it->n;
+        c->loop_window = looped ? (o->cfg.loop_window < it->n ? o->cfg.loop_window : it->n) : c->n_loops;
         oi.eval_loops = c->n_loops;
         char label[64], ckpt[600], who[64];
         snprintf(who, sizeof who, "%s: ", names[i]);
@@ -1983,11 +2089,13 @@ static int cmd_compare(options *o) {
         if (start_fresh(&oi, &m, &st, who) != 0) { rc = -1; break; }
         describe(&m, &oi, "training");
         if (i == 0) {
-            set_meta(o, &m, "looped L=1 b=5,10,20,25 vs standard L=12");
+            char what[440];
+            snprintf(what, sizeof what, "%s", is_default ? "looped L=1 b=5,10,20,25 vs standard L=12" : list);
+            set_meta(o, &m, what);
             g_run.steps_target = o->steps; g_run.first_step = 0;
         }
         snprintf(label, sizeof label, "[%s] ", names[i]);
-        compare_ckpt_name(ckpt, sizeof ckpt, o->out, bs[i]);
+        compare_ckpt_name(ckpt, sizeof ckpt, o->out, it);
         double t0 = now_s();
         rc = train(&oi, &m, &st, ckpt, label, &losses[i], NULL);
         if (rc == TRAIN_STOPPED) rc = 128 + g_signal;
@@ -1995,33 +2103,36 @@ static int cmd_compare(options *o) {
             printf("%-14s trained %ld steps in %.1f s, %zu params\n", names[i], o->steps, now_s() - t0, ltf_model_num_params(&m));
             g_run.last_step = o->steps;
             g_run.train_s = (isfinite(g_run.train_s) ? g_run.train_s : 0) + now_s() - t0;
-            rc = eval_model(&oi, &m, &task, c->n_loops, bs[i] ? o->fixed_point : 0, &cs[i], bs[i] ? &by_iter[i - 1] : NULL);
+            rc = eval_model(&oi, &m, &task, c->n_loops, looped ? o->fixed_point : 0, &cs[i], looped ? &by_iter[n_iter] : NULL);
             cs[i].name = names[i];
+            if (looped) { iter_names[n_iter] = names[i]; marks[n_iter] = it->n; colours[n_iter] = i; n_iter++; }
         }
         ltf_model_free(&m);
     }
     if (rc == 0) {
-        char title[256];
-        snprintf(title, sizeof title, "%s, d=%d n=%d: looped L=1 vs standard L=12", task.name, o->cfg.n_dims, n);
+        char title[512];
+        if (is_default) snprintf(title, sizeof title, "%s, d=%d n=%d: looped L=1 vs standard L=12", task.name, o->cfg.n_dims, n);
+        else snprintf(title, sizeof title, "%s, d=%d n=%d: %s", task.name, o->cfg.n_dims, n, list);
         printf("normalized error by in-context examples k, %d test prompts\n", o->eval_prompts);
         rc |= report_by_k(o, "eval", title, cs, NM, o->cfg.n_dims);
         snprintf(title, sizeof title, "%s, d=%d: training loss / d", task.name, o->cfg.n_dims);
         rc |= report_loss(o, "train_loss", title, names, losses, NM, 0, o->cfg.n_dims, 1);
-        if (o->fixed_point > 0) {
-            snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = 5, 10, 20, 25", task.name);
-            static const int colours[NM - 1] = {1, 2, 3, 4};   /* each model's colour in eval.svg and train_loss.svg */
-            rc |= report_by_iter(o, "loop_error", title, names + 1, by_iter, NM - 1, o->fixed_point, bs + 1, colours);
+        if (o->fixed_point > 0 && n_iter > 0) {
+            char bs[200] = "";
+            for (int i = 0; i < n_iter; i++) snprintf(bs + strlen(bs), sizeof bs - strlen(bs), "%s%d", i ? ", " : "", marks[i]);
+            snprintf(title, sizeof title, "%s: error by loop iteration, models trained with b = %s", task.name, bs);
+            rc |= report_by_iter(o, "loop_error", title, iter_names, by_iter, n_iter, o->fixed_point, marks, colours);
             printf("error by loop iteration (all k):");
-            for (int i = 0; i < NM - 1; i++) {   /* "at b" only when the table reaches b (--fixed-point >= b) */
-                printf("  %s:", names[i + 1]);
-                if (bs[i + 1] <= o->fixed_point) printf(" %.4f at b,", by_iter[i][bs[i + 1] - 1]);
+            for (int i = 0; i < n_iter; i++) {   /* "at b" only when the table reaches b (--fixed-point >= b) */
+                printf("  %s:", iter_names[i]);
+                if (marks[i] <= o->fixed_point) printf(" %.4f at b,", by_iter[i][marks[i] - 1]);
                 printf(" %.4f at %d", by_iter[i][o->fixed_point - 1], o->fixed_point);
             }
             printf("\n");
         }
     }
     for (int i = 0; i < NM; i++) { arrfree(losses[i]); curve_free(&cs[i]); }
-    for (int i = 0; i < NM - 1; i++) free(by_iter[i]);
+    for (int i = 0; i < MAX_COMPARE; i++) free(by_iter[i]);
     return rc > 128 ? rc : rc ? 1 : 0;   /* 130/143: stopped by a signal, checkpoint written */
 }
 
@@ -2037,6 +2148,7 @@ static char g_torch_version[64];   /* printed under the table, not in the middle
 
 static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads) {
     char cmd[512], line[512];
+    if (c->kind == LTF_TIED || variant_words(c)[0]) return NAN;   /* bench_step.py times the plain models only */
     snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d 2>&1", c->n_dims, n,
              c->n_embd, c->n_head, c->n_layer, c->kind == LTF_LOOPED ? c->n_loops : 0, c->kind == LTF_LOOPED ? c->loop_window : 0,
              B, runs, threads);

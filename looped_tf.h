@@ -2481,6 +2481,7 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
     if (n < 1 || n > m->cfg.n_positions)   /* before any allocation is sized by it */
         return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
     int loops = ltf__eval_loops(&m->cfg, n_loops), chunk = 64, rc = 0;
+    int n_iter = loops < n_loops ? loops : n_loops;   /* entries of err_by_iter */
     if (loops < 1 || loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
     size_t d = (size_t)m->cfg.n_dims;
@@ -2493,7 +2494,6 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
         goto done;
     }
     for (int k = 0; k < n; k++) err_by_k[k] = 0.0;
-    int n_iter = loops < n_loops ? loops : n_loops;   /* entries of err_by_iter */
     if (err_by_iter) for (int t = 0; t < n_iter; t++) err_by_iter[t] = 0.0;
     for (int p0 = 0; p0 < n_prompts; p0 += chunk) {
         int B = n_prompts - p0 < chunk ? n_prompts - p0 : chunk;

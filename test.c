@@ -1121,6 +1121,50 @@ static void test_checkpoint_roundtrip(void) {
     ltf_model_free(&m);
 }
 
+/* The variants' config fields survive a round trip; a file written before they existed (the
+ * three keys absent) loads as the plain model; a file with a combination the config refuses
+ * does not load. */
+static void test_checkpoint_variants(void) {
+    char dir[64], path[128], err[LTF_ERR_LEN];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/v.safetensors", dir);
+    ltf_model m, r;
+    for (int v = 0; v < 4; v++) {
+        ltf_config c = small_config(v == 1 ? LTF_STANDARD : v == 2 ? LTF_TIED : LTF_LOOPED, 1, 3, 3);
+        if (v == 0) c.loop_func = LTF_LOOP_MUL;
+        if (v == 1) c.inject_every_block = 1;
+        if (v == 2) c.no_pos_emb = 1;
+        ltf_model_create(&m, &c, 3, err);
+        CHECK(ltf_checkpoint_save(&m, NULL, path, err) == 0, "save variant %d: %s", v, err);
+        if (v == 3) {   /* blank the three keys out of the JSON header (spaces are JSON whitespace) */
+            FILE *f = fopen(path, "r+b");
+            static char buf[1 << 16];
+            size_t len = fread(buf, 1, sizeof buf, f);
+            const char *keys = ",\"loop_func\":\"0\",\"inject_every_block\":\"0\",\"no_pos_emb\":\"0\"";
+            char *at = NULL;
+            for (size_t i = 0; !at && i + strlen(keys) <= len; i++)
+                if (memcmp(buf + i, keys, strlen(keys)) == 0) at = buf + i;
+            CHECK(at != NULL, "the variant keys are not in the header");
+            if (at) { memset(at, ' ', strlen(keys)); fseek(f, 0, SEEK_SET); fwrite(buf, 1, len, f); }
+            fclose(f);
+        }
+        if (ltf_checkpoint_load(&r, NULL, path, NULL, err) != 0) { CHECK(0, "load variant %d: %s", v, err); continue; }
+        CHECK(memcmp(&r.cfg, &c, sizeof c) == 0, "variant %d: config differs after load", v);
+        ltf_model_free(&r);
+        ltf_model_free(&m);
+    }
+    /* loop_func mul on the standard model: refused at load with the reason */
+    ltf_config c = small_config(LTF_STANDARD, 1, 1, 1);
+    ltf_model_create(&m, &c, 3, err);
+    m.cfg.loop_func = LTF_LOOP_MUL;   /* as a file from elsewhere could say */
+    ltf_checkpoint_save(&m, NULL, path, err);
+    int rc = ltf_checkpoint_load(&r, NULL, path, NULL, err);
+    CHECK(rc != 0 && strstr(err, "loop_func mul needs the looped model"), "a standard model with loop_func mul loaded (%s)", err);
+    if (rc == 0) ltf_model_free(&r);
+    ltf_model_free(&m);
+    remove(path); rmdir(dir);
+}
+
 static void test_checkpoint_resume(void) {
     /* K+K steps in one go == K steps, save, free, load, K more: bit for bit, with the curriculum
      * (d_active, n and b all change between step K-1 and K+1) */
@@ -1472,6 +1516,21 @@ static void test_checkpoint_pytorch(void) {
     remove(path);
     if (rc == 77 || rc == 127) { printf("  skipped: PyTorch/safetensors not installed\n"); rmdir(dir); return; }
     CHECK(rc == 0, "reference/check_checkpoint.py failed (exit %d)", rc);
+    /* the variants (docs/MATH.md §12) load into the reference under the same names */
+    for (int v = 0; v < 3; v++) {
+        ltf_config cv = small_config(v == 0 ? LTF_LOOPED : v == 1 ? LTF_STANDARD : LTF_TIED, v == 1 ? 3 : 1, 4, 4);
+        cv.n_embd = 16;
+        if (v == 0) cv.loop_func = LTF_LOOP_MUL;
+        if (v == 1) cv.inject_every_block = 1;
+        if (v == 2) cv.no_pos_emb = 1;
+        ltf_model_create(&m, &cv, 9, err);
+        randomize_model(&m, 0.3f);
+        CHECK(ltf_checkpoint_save(&m, NULL, path, err) == 0, "save variant %d: %s", v, err);
+        rc = pytorch_xcheck(&m, path, 5, 6);
+        CHECK(rc == 0, "reference/check_checkpoint.py failed on variant %d (exit %d)", v, rc);
+        ltf_model_free(&m);
+        remove(path);
+    }
     /* a checkpoint written by the demo (./demo, built next to ./test by build.sh) */
     if (access("./demo", X_OK) != 0) { printf("  skipped: ./demo not built, its checkpoint not checked\n"); rmdir(dir); return; }
     snprintf(cmd, sizeof cmd, "./demo --steps 20 --C 16 --b 4 --T 2 --eval-prompts 16 --fixed-point 0 --out %s > /dev/null 2>&1", dir);
@@ -2260,7 +2319,7 @@ static void test_demo_flags(void) {
         {"--d 0", "--d", "'0'", "1..4096"},
         {"--L 65", "--L", "'65'", "1..64"},
         {"--seed -1", "--seed", "'-1'", "0..2147483647"},
-        {"--model big", "--model", "'big'", "standard looped"},
+        {"--model big", "--model", "'big'", "standard looped tied"},
         {"--task linear", "--task", "'linear'", "linear_regression"},
         {"--curriculum maybe", "--curriculum", "'maybe'", "off on"},
         {"--out ''", "--out", "''", "need a file or folder name"},
@@ -2308,6 +2367,18 @@ static void test_demo_flags(void) {
         {"sweep --grid 'b:T=6:2 T=1'", "--grid key", "'T'", "twice"},
         {"sweep --grid model:L=standard:2 --L 3", "--grid key", "'L'", "give it in one place"},
         {"sweep --grid model:L=standard:0", "sweep point model:L=standard:0: --L", "'0'", "1..64"},
+        {"--model tied --T 3", "--T", "'3'", "--model tied"},
+        {"--model tied --mask last --mask-n 2", "--mask", "'last'", "--model tied"},
+        {"--model standard --loop-func mul", "--loop-func", "'mul'", "--model standard"},
+        {"--loop-func times", "--loop-func", "'times'", "add mul"},
+        {"--loop-func mul --mask last --mask-n 2", "--mask", "'last'", "--loop-func mul"},
+        {"--inject-every-block on", "--inject-every-block", "'on'", "--model looped"},
+        {"--no-pos-emb yes", "--no-pos-emb", "'yes'", "off on"},
+        {"compare --models looped:3,cnn:2", "--models", "'cnn:2'", "standard:L"},
+        {"compare --models looped:0", "--models", "'looped:0'", "1..1000"},
+        {"compare --models tied:4,tied:4", "--models", "'tied:4'", "twice"},
+        {"compare --models ,", "--models", "','", "no model"},
+        {"--models looped:3", "--models", "'looped:3'", "only to compare"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -2334,7 +2405,8 @@ static void test_demo_flags(void) {
     static const char *const flags[] = {"--preset", "--task", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
         "--b", "--T", "--mask", "--mask-n", "--mask-when", "--steps", "--batch", "--lr", "--wd", "--seed", "--curriculum",
         "--cur-interval", "--ckpt-every", "--resume", "--ckpt", "--eval-prompts", "--eval-loops", "--fixed-point",
-        "--baseline-prompts", "--out", "--configs", "--runs", "--rounds", "--compare", "--help"};
+        "--baseline-prompts", "--out", "--configs", "--runs", "--rounds", "--compare", "--help",
+        "--loop-func", "--inject-every-block", "--no-pos-emb", "--models"};
     snprintf(help_path, sizeof help_path, "/tmp/ltf_help_%d.txt", (int)getpid());
     snprintf(args, sizeof args, "OMP_NUM_THREADS=1 %s --help > %s 2>&1", demo_bin(), help_path);
     int st = system(args);
@@ -2638,6 +2710,44 @@ static void test_demo_faults(void) {
  * byte-identical to an uninterrupted run's even when the stopped run had written rows past its
  * last checkpoint; --resume without --out writes next to its checkpoint; --keep-every keeps
  * snapshots; a folder holding another run's checkpoint is refused (exit 2) and left as it was. */
+/* The variants from the command line (docs/MATH.md §12): a tied model trains, records its kind
+ * and resumes bit-identically; compare --models trains looped, tied and standard-every side by side. */
+static void test_demo_variants(void) {
+    char dir[64], args[700], err[1024], path[200];
+    make_tmpdir(dir);
+    const char *small = "--C 8 --H 2 --batch 8 --eval-prompts 16 --fixed-point 0 --baseline-prompts 8";
+    snprintf(args, sizeof args, "--model tied --b 3 --no-pos-emb on --steps 6 %s --out %s/tied", small, dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(path, sizeof path, "%s/tied/run.json", dir);
+    size_t n = 0;
+    char *run = (char *)read_whole(path, &n);
+    if (run) run[n] = 0;
+    CHECK(run && strstr(run, "\"kind\": \"tied\"") && strstr(run, "\"loop_window\": 3") && strstr(run, "\"no_pos_emb\": true"),
+          "run.json of a tied run: %s", run ? run : "(none)");
+    free(run);
+    snprintf(args, sizeof args, "--resume %s/tied/checkpoint.safetensors --steps 8 --loop-func mul %s", dir, small);
+    CHECK(run_demo(args, err, sizeof err) == 2 && strstr(err, "--loop-func") && strstr(err, "add"),
+          "resume of a tied run with --loop-func mul: %s", err);
+    snprintf(args, sizeof args, "--resume %s/tied/checkpoint.safetensors --steps 8 %s", dir, small);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(args, sizeof args, "compare --models looped:2,tied:2,standard-every:2 --loop-func mul --steps 4 --T 2 "
+             "--C 8 --H 2 --batch 8 --eval-prompts 16 --fixed-point 3 --out %s/cmp", dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    const char *files[3] = {"looped_b2.safetensors", "tied_b2.safetensors", "standard_every_L2.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/cmp/%s", dir, files[i]);
+        CHECK(file_exists(path), "compare --models: no %s", path);
+    }
+    snprintf(path, sizeof path, "%s/cmp/eval.csv", dir);
+    char *csv = (char *)read_whole(path, &n);
+    if (csv) csv[n] = 0;
+    CHECK(csv && strstr(csv, "looped b=2") && strstr(csv, "tied b=2") && strstr(csv, "standard-every L=2"),
+          "compare --models: eval.csv names its models");
+    free(csv);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    CHECK(system(args) == 0, "rm -rf %s", dir);
+}
+
 static void test_demo_records(void) {
     char dir[64], args[640], err[1024], a[160], b[160];
     make_tmpdir(dir);
@@ -3046,7 +3156,7 @@ static void test_gpu_ops(void) {
     }
     /* B, N, C, H; the last: 660 rows (more than LTF__PARTS blocks; weight gradients split-K) */
     int shapes[3][4] = {{3, 7, 24, 3}, {2, 33, 64, 4}, {20, 33, 64, 4}};
-    double ef = 0, eb = 0, gf = 0, gk = 0, lf = 0, lb = 0, af = 0, ab = 0, ij = 0, ijb = 0;
+    double ef = 0, eb = 0, gf = 0, gk = 0, lf = 0, lb = 0, af = 0, ab = 0, ij = 0, ijb = 0, va = 0;
     for (int s = 0; s < 3; s++) {
         int B = shapes[s][0], N = shapes[s][1], C = shapes[s][2], H = shapes[s][3], BT = B * N, OC = 5 * C / 3;
         size_t rc = (size_t)BT * C, ro = (size_t)BT * OC;
@@ -3097,8 +3207,14 @@ static void test_gpu_ops(void) {
             twin Y = twin_rand(rc, 1), E = twin_rand(rc, 1), wpe = twin_rand((size_t)N * C, 1), w = twin_rand(C, 1), b = twin_rand(C, 1);
             twin h = twin_zero(rc), out = twin_zero(rc), mean = twin_zero(BT), rstd = twin_zero(BT);
             twin dY = twin_rand(rc, 1), dE = twin_rand(rc, 1), dwpe = twin_rand((size_t)N * C, 1), dh = twin_rand(rc, 1);
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < 6; v++) {   /* 4, 5: dE NULL (tied), then dY and dE NULL */
                 int lo = v == 2 ? N - 4 : 0, hi = v == 3 ? 2 : N;
+                if (v >= 4) {
+                    cb->inject_backward(v == 4 ? dY.h : NULL, NULL, dwpe.h, dh.h, B, N, C, 0, N);
+                    gb->inject_backward(v == 4 ? dY.d : NULL, NULL, dwpe.d, dh.d, B, N, C, 0, N);
+                    ijb = worse(ijb, worse(twin_err("inject backward, no dE: dY", &dY), twin_err("inject backward, no dE: dwpe", &dwpe)));
+                    continue;
+                }
                 cb->inject_layernorm(h.h, out.h, mean.h, rstd.h, v ? Y.h : NULL, E.h, wpe.h, w.h, b.h, B, N, C, lo, hi);
                 gb->inject_layernorm(h.d, out.d, mean.d, rstd.d, v ? Y.d : NULL, E.d, wpe.d, w.d, b.d, B, N, C, lo, hi);
                 ij = worse(ij, worse(worse(twin_err("inject h", &h), twin_err("inject ln", &out)),
@@ -3111,6 +3227,19 @@ static void test_gpu_ops(void) {
             twin_free(&Y); twin_free(&E); twin_free(&wpe); twin_free(&w); twin_free(&b); twin_free(&h); twin_free(&out);
             twin_free(&mean); twin_free(&rstd); twin_free(&dY); twin_free(&dE); twin_free(&dwpe); twin_free(&dh);
         }
+        {   /* the variants' elementwise ops (docs/MATH.md §12): add, mul and its backward (da NULL too) */
+            twin a = twin_rand(rc, 1), b = twin_rand(rc, 1), out = twin_zero(rc), da = twin_rand(rc, 1), db = twin_rand(rc, 1);
+            cb->add(out.h, a.h, rc); gb->add(out.d, a.d, rc);
+            va = worse(va, twin_err("add", &out));
+            cb->mul_forward(out.h, a.h, b.h, rc); gb->mul_forward(out.d, a.d, b.d, rc);
+            va = worse(va, twin_err("mul forward", &out));
+            for (int want_da = 0; want_da < 2; want_da++) {
+                cb->mul_backward(want_da ? da.h : NULL, db.h, out.h, a.h, b.h, rc);
+                gb->mul_backward(want_da ? da.d : NULL, db.d, out.d, a.d, b.d, rc);
+                va = worse(va, worse(twin_err("mul backward da", &da), twin_err("mul backward db", &db)));
+            }
+            twin_free(&a); twin_free(&b); twin_free(&out); twin_free(&da); twin_free(&db);
+        }
     }
     {   /* attention of heads that do not fit in shared memory: 65 wide; 2 x 200 x 32 for the forward,
          * 4 x 100 x 32 for the backward (the head-in-shared-memory kernels' limits) */
@@ -3121,7 +3250,8 @@ static void test_gpu_ops(void) {
     gpu_report("matmul_gelu forward (out, GELU(out))", gf); gpu_report("matmul_gelu backward (dinp, dw, dbias)", gk);
     gpu_report("residual + layernorm (h, out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
     gpu_report("attention forward (out, probabilities)", af); gpu_report("attention backward (dqkv)", ab);
-    gpu_report("inject + position + layernorm (4 masks)", ij); gpu_report("inject backward (dY, dE, dwpe)", ijb);
+    gpu_report("inject + position + layernorm (4 masks)", ij); gpu_report("inject backward (dY, dE, dwpe; NULLs)", ijb);
+    gpu_report("add, mul, mul backward (the variants)", va);
 
     /* the loop's ops: tokens, read-out, read-out + loss and its backward, gradient check, Adam */
     ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
@@ -3304,8 +3434,47 @@ static void test_gpu_step(void) {
     gpu_step_case("looped L=1 b=T=4 C=32, keep-first 3", c, 5, 9);
 }
 
+/* 20 Adam steps of a variant (docs/MATH.md §12) on the GPU and on the CPU: within float drift. */
+static void gpu_variant_train(const char *label, ltf_config c) {
+    ltf_model mc, mg;
+    char err[LTF_ERR_LEN];
+    if (gpu_twins(&mc, &mg, &c, 0) != 0) return;
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    int B = 8, n = 6, d = c.n_dims;
+    ltf_task task = ltf_task_linear_regression(d, d);
+    ltf_rng r;
+    ltf_rng_seed(&r, 5);
+    float *xs = (float *)malloc(sizeof(float) * B * n * d), *ys = (float *)malloc(sizeof(float) * B * n), lc = 0, lg = 0;
+    double e_loss = 0;
+    for (int s = 0; s < 20; s++) {
+        ltf_task_sample(&task, &r, B, n, xs, ys);
+        if (ltf_train_step(&mc, &t, xs, ys, B, n, &lc) != 0 || ltf_train_step(&mg, &t, xs, ys, B, n, &lg) != 0) {
+            CHECK(0, "%s step %d: %s / %s", label, s, mc.err, mg.err);
+            break;
+        }
+        e_loss = worse(e_loss, fabs((double)lg - lc) / lc);
+    }
+    ltf_model_sync_host(&mg, err);
+    const char *name = "";
+    double e_par = worst_tensor(&mc, mg.params, mc.params, 1, &name);
+    printf("  %-28s 20 steps: GPU vs CPU loss rel err <= %.1e, params %.1e (%s)\n", label, e_loss, e_par, name);
+    CHECK(e_loss <= 1e-3 && e_par <= 1e-3, "%s: loss rel err %.2e, %s rel err %.2e (bound 1e-3)", label, e_loss, name, e_par);
+    free(xs); free(ys);
+    ltf_model_free(&mc); ltf_model_free(&mg);
+}
+
 static void test_gpu_train(void) {
     if (!gpu_ready()) return;
+    {   /* the variants */
+        ltf_config v = small_config(LTF_LOOPED, 1, 4, 2);
+        v.n_embd = 16; v.loop_func = LTF_LOOP_MUL;
+        gpu_variant_train("looped, loop_func mul", v);
+        v = small_config(LTF_STANDARD, 3, 1, 1); v.n_embd = 16; v.inject_every_block = 1;
+        gpu_variant_train("standard, every block", v);
+        v = small_config(LTF_TIED, 1, 3, 3); v.n_embd = 16; v.no_pos_emb = 1;
+        gpu_variant_train("tied x3, no position embedding", v);
+    }
     /* 100 Adam steps on the same fresh batches: the GPU's path stays within float drift of
      * the CPU's. Bound 1e-3 (loss at every step, parameters at the end, per tensor; the
      * key bias left out as above): measured ~1e-5 (tests/cuda_emu.h on the CPU). */
@@ -3661,6 +3830,8 @@ int main(int argc, char **argv) {
         {"curriculum", test_curriculum},
         {"eval_loops", test_eval_loops},
         {"checkpoint_roundtrip", test_checkpoint_roundtrip},  /* checkpoints                */
+        {"checkpoint_variants", test_checkpoint_variants},
+        {"demo_variants", test_demo_variants},
         {"checkpoint_resume", test_checkpoint_resume},
         {"checkpoint_rejects", test_checkpoint_rejects},
         {"checkpoint_garbage", test_checkpoint_garbage},

@@ -53,6 +53,8 @@ def main(argv):
         return 1
     cfg = {k: int(meta[k]) for k in ("n_dims", "n_positions", "n_embd", "n_head", "n_layer", "kind",
                                      "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when")}
+    for k in ("loop_func", "inject_every_block", "no_pos_emb"):   # the variants; absent in older files: 0
+        cfg[k] = int(meta.get(k, "0"))
     tensors = load_file(path)
     params = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
     optim = {k: v for k, v in tensors.items() if k.startswith("optim.")}
@@ -67,8 +69,10 @@ def main(argv):
             return 1
 
     model = LoopedTF(cfg["n_dims"], cfg["n_positions"], cfg["n_embd"], cfg["n_head"], cfg["n_layer"],
-                     "looped" if cfg["kind"] == 1 else "standard",
-                     MASK_MODE[cfg["mask_mode"]], cfg["mask_pairs"], MASK_WHEN.get(cfg["mask_when"], "both"))
+                     {0: "standard", 1: "looped", 2: "tied"}[cfg["kind"]],
+                     MASK_MODE[cfg["mask_mode"]], cfg["mask_pairs"], MASK_WHEN.get(cfg["mask_when"], "both"),
+                     "mul" if cfg["loop_func"] == 1 else "add", bool(cfg["inject_every_block"]),
+                     bool(cfg["no_pos_emb"]))
     model = model.double()
     model.load_state_dict(params, strict=True)
     model.eval()
@@ -83,7 +87,7 @@ def main(argv):
     ys = torch.tensor([float(v) for v in lines[3].split()], dtype=torch.float64).view(B, n)
     pred_c = torch.tensor([float(v) for v in lines[4].split()], dtype=torch.float64).view(B, n)
     with torch.no_grad():
-        preds, _ = model(xs, ys, b=loops, training=False)
+        preds, _ = model(xs, ys, b=cfg["n_loops"] if cfg["kind"] == 2 else loops, training=False)
     ref = preds[-1]
     err = ((pred_c - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
     ok = err < TOL
