@@ -45,6 +45,8 @@
  * PUBLIC API (one line each; [n]: the section that holds it)
  *   ltf_config_default(&cfg)                       [1] the demo's model: §6's sizes scaled down
  *   ltf_config_check(&cfg, err)                    [1] 0 or -1 + message for an impossible config
+ *     (cfg.kind LTF_STANDARD | LTF_LOOPED | LTF_TIED; cfg.loop_func, .inject_every_block,
+ *      .no_pos_emb: the paper code's variants, §12; 0 is the plain model)
  *   ltf_train_config_default(&tc)                  [1] batch 64, Adam lr 1e-3, betas, eps, no decay
  *   ltf_train_config_check(&tc, &cfg, err)         [1] 0 or -1 + message
  *   ltf_rng_seed(&rng, seed)                       [2] seeded RNG: same seed, same bits, everywhere
