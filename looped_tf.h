@@ -126,6 +126,7 @@ extern "C" {
 #define LTF_ERR_LEN 256
 #define LTF_MAX_LAYERS 64
 #define LTF_MAX_DIMS 4096   /* largest task dimension d */
+#define LTF_MAX_CLASSES 1024   /* largest n_classes K */
 
 /* ============================== [1] config ============================== */
 
@@ -150,6 +151,8 @@ typedef struct {
     int loop_func;    /* looped: LTF_LOOP_ADD (Y_0 = 0, u = Y + E) or LTF_LOOP_MUL (Y_0 = 1, u = Y * E) */
     int inject_every_block; /* standard: 1 = E also added before every block (add_inputs_embeds) */
     int no_pos_emb;   /* 1 = the position embedding is not added (rm_pos_embd; wpe stays, unused) */
+    int n_classes;    /* 0: regression (one output, squared error); K >= 2: K class logits and
+                       * cross-entropy, ys are class indices 0..K-1 (§13)                     */
 } ltf_config;
 
 typedef struct {
@@ -199,7 +202,7 @@ typedef struct {                /* every tensor of the model; same layout for gr
     float *wpe;                     /* [2*n_positions+1, C]                                 */
     ltf_block h[LTF_MAX_LAYERS];    /* [L]                                                  */
     float *lnf_w, *lnf_b;           /* [C], [C]                                             */
-    float *read_out_w, *read_out_b; /* [1, C], [1]                                          */
+    float *read_out_w, *read_out_b; /* [1, C], [1]; classification: [K, C], [K] (§13)       */
 } ltf_weights;
 
 typedef struct {          /* activations of ONE pass of f over BT = B*N rows (§2)        */
@@ -322,6 +325,8 @@ void ltf_read_out_backward(float *dY, float *dw, float *db, const float *dpred, 
                            const float *w, int B, int n, int C);
 void ltf_loss_sum(ltf_stats *stats, const float *pred, const float *ys, size_t count, int first);
 void ltf_loss_backward(float *dpred, const float *ys, size_t count, float denom);
+void ltf_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first);
+void ltf_ce_backward(float *logits, const float *ys, float denom, int B, int n, int K);
 void ltf_check_finite(ltf_stats *stats, const float *p, size_t n);
 void ltf_adam_update(float *p, float *m, float *v, const float *g, size_t n, float step, float sqrt_bc2,
                      float decay, float b1, float b2, float eps);
@@ -387,6 +392,10 @@ typedef struct ltf_backend {
      * non-finite loss or gradient                                               adam_update */
     void (*adam)(float *p, float *m, float *v, const float *g, size_t n, const ltf_step_scalars *s,
                  const ltf_stats *guard);
+    /* optional: the classification loss and its backward, ltf_ce_loss and ltf_ce_backward
+     * (NULL: the backend runs regression models only) */
+    void (*ce_loss)(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first);
+    void (*ce_backward)(float *logits, const float *ys, float denom, int B, int n, int K);
     /* optional: draws a training batch into xs [B, n, d], ys [B, n] of the backend's memory,
      * with the counter key in s (NULL: the host draws it) */
     void (*sample)(const struct ltf_task *task, const ltf_step_scalars *s, int B, int n, float *xs, float *ys);
@@ -628,6 +637,8 @@ static int ltf__variants_check(const ltf_config *c, char *err) {
         return ltf__fail(err, "inject_every_block needs the standard model (the looped one injects E every iteration)");
     if (c->no_pos_emb != 0 && c->no_pos_emb != 1)
         return ltf__fail(err, "no_pos_emb = %d: must be 0 or 1", c->no_pos_emb);
+    if (c->n_classes != 0 && (c->n_classes < 2 || c->n_classes > LTF_MAX_CLASSES))
+        return ltf__fail(err, "n_classes = %d: must be 0 (regression) or 2..%d", c->n_classes, LTF_MAX_CLASSES);
     return 0;
 }
 
@@ -792,8 +803,9 @@ static size_t ltf__layout(ltf_model *m, const ltf_config *c, float *base, ltf_we
     }
     w->lnf_w = ltf__add_tensor(m, base, &cur, "_backbone.transformer.ln_f.weight", C, 0);
     w->lnf_b = ltf__add_tensor(m, base, &cur, "_backbone.transformer.ln_f.bias", C, 0);
-    w->read_out_w = ltf__add_tensor(m, base, &cur, "_read_out.weight", 1, C);
-    w->read_out_b = ltf__add_tensor(m, base, &cur, "_read_out.bias", 1, 0);
+    int outs = c->n_classes ? c->n_classes : 1;   /* §13: K class logits */
+    w->read_out_w = ltf__add_tensor(m, base, &cur, "_read_out.weight", outs, C);
+    w->read_out_b = ltf__add_tensor(m, base, &cur, "_read_out.bias", outs, 0);
     return cur;
 }
 
@@ -856,8 +868,9 @@ void ltf_model_init_weights(ltf_model *m, uint64_t seed) {
         ltf__fill_normal(&r, bl->fcp_w, 4 * C * C, proj_std); ltf__fill_const(bl->fcp_b, C, 0.0f);
     }
     ltf__fill_const(w->lnf_w, C, 1.0f); ltf__fill_const(w->lnf_b, C, 0.0f);
-    ltf__fill_uniform(&r, w->read_out_w, C, out_bound);
-    ltf__fill_uniform(&r, w->read_out_b, 1, out_bound);
+    int outs = m->cfg.n_classes ? m->cfg.n_classes : 1;   /* §13: K rows */
+    ltf__fill_uniform(&r, w->read_out_w, (size_t)outs * C, out_bound);
+    ltf__fill_uniform(&r, w->read_out_b, (size_t)outs, out_bound);
 }
 
 /* [6]: the store of the model's numbers on a backend */
@@ -1604,6 +1617,35 @@ void ltf_loss_backward(float *dpred, const float *ys, size_t count, float denom)
 }
 
 /* stats->first_bad = the index of the first NaN or Inf of p[n], or n when all are finite */
+/* Classification (§13). logits [B*2n, K]: the read-out of every token; the x token of point
+ * pi = p*n + i is row 2*pi. ltf_ce_loss adds sum_pi -log softmax(logits[2 pi])[y_pi] to
+ * stats->loss_sum in double (first = 1: sets it). ltf_ce_backward writes over logits the
+ * gradient (softmax - onehot(y)) / denom at the x rows and 0 at the y rows. ys hold class
+ * indices (checked by the loop before any op runs). */
+static double ltf__log_sum_exp(const float *l, int K, double *mx) {
+    double m = l[0], s = 0.0;
+    for (int k = 1; k < K; k++) if (l[k] > m) m = l[k];
+    for (int k = 0; k < K; k++) s += exp((double)l[k] - m);
+    *mx = m;
+    return m + log(s);
+}
+void ltf_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first) {
+    double sum = first ? 0.0 : stats->loss_sum, m;
+    for (size_t pi = 0; pi < (size_t)B * n; pi++) {
+        const float *l = logits + 2 * pi * K;
+        sum += ltf__log_sum_exp(l, K, &m) - (double)l[(int)ys[pi]];
+    }
+    stats->loss_sum = sum;
+}
+void ltf_ce_backward(float *logits, const float *ys, float denom, int B, int n, int K) {
+    for (size_t pi = 0; pi < (size_t)B * n; pi++) {
+        float *l = logits + 2 * pi * K, *ly = l + K;
+        double m, lse = ltf__log_sum_exp(l, K, &m);
+        for (int k = 0; k < K; k++) l[k] = (float)((exp((double)l[k] - lse) - (k == (int)ys[pi])) / denom);
+        for (int k = 0; k < K; k++) ly[k] = 0.0f;
+    }
+}
+
 void ltf_check_finite(ltf_stats *stats, const float *p, size_t n) {
     stats->first_bad = (unsigned long long)ltf__first_nonfinite(p, n);
 }
@@ -1645,7 +1687,7 @@ typedef struct {          /* per-step work buffers (views into store->work)     
     float *dqkv;          /* [BT, 3C]                                                     */
     float *dfch, *dfcg;   /* [BT, 4C] gradients of c_fc's output and of the GELU's        */
     float *datt;          /* [B, H, N, N]                                                 */
-    float *pred;          /* [T, B, n] predictions of the window iterations               */
+    float *pred;          /* [T, B, n] predictions of the window iterations ([T, BT, K]: §13) */
     float *pos0;          /* [BT, C]  zeros: the positions added with no_pos_emb (§12)     */
     float *U;             /* [BT, C]  u = Y * E of loop_func mul (§12)                    */
 } ltf__work;
@@ -1687,10 +1729,15 @@ static int ltf__train_loops(const ltf_config *c) { return c->kind == LTF_STANDAR
 /* the passes of f at evaluation: the looped model runs as many as asked, the others their own */
 static int ltf__eval_loops(const ltf_config *c, int asked) { return c->kind == LTF_LOOPED ? asked : ltf__train_loops(c); }
 
+/* floats of one iteration's read-out: B*n predictions, or K logits for each of the B*N tokens (§13) */
+static size_t ltf__pred_floats(const ltf_config *c, int B, int N) {
+    return c->n_classes ? (size_t)B * N * c->n_classes : (size_t)B * (N / 2);
+}
+
 /* The work buffers of a B x N batch laid over `base` (the store's work memory). */
 static ltf__work ltf__work_at(float *base, const ltf_config *c, int B, int N) {
     ltf__work w;
-    size_t preds = (size_t)ltf__window(c) * B * (N / 2);
+    size_t preds = (size_t)ltf__window(c) * ltf__pred_floats(c, B, N);
     ltf__work_map(&w, base, c, (size_t)B * N, (size_t)B * c->n_head * N * N, preds);
     return w;
 }
@@ -1742,6 +1789,9 @@ static void ltf__store_free(ltf_model *m) {
 static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
     ltf_store store;
     size_t n = m->n_params;
+    if (m->cfg.n_classes && !be->ce_loss)
+        return ltf__fail(err, "the %s backend has no classification read-out yet (n_classes = %d): run this model on "
+                         "the CPU", be->name, m->cfg.n_classes);
     memset(&store, 0, sizeof store);
     if (be->host_memory) {
         store.params = m->params; store.grads = m->grads; store.adam_m = m->adam_m; store.adam_v = m->adam_v;
@@ -1779,7 +1829,7 @@ static int ltf__reserve(ltf_model *m, int B, int N) {
     if (rows <= store->cap_rows && bhnn <= store->cap_bhnn && store->sets) return 0;
     int n_sets = ltf__window(c) + 1;
     size_t per_set = ltf__acts_map(NULL, NULL, c, rows, bhnn);
-    size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, (size_t)ltf__window(c) * B * (N / 2));
+    size_t work = ltf__work_map(NULL, NULL, c, rows, bhnn, (size_t)ltf__window(c) * ltf__pred_floats(c, B, N));
     char what[96];
     ltf__store_free_sets(m);
     if (per_set > ((size_t)-1 / sizeof(float)) / (size_t)n_sets)
@@ -1903,7 +1953,7 @@ static void ltf__cpu_adam(float *p, float *m, float *v, const float *g, size_t n
  * the public ops; CUDA: P = ltf__gpu_), the loop's pairs and Adam F<op> (ltf__cpu_ or
  * ltf__gpu_), and the optional sampler and recorder (NULL where there is none). The one list of
  * what a backend implements. */
-#define LTF__DEFINE_BACKEND(fn, NAME, HOST_MEMORY, M, P, F, SAMPLE, GRAPH_BEGIN, GRAPH_END, GRAPH_DROP) \
+#define LTF__DEFINE_BACKEND(fn, NAME, HOST_MEMORY, M, P, F, SAMPLE, GRAPH_BEGIN, GRAPH_END, GRAPH_DROP, CE_LOSS, CE_BACKWARD) \
 static const ltf_backend *fn(void) { \
     static ltf_backend be; \
     if (!be.name) { \
@@ -1920,12 +1970,14 @@ static const ltf_backend *fn(void) { \
         be.read_out_loss = F##read_out_loss; be.read_out_loss_backward = F##read_out_loss_backward; \
         be.adam = F##adam; \
         be.sample = SAMPLE; be.graph_begin = GRAPH_BEGIN; be.graph_end = GRAPH_END; be.graph_drop = GRAPH_DROP; \
+        be.ce_loss = CE_LOSS; be.ce_backward = CE_BACKWARD; \
         be.name = NAME; \
     } \
     return &be; \
 }
 
-LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, ltf__cpu_, NULL, NULL, NULL, NULL)   /* the host draws the batch */
+LTF__DEFINE_BACKEND(ltf__cpu, "cpu", 1, ltf__cpu_, ltf_, ltf__cpu_, NULL, NULL, NULL, NULL,   /* the host draws the batch */
+                    ltf_ce_loss, ltf_ce_backward)
 
 /* ============================== [7] the backbone f ==============================
  * §2: f(u) = ln_f(blocks(u + wpe)), each block  h = h + attn(ln_1(h));  h = h + mlp(ln_2(h)).
@@ -2079,6 +2131,10 @@ static int ltf__begin(ltf_model *m, ltf__pass *P, const float *xs, const float *
         return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, c->n_positions);
     if (c->mask_mode != LTF_MASK_NONE && c->mask_pairs > n)
         return ltf__fail(m->err, "mask keeps %d pairs but the prompt has only n = %d points", c->mask_pairs, n);
+    for (size_t i = 0; c->n_classes && ys && i < (size_t)B * n; i++)   /* §13: labels index the logits */
+        if (!(ys[i] >= 0.0f && ys[i] < (float)c->n_classes && ys[i] == floorf(ys[i])))
+            return ltf__fail(m->err, "ys[%zu] = %g: a classification model (n_classes = %d) takes class indices 0..%d",
+                             i, (double)ys[i], c->n_classes, c->n_classes - 1);
     if (ltf__reserve(m, B, 2 * n) != 0) return -1;
     if (!held && ltf__put_batch(m, xs, ys, B, n) != 0) return -1;
     memset(P, 0, sizeof *P);
@@ -2100,15 +2156,49 @@ static void ltf__embed(const ltf__pass *P) {
     P->be->matmul_forward(P->wk.E, P->wk.z, store->w.read_in_w, store->w.read_in_b, P->BT, P->d, P->C);
 }
 
+/* The read-out of the state Y into pred: B*n predictions (§1), or the K logits of every token
+ * (§13: a Linear over all B*N rows; the loss reads the x rows). */
+static void ltf__read_out(const ltf__pass *P, float *pred, const float *Y) {
+    const ltf_weights *w = &P->store->w;
+    int K = P->m->cfg.n_classes;
+    if (K) P->be->matmul_forward(pred, Y, w->read_out_w, w->read_out_b, P->BT, P->C, K);
+    else P->be->read_out(pred, Y, w->read_out_w, w->read_out_b, P->B, P->n, P->C);
+}
+
+/* ... and its loss (squared error, §4; cross-entropy, §13) into the store's stats (first: set) */
+static void ltf__read_out_loss(const ltf__pass *P, float *pred, const float *Y, int first) {
+    const ltf_store *store = P->store;
+    int K = P->m->cfg.n_classes;
+    if (!K) {
+        P->be->read_out_loss(pred, store->stats, Y, store->w.read_out_w, store->w.read_out_b, store->ys, P->B, P->n, P->C, first);
+        return;
+    }
+    ltf__read_out(P, pred, Y);
+    P->be->ce_loss(store->stats, pred, store->ys, P->B, P->n, K, first);
+}
+
+/* The backward of ltf__read_out_loss: pred becomes dL/dpred; dY, dw, db += the read-out's backward */
+static void ltf__read_out_loss_backward(const ltf__pass *P, float *pred, const float *Y, float *dY, float denom) {
+    const ltf_store *store = P->store;
+    int K = P->m->cfg.n_classes;
+    if (!K) {
+        P->be->read_out_loss_backward(dY, store->g.read_out_w, store->g.read_out_b, pred, store->ys, denom, Y,
+                                      store->w.read_out_w, P->B, P->n, P->C);
+        return;
+    }
+    P->be->ce_backward(pred, store->ys, denom, P->B, P->n, K);
+    P->be->matmul_backward(dY, store->g.read_out_w, store->g.read_out_b, pred, Y, store->w.read_out_w, P->BT, P->C, K);
+}
+
 /* Runs `iters` loop iterations forward on ONE activation set (reused every time: nothing is
  * kept), starting from state Y (NULL means Y = 0). Returns the final state (a->out, or Y when
- * iters = 0). preds [iters, B, n] (optional) gets the read-out after every iteration. */
+ * iters = 0). preds [iters, B, n] (optional; [iters, BT, K] for §13) gets the read-out after every iteration. */
 static const float *ltf__loop_forward(const ltf__pass *P, ltf_acts *a, int iters, const float *Y, float *preds) {
-    const ltf_weights *w = &P->store->w;
+    size_t pf = ltf__pred_floats(&P->m->cfg, P->B, P->N);
     for (int t = 0; t < iters; t++) {
         ltf__backbone_forward(P, a, Y);                                 /* Y_{t+1} = f(mask(Y_t) + E) */
         Y = a->out;
-        if (preds) P->be->read_out(preds + (size_t)t * P->B * P->n, Y, w->read_out_w, w->read_out_b, P->B, P->n, P->C);
+        if (preds) ltf__read_out(P, preds + (size_t)t * pf, Y);
     }
     return Y;
 }
@@ -2121,17 +2211,14 @@ static void ltf__window_backward(const ltf__pass *P, int s0, int b_loops, const 
     const ltf_config *c = &P->m->cfg;
     ltf_store *store = P->store;
     const ltf__work *wk = &P->wk;
-    size_t bn = (size_t)P->B * P->n;
+    size_t bn = (size_t)P->B * P->n, pf = ltf__pred_floats(c, P->B, P->N);
     int first_loss = b_loops - ltf__loss_iters(c);
     be->zero(store->grads, P->m->n_params);
     be->zero(wk->dY, (size_t)(wk->dh - wk->dY));                                       /* dY and dE */
     for (int t = b_loops - 1; t >= s0; t--) {
         ltf_acts *a = &store->sets[t - s0];
-        float *dpred = wk->pred + (size_t)(t - s0) * bn;   /* the prediction, overwritten by dL/dpred */
-        if (t >= first_loss)
-            be->read_out_loss_backward(wk->dY, store->g.read_out_w, store->g.read_out_b, dpred, store->ys,
-                                       (float)((double)ltf__loss_iters(c) * bn), a->out, store->w.read_out_w,
-                                       P->B, P->n, P->C);
+        float *dpred = wk->pred + (size_t)(t - s0) * pf;   /* the prediction, overwritten by dL/dpred */
+        if (t >= first_loss) ltf__read_out_loss_backward(P, dpred, a->out, wk->dY, (float)((double)ltf__loss_iters(c) * bn));
         /* dY: dL/dY_{t+1} in, dL/dY_t out (not for Y_s0, a constant) */
         ltf__backbone_backward(P, a, wk->dY, t > s0 ? wk->dY : NULL, t > s0 ? store->sets[t - 1 - s0].out : Y_s0);
     }
@@ -2148,7 +2235,7 @@ static void ltf__issue_pass(const ltf__pass *P, int b_loops, int want_grad, cons
     ltf_store *store = P->store;
     int s0 = b_loops - ltf__window(&P->m->cfg);   /* >= 0: the curriculum keeps b >= T */
     int first_loss = b_loops - ltf__loss_iters(&P->m->cfg);
-    size_t bn = (size_t)P->B * P->n;
+    size_t pf = ltf__pred_floats(&P->m->cfg, P->B, P->N);
     ltf__embed(P);
     const float *Y = NULL;                                             /* Y_s0, a constant */
     if (s0 > 0) Y = Y_given ? Y_given : ltf__loop_forward(P, &store->sets[store->n_sets - 1], s0, NULL, NULL);
@@ -2157,9 +2244,7 @@ static void ltf__issue_pass(const ltf__pass *P, int b_loops, int want_grad, cons
         ltf_acts *a = &store->sets[t - s0];
         ltf__backbone_forward(P, a, Y);
         Y = a->out;
-        if (t >= first_loss)
-            P->be->read_out_loss(P->wk.pred + (size_t)(t - s0) * bn, store->stats, Y, store->w.read_out_w,
-                                 store->w.read_out_b, store->ys, P->B, P->n, P->C, t == first_loss);
+        if (t >= first_loss) ltf__read_out_loss(P, P->wk.pred + (size_t)(t - s0) * pf, Y, t == first_loss);
     }
     if (want_grad) ltf__window_backward(P, s0, b_loops, Y_s0);
 }
@@ -2216,9 +2301,26 @@ int ltf_window_start_state(ltf_model *m, const float *xs, const float *ys, int B
     return P.be->finish(m->err, "ltf_window_start_state");
 }
 
+/* Reads `iters` read-outs of B x n points from the backend into dst: [iters, B, n], or for §13
+ * [iters, B, n, K], the logits of the x tokens (the backend holds every token's). */
+static int ltf__get_preds(ltf_model *m, float *dst, const float *src, int iters, int B, int n) {
+    int K = m->cfg.n_classes;
+    size_t bn = (size_t)B * n, pf = ltf__pred_floats(&m->cfg, B, 2 * n);
+    if (!K) return m->backend->get(dst, src, (size_t)iters * bn * sizeof(float), m->err, "ltf_predict");
+    float *tmp = (float *)LTF_MALLOC((size_t)iters * pf * sizeof(float));
+    if (!tmp) return ltf__fail(m->err, "out of memory for %d x %zu logits", iters, pf);
+    int rc = m->backend->get(tmp, src, (size_t)iters * pf * sizeof(float), m->err, "ltf_predict");
+    for (size_t t = 0; rc == 0 && t < (size_t)iters; t++)
+        for (size_t pi = 0; pi < bn; pi++)
+            memcpy(dst + (t * bn + pi) * K, tmp + t * pf + 2 * pi * K, (size_t)K * sizeof(float));
+    LTF_FREE(tmp);
+    return rc;
+}
+
 /* Evaluation forward (§4, last point): runs n_loops iterations (any number, e.g. 500; the
- * standard model ignores it and runs f once), on the scratch set only. pred_last [B, n] gets
- * the last iteration, pred_iters [n_loops, B, n] (optional) every iteration. */
+ * standard and tied models ignore it and run their own passes), on the scratch set only.
+ * pred_last [B, n] gets the last iteration, pred_iters [n_loops, B, n] (optional) every
+ * iteration; a classification model (§13) writes K logits per point: [B, n, K], [n_loops, B, n, K]. */
 int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, int n_loops,
                 float *pred_last, float *pred_iters) {
     ltf__pass P;
@@ -2227,14 +2329,14 @@ int ltf_predict(ltf_model *m, const float *xs, const float *ys, int B, int n, in
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
     if (ltf__begin(m, &P, xs, ys, B, n, LTF_AT_EVAL) != 0) return -1;
     ltf_store *store = P.store;
-    size_t bn = (size_t)B * n, all = (size_t)n_loops * bn;
+    size_t pf = ltf__pred_floats(&m->cfg, B, 2 * n), all = (size_t)n_loops * pf;
     if (pred_iters && ltf__store_room(m, &store->preds, &store->cap_preds, all, "the predictions of every loop iteration") != 0)
         return -1;
     ltf__embed(&P);
     const float *Y = ltf__loop_forward(&P, &store->sets[store->n_sets - 1], n_loops, NULL, pred_iters ? store->preds : NULL);
-    if (pred_last) P.be->read_out(P.wk.pred, Y, store->w.read_out_w, store->w.read_out_b, B, n, P.C);
-    if (pred_last && P.be->get(pred_last, P.wk.pred, bn * sizeof(float), m->err, "ltf_predict") != 0) return -1;
-    if (pred_iters && P.be->get(pred_iters, store->preds, all * sizeof(float), m->err, "ltf_predict") != 0) return -1;
+    if (pred_last) ltf__read_out(&P, P.wk.pred, Y);
+    if (pred_last && ltf__get_preds(m, pred_last, P.wk.pred, 1, B, n) != 0) return -1;
+    if (pred_iters && ltf__get_preds(m, pred_iters, store->preds, n_loops, B, n) != 0) return -1;
     return P.be->finish(m->err, "ltf_predict");
 }
 
@@ -2473,8 +2575,17 @@ void ltf_task_sample(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, f
  * seen k earlier examples), averaged over prompts, divided by task->error_scale (d for linear
  * regression). err_by_k [n]; err_by_iter [n_loops] (optional): error averaged over all k after
  * each loop iteration (the standard and tied models run their own passes; the first n_loops of
- * them are written); err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
+ * them are written); a classification model (§13) reports the error rate instead, not scaled; err_by_prompt [n_prompts, n] (optional): each prompt's normalized squared
  * error, for bootstrap bands. Prompts go through in batches of 64 to bound memory. */
+/* One point's error: the squared error (§8), or for a classification model 1 when the largest
+ * logit (the first of equals) is not the label's, else 0 (§13). */
+static double ltf__point_error(const ltf_model *m, const float *pred, float y) {
+    int K = m->cfg.n_classes, best = 0;
+    if (!K) return ((double)pred[0] - y) * ((double)pred[0] - y);
+    for (int k = 1; k < K; k++) if (pred[k] > pred[best]) best = k;
+    return best == (int)y ? 0.0 : 1.0;
+}
+
 int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts, int n,
                  int n_loops, double *err_by_k, double *err_by_iter, float *err_by_prompt) {
     if (task->n_dims != m->cfg.n_dims)
@@ -2484,13 +2595,14 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
         return ltf__fail(m->err, "n = %d points: must be in 1..n_positions (%d)", n, m->cfg.n_positions);
     int loops = ltf__eval_loops(&m->cfg, n_loops), chunk = 64, rc = 0;
     int n_iter = loops < n_loops ? loops : n_loops;   /* entries of err_by_iter */
+    double scale = m->cfg.n_classes ? 1.0 : task->error_scale;   /* §13: the error rate as it is */
     if (loops < 1 || loops > 1000000)
         return ltf__fail(m->err, "n_loops = %d for evaluation: must be in 1..1000000", n_loops);
-    size_t d = (size_t)m->cfg.n_dims;
+    size_t d = (size_t)m->cfg.n_dims, K = m->cfg.n_classes ? (size_t)m->cfg.n_classes : 1;   /* outputs per point */
     float *xs = (float *)LTF_MALLOC(sizeof(float) * chunk * n * d);
     float *ys = (float *)LTF_MALLOC(sizeof(float) * chunk * n);
-    float *pred = (float *)LTF_MALLOC(sizeof(float) * chunk * n);
-    float *iters = err_by_iter ? (float *)LTF_MALLOC(sizeof(float) * (size_t)loops * chunk * n) : NULL;
+    float *pred = (float *)LTF_MALLOC(sizeof(float) * chunk * n * K);
+    float *iters = err_by_iter ? (float *)LTF_MALLOC(sizeof(float) * (size_t)loops * chunk * n * K) : NULL;
     if (!xs || !ys || !pred || (err_by_iter && !iters)) {
         rc = ltf__fail(m->err, "out of memory for evaluation (%d loops x %d prompts x %d points)", loops, chunk, n);
         goto done;
@@ -2503,19 +2615,16 @@ int ltf_evaluate(ltf_model *m, const ltf_task *task, ltf_rng *rng, int n_prompts
         if ((rc = ltf_predict(m, xs, ys, B, n, loops, pred, iters)) != 0) goto done;
         for (int p = 0; p < B; p++)
             for (int k = 0; k < n; k++) {
-                double e = (double)pred[p * n + k] - ys[p * n + k];
-                err_by_k[k] += e * e;
-                if (err_by_prompt) err_by_prompt[(size_t)(p0 + p) * n + k] = (float)(e * e / task->error_scale);
+                double e = ltf__point_error(m, pred + ((size_t)p * n + k) * K, ys[p * n + k]);
+                err_by_k[k] += e;
+                if (err_by_prompt) err_by_prompt[(size_t)(p0 + p) * n + k] = (float)(e / scale);
             }
         if (err_by_iter)
             for (int t = 0; t < n_iter; t++)
-                for (int i = 0; i < B * n; i++) {
-                    double e = (double)iters[((size_t)t * B * n) + i] - ys[i];
-                    err_by_iter[t] += e * e;
-                }
+                for (int i = 0; i < B * n; i++) err_by_iter[t] += ltf__point_error(m, iters + ((size_t)t * B * n + i) * K, ys[i]);
     }
-    for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
-    if (err_by_iter) for (int t = 0; t < n_iter; t++) err_by_iter[t] /= (double)n_prompts * n * task->error_scale;
+    for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * scale;
+    if (err_by_iter) for (int t = 0; t < n_iter; t++) err_by_iter[t] /= (double)n_prompts * n * scale;
 done:
     LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(pred); LTF_FREE(iters);
     return rc;
@@ -2704,8 +2813,8 @@ static void ltf__buf_printf(ltf__buf *b, const char *fmt, ...) {
  *   "format": "looped-tf", "format_version": "1"
  *   every ltf_config field by its C name: "n_dims", "n_positions", "n_embd", "n_head", "n_layer",
  *     "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when", and the variants
- *     "loop_func", "inject_every_block", "no_pos_emb" (decimal ints; the last three may be absent:
- *     0, as in files written before they existed)
+ *     "loop_func", "inject_every_block", "no_pos_emb", "n_classes" (decimal ints; these four may
+ *     be absent: 0, as in files written before they existed)
  *   with a train state only (its presence is what "step" marks):
  *     "step", "adam_t"; "data_rng_state", "data_rng_inc" (uint64 in decimal); "task" (the
  *     task's name, e.g. "linear_regression"); "batch_size", "n_points", "lr", "beta1", "beta2",
@@ -2753,17 +2862,17 @@ static float ltf__get_f32le(const unsigned char *p) {
  * comparing walk one list. */
 typedef struct { const char *name; int *p; } ltf__iref;
 typedef struct { const char *name; float *p; } ltf__fref;
-/* The config's ints; the last three (the variants, §12) came later: a file without them is
- * the plain model (0), so checkpoints written before load as they did. */
-enum { LTF__CONFIG_INTS = 14, LTF__CONFIG_REQUIRED = 11, LTF__STATE_INTS = 14, LTF__STATE_FLOATS = 5 };
+/* The config's ints; the last four (the variants, §12, and n_classes, §13) came later: a file
+ * without them is the plain regression model (0), so checkpoints written before load as they did. */
+enum { LTF__CONFIG_INTS = 15, LTF__CONFIG_REQUIRED = 11, LTF__STATE_INTS = 14, LTF__STATE_FLOATS = 5 };
 
 static void ltf__config_refs(ltf_config *c, ltf__iref r[LTF__CONFIG_INTS]) {
     static const char *const names[LTF__CONFIG_INTS] = {"n_dims", "n_positions", "n_embd", "n_head", "n_layer",
         "kind", "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when",
-        "loop_func", "inject_every_block", "no_pos_emb"};
+        "loop_func", "inject_every_block", "no_pos_emb", "n_classes"};
     int *p[LTF__CONFIG_INTS] = {&c->n_dims, &c->n_positions, &c->n_embd, &c->n_head, &c->n_layer, &c->kind,
                   &c->n_loops, &c->loop_window, &c->mask_mode, &c->mask_pairs, &c->mask_when,
-                  &c->loop_func, &c->inject_every_block, &c->no_pos_emb};
+                  &c->loop_func, &c->inject_every_block, &c->no_pos_emb, &c->n_classes};
     for (int i = 0; i < LTF__CONFIG_INTS; i++) { r[i].name = names[i]; r[i].p = p[i]; }
 }
 

@@ -1225,7 +1225,7 @@ static int ltf__gpu_graph_end(ltf_model *m) {
 }
 
 LTF__DEFINE_BACKEND(ltf__cuda, "cuda", 0, ltf__gpu_, ltf__gpu_, ltf__gpu_, ltf__gpu_task_sample, ltf__gpu_graph_begin,
-                    ltf__gpu_graph_end, ltf__gpu_graph_drop)
+                    ltf__gpu_graph_end, ltf__gpu_graph_drop, NULL, NULL)   /* classification (§13): not yet */
 
 #define LTF__STR2(x) #x
 #define LTF__STR(x) LTF__STR2(x)

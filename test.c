@@ -370,6 +370,8 @@ static void model_gradcheck(const char *label, ltf_config cfg, int B, int n) {
     if (ltf_model_create(&m, &cfg, 7, err) != 0) { CHECK(0, "%s: %s", label, err); return; }
     randomize_model(&m, 0.5f);
     float *xs = rand_buf((size_t)B * n * cfg.n_dims, 1), *ys = rand_buf((size_t)B * n, 1), loss;
+    for (int i = 0; cfg.n_classes && i < B * n; i++)   /* class indices (§13) */
+        ys[i] = (float)(int)(ltf_rng_uniform(&g_rng) * cfg.n_classes);
     int rc = ltf_forward_backward(&m, xs, ys, B, n, &loss);
     CHECK(rc == 0, "%s: forward_backward failed: %s", label, m.err);
     float *g = (float *)malloc(sizeof(float) * m.n_params);
@@ -426,6 +428,11 @@ static void test_model_gradients(void) {
     model_gradcheck("tied L=1 applied 4 times", small_config(LTF_TIED, 1, 4, 4), 2, 4);
     c = small_config(LTF_TIED, 2, 3, 3); c.no_pos_emb = 1;
     model_gradcheck("tied L=2 applied 3 times, no pos", c, 2, 4);
+    /* the classification read-out (docs/MATH.md §13) */
+    c = small_config(LTF_LOOPED, 1, 5, 3); c.n_classes = 3;
+    model_gradcheck("looped b=5 T=3, 3 classes", c, 2, 4);
+    c = small_config(LTF_STANDARD, 2, 1, 1); c.n_classes = 2;
+    model_gradcheck("standard L=2, 2 classes", c, 2, 4);
 }
 
 /* ------------------------------------------------------------------ PyTorch fixtures */
@@ -451,6 +458,7 @@ static int fixture_load(const char *path, fixture *f) {
     if (fscanf(fp, " variants loop_func=%31s inject_every_block=%d no_pos_emb=%d", func, &c->inject_every_block,
                &c->no_pos_emb) == 3)
         c->loop_func = strcmp(func, "mul") == 0 ? LTF_LOOP_MUL : LTF_LOOP_ADD;
+    if (fscanf(fp, " classes %d", &c->n_classes) != 1) c->n_classes = 0;   /* optional: §13 */
     sh_new_strdup(f->t);
     char name[200];
     size_t count;
@@ -515,10 +523,10 @@ static void test_fixture(const char *file) {
     }
     /* predictions of every loop iteration, evaluation rule */
     fx_entry *ep = shgetp(f.t, "eval_pred");
-    int loops = f.cfg.kind == LTF_STANDARD ? 1 : f.cfg.n_loops;
-    float *it = zeros(ep->count), *last = zeros((size_t)f.B * f.n);
+    int loops = f.cfg.kind == LTF_STANDARD ? 1 : f.cfg.n_loops, K = f.cfg.n_classes ? f.cfg.n_classes : 1;
+    float *it = zeros(ep->count), *last = zeros((size_t)f.B * f.n * K);
     rc = ltf_predict(&m, xs, ys, f.B, f.n, loops, last, it);
-    CHECK(rc == 0 && ep->count == (size_t)loops * f.B * f.n, "%s: predict failed or eval_pred size %zu", file, ep->count);
+    CHECK(rc == 0 && ep->count == (size_t)loops * f.B * f.n * K, "%s: predict failed or eval_pred size %zu", file, ep->count);
     double pe = rel_err_d(it, ep->value, ep->count);
     if (pe > worst) { worst = pe; worst_name = "eval_pred"; }
     CHECK(pe < 1e-4, "%s: predictions of every iteration rel err %.2e", file, pe);
@@ -538,6 +546,7 @@ static void test_pytorch_fixtures(void) {
     test_fixture("standard_every.txt");
     test_fixture("looped_nopos.txt");
     test_fixture("tied.txt");
+    test_fixture("looped_cls3.txt");
 }
 
 /* ------------------------------------------------------------------ structure */
@@ -1165,6 +1174,50 @@ static void test_checkpoint_variants(void) {
     remove(path); rmdir(dir);
 }
 
+/* A task whose labels are classes (docs/MATH.md §13): y = 1 if x_0 > 0 else 0 */
+static void sample_sign_class(const ltf_task *t, ltf_rng *rng, int B, int n, float *xs, float *ys) {
+    for (int i = 0; i < B * n; i++) {
+        for (int j = 0; j < t->n_dims; j++) xs[(size_t)i * t->n_dims + j] = (float)ltf_rng_normal(rng);
+        ys[i] = xs[(size_t)i * t->n_dims] > 0 ? 1.0f : 0.0f;
+    }
+}
+
+/* The classification read-out's edges: labels that are not class indices are refused with the
+ * value; ltf_evaluate reports the error rate of the largest logit, as ltf_predict's logits say. */
+static void test_classification(void) {
+    ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
+    c.n_classes = 2;
+    ltf_model m;
+    char err[LTF_ERR_LEN];
+    if (ltf_model_create(&m, &c, 4, err) != 0) { CHECK(0, "create: %s", err); return; }
+    float xs[2 * 3 * 3], ys[2 * 3], loss;
+    for (int i = 0; i < 18; i++) xs[i] = (float)ltf_rng_normal(&g_rng);
+    const float bad[4] = {0.5f, 2.0f, -1.0f, NAN};
+    const char *want[4] = {"ys[4] = 0.5", "ys[4] = 2", "ys[4] = -1", "ys[4] = nan"};
+    for (int b = 0; b < 4; b++) {
+        for (int i = 0; i < 6; i++) ys[i] = (float)(i % 2);
+        ys[4] = bad[b];
+        int rc = ltf_forward_backward(&m, xs, ys, 2, 3, &loss);
+        CHECK(rc != 0 && strstr(m.err, want[b]) && strstr(m.err, "0..1"), "label %g: rc %d, '%s'", (double)bad[b], rc, m.err);
+    }
+    ltf_task task = ltf_task_linear_regression(3, 3);
+    task.name = "sign_class"; task.sample = sample_sign_class;
+    ltf_rng r1, r2;
+    ltf_rng_seed(&r1, 9); ltf_rng_seed(&r2, 9);
+    enum { P = 40, NP = 5 };
+    double by_k[NP], manual[NP] = {0};
+    CHECK(ltf_evaluate(&m, &task, &r1, P, NP, 3, by_k, NULL, NULL) == 0, "evaluate: %s", m.err);
+    float px[P * NP * 3], py[P * NP], logits[P * NP * 2];
+    task.sample(&task, &r2, P, NP, px, py);
+    CHECK(ltf_predict(&m, px, py, P, NP, 3, logits, NULL) == 0, "predict: %s", m.err);
+    for (int i = 0; i < P * NP; i++) manual[i % NP] += (logits[2 * i + 1] > logits[2 * i] ? 1 : 0) != (int)py[i];
+    double worst = 0;
+    for (int k = 0; k < NP; k++) if (fabs(by_k[k] - manual[k] / P) > worst) worst = fabs(by_k[k] - manual[k] / P);
+    CHECK(worst == 0.0, "ltf_evaluate's error rate differs from the logits' argmax by %g", worst);
+    printf("  4 bad labels refused; error rate by k from the logits (k=0: %.3f)\n", by_k[0]);
+    ltf_model_free(&m);
+}
+
 static void test_checkpoint_resume(void) {
     /* K+K steps in one go == K steps, save, free, load, K more: bit for bit, with the curriculum
      * (d_active, n and b all change between step K-1 and K+1) */
@@ -1483,13 +1536,15 @@ static int pytorch_xcheck(ltf_model *m, const char *path, int n, int loops) {
     char prompt[600], cmd[1400];
     int B = 2, d = m->cfg.n_dims;
     snprintf(prompt, sizeof prompt, "%s.prompt", path);
-    float *xs = rand_buf((size_t)B * n * d, 1), *ys = rand_buf((size_t)B * n, 1), *pred = zeros((size_t)B * n);
+    int K = m->cfg.n_classes ? m->cfg.n_classes : 1, P = B * n * K;   /* outputs per point */
+    float *xs = rand_buf((size_t)B * n * d, 1), *ys = rand_buf((size_t)B * n, 1), *pred = zeros((size_t)P);
+    for (int i = 0; m->cfg.n_classes && i < B * n; i++) ys[i] = (float)(i % K);   /* class indices */
     CHECK(ltf_predict(m, xs, ys, B, n, loops, pred, NULL) == 0, "predict: %s", m->err);
     FILE *f = fopen(prompt, "w");
     fprintf(f, "looped-tf-prompt 1\n%d %d %d %d\n", B, n, d, loops);
     for (int i = 0; i < B * n * d; i++) fprintf(f, "%.9e%c", xs[i], i + 1 < B * n * d ? ' ' : '\n');
     for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", ys[i], i + 1 < B * n ? ' ' : '\n');
-    for (int i = 0; i < B * n; i++) fprintf(f, "%.9e%c", pred[i], i + 1 < B * n ? ' ' : '\n');
+    for (int i = 0; i < P; i++) fprintf(f, "%.9e%c", pred[i], i + 1 < P ? ' ' : '\n');
     fclose(f);
     snprintf(cmd, sizeof cmd, "python3 reference/check_checkpoint.py %s %s", path, prompt);
     fflush(stdout);
@@ -1517,10 +1572,12 @@ static void test_checkpoint_pytorch(void) {
     if (rc == 77 || rc == 127) { printf("  skipped: PyTorch/safetensors not installed\n"); rmdir(dir); return; }
     CHECK(rc == 0, "reference/check_checkpoint.py failed (exit %d)", rc);
     /* the variants (docs/MATH.md §12) load into the reference under the same names */
-    for (int v = 0; v < 3; v++) {
-        ltf_config cv = small_config(v == 0 ? LTF_LOOPED : v == 1 ? LTF_STANDARD : LTF_TIED, v == 1 ? 3 : 1, 4, 4);
+    for (int v = 0; v < 4; v++) {
+        ltf_config cv = small_config(v == 0 ? LTF_LOOPED : v == 1 ? LTF_STANDARD : v == 2 ? LTF_TIED : LTF_LOOPED,
+                                     v == 1 ? 3 : 1, 4, 4);
         cv.n_embd = 16;
         if (v == 0) cv.loop_func = LTF_LOOP_MUL;
+        if (v == 3) cv.n_classes = 4;   /* §13: the logits are compared */
         if (v == 1) cv.inject_every_block = 1;
         if (v == 2) cv.no_pos_emb = 1;
         ltf_model_create(&m, &cv, 9, err);
@@ -3466,6 +3523,16 @@ static void gpu_variant_train(const char *label, ltf_config c) {
 
 static void test_gpu_train(void) {
     if (!gpu_ready()) return;
+    {   /* a classification model (§13) is refused by the GPU backend, and stays usable on the CPU */
+        ltf_config cc = small_config(LTF_LOOPED, 1, 3, 2);
+        cc.n_classes = 2;
+        ltf_model m;
+        char err[LTF_ERR_LEN];
+        ltf_model_create(&m, &cc, 1, err);
+        CHECK(ltf_model_to_gpu(&m, err) != 0 && strstr(err, "classification") && strcmp(ltf_model_backend(&m), "cpu") == 0,
+              "GPU with n_classes = 2: '%s'", err);
+        ltf_model_free(&m);
+    }
     {   /* the variants */
         ltf_config v = small_config(LTF_LOOPED, 1, 4, 2);
         v.n_embd = 16; v.loop_func = LTF_LOOP_MUL;
@@ -3832,6 +3899,7 @@ int main(int argc, char **argv) {
         {"checkpoint_roundtrip", test_checkpoint_roundtrip},  /* checkpoints                */
         {"checkpoint_variants", test_checkpoint_variants},
         {"demo_variants", test_demo_variants},
+        {"classification", test_classification},
         {"checkpoint_resume", test_checkpoint_resume},
         {"checkpoint_rejects", test_checkpoint_rejects},
         {"checkpoint_garbage", test_checkpoint_garbage},

@@ -53,7 +53,7 @@ def main(argv):
         return 1
     cfg = {k: int(meta[k]) for k in ("n_dims", "n_positions", "n_embd", "n_head", "n_layer", "kind",
                                      "n_loops", "loop_window", "mask_mode", "mask_pairs", "mask_when")}
-    for k in ("loop_func", "inject_every_block", "no_pos_emb"):   # the variants; absent in older files: 0
+    for k in ("loop_func", "inject_every_block", "no_pos_emb", "n_classes"):   # absent in older files: 0
         cfg[k] = int(meta.get(k, "0"))
     tensors = load_file(path)
     params = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
@@ -72,7 +72,7 @@ def main(argv):
                      {0: "standard", 1: "looped", 2: "tied"}[cfg["kind"]],
                      MASK_MODE[cfg["mask_mode"]], cfg["mask_pairs"], MASK_WHEN.get(cfg["mask_when"], "both"),
                      "mul" if cfg["loop_func"] == 1 else "add", bool(cfg["inject_every_block"]),
-                     bool(cfg["no_pos_emb"]))
+                     bool(cfg["no_pos_emb"]), cfg["n_classes"])
     model = model.double()
     model.load_state_dict(params, strict=True)
     model.eval()
@@ -85,7 +85,8 @@ def main(argv):
     B, n, d, loops = (int(v) for v in lines[1].split())
     xs = torch.tensor([float(v) for v in lines[2].split()], dtype=torch.float64).view(B, n, d)
     ys = torch.tensor([float(v) for v in lines[3].split()], dtype=torch.float64).view(B, n)
-    pred_c = torch.tensor([float(v) for v in lines[4].split()], dtype=torch.float64).view(B, n)
+    pred_c = torch.tensor([float(v) for v in lines[4].split()], dtype=torch.float64)
+    pred_c = pred_c.view(B, n, cfg["n_classes"]) if cfg["n_classes"] else pred_c.view(B, n)
     with torch.no_grad():
         preds, _ = model(xs, ys, b=cfg["n_loops"] if cfg["kind"] == 2 else loops, training=False)
     ref = preds[-1]

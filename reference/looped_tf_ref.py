@@ -133,7 +133,7 @@ class LoopedTF(nn.Module):
 
     def __init__(self, d, n_positions, C, H, L, kind="looped",
                  mask="none", mask_n=0, mask_when="both",
-                 loop_func="add", inject_every_block=False, no_pos_emb=False):
+                 loop_func="add", inject_every_block=False, no_pos_emb=False, n_classes=0):
         super().__init__()
         assert kind in ("standard", "looped", "tied")
         assert mask in ("none", "last", "first")
@@ -146,9 +146,12 @@ class LoopedTF(nn.Module):
         self.loop_func, self.inject_every_block, self.no_pos_emb = loop_func, inject_every_block, no_pos_emb
         self._read_in = nn.Linear(d, C)
         self._backbone = Backbone(C, H, L, n_positions)
-        self._read_out = nn.Linear(C, 1)
+        self.n_classes = n_classes                 # 0: regression; K >= 2: K logits, cross-entropy (§13)
+        self._read_out = nn.Linear(C, n_classes if n_classes else 1)
 
     def readout(self, Y):
+        if self.n_classes:
+            return self._read_out(Y)[:, 0::2, :]   # [B, n, K] logits of the x tokens
         return self._read_out(Y)[:, 0::2, 0]  # [B, n]
 
     def _mask_for(self, n, training, ref):
@@ -203,8 +206,12 @@ class LoopedTF(nn.Module):
         """Training loss: mean over window iterations s..b-1 (tied: the last only), batch,
         points of (y_hat-y)^2."""
         preds, s = self.forward(xs, ys, b, T, training=True)
-        window = torch.stack(preds[-1:] if self.kind == "tied" else preds[s:])   # [K, B, n]
-        loss = (window - ys.unsqueeze(0)).square().mean()
+        window = torch.stack(preds[-1:] if self.kind == "tied" else preds[s:])   # [iters, B, n(, K)]
+        if self.n_classes:   # §13: mean cross-entropy over iterations, prompts and points
+            labels = ys.long().unsqueeze(0).expand(window.shape[0], -1, -1)
+            loss = F.cross_entropy(window.reshape(-1, self.n_classes), labels.reshape(-1))
+        else:
+            loss = (window - ys.unsqueeze(0)).square().mean()
         return loss, preds, s
 
 

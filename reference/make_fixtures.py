@@ -30,6 +30,8 @@ CASES = [
     ("standard_every", dict(BASE, L=3, kind="standard", b=1, T=1, seed=107, inject_every_block=1)),
     ("looped_nopos", dict(BASE, L=1, kind="looped", b=4, T=2, seed=108, no_pos_emb=1)),
     ("tied", dict(BASE, L=1, kind="tied", b=4, T=4, seed=109)),
+    # the classification read-out (docs/MATH.md §13)
+    ("looped_cls3", dict(BASE, L=1, kind="looped", b=4, T=4, seed=110, n_classes=3)),
 ]
 VARIANT_KEYS = ("loop_func", "inject_every_block", "no_pos_emb")
 
@@ -40,11 +42,13 @@ def build(cfg):
     m = LoopedTF(cfg["d"], cfg["n_positions"], cfg["C"], cfg["H"], cfg["L"], cfg["kind"],
                  cfg.get("mask", "none"), cfg.get("mask_n", 0), cfg.get("mask_when", "both"),
                  cfg.get("loop_func", "add"), bool(cfg.get("inject_every_block", 0)),
-                 bool(cfg.get("no_pos_emb", 0)))
+                 bool(cfg.get("no_pos_emb", 0)), cfg.get("n_classes", 0))
     m = m.double()
     init_random_test(m)
     xs = torch.randn(cfg["B"], cfg["n_points"], cfg["d"])
     ys = torch.randn(cfg["B"], cfg["n_points"])
+    if cfg.get("n_classes"):   # class indices, as floats (the y token carries them)
+        ys = torch.randint(cfg["n_classes"], (cfg["B"], cfg["n_points"])).double()
     return m, xs, ys
 
 
@@ -77,6 +81,8 @@ def write_fixture(path, m, xs, ys, cfg, loss, grads, pred, eval_pred):
     if any(k in c for k in VARIANT_KEYS):   # a line of its own: the older fixtures stay as they were
         lines.append("variants loop_func=%s inject_every_block=%d no_pos_emb=%d" % (
             c.get("loop_func", "add"), c.get("inject_every_block", 0), c.get("no_pos_emb", 0)))
+    if "n_classes" in c:
+        lines.append("classes %d" % c["n_classes"])
 
     def block(name, t):
         lines.append("tensor %s %d" % (name, t.numel()))
@@ -189,7 +195,7 @@ def self_checks():
 
     # 1b. the variants, no truncation (looped_mul and looped_nopos truncate: directional FD on the
     #     untruncated loss of a b = T copy would test another loss, so they are checked in 2.)
-    for name in ("standard_every", "tied"):
+    for name in ("standard_every", "tied", "looped_cls3"):
         cfg = dict(CASES)[name]
         m, xs, ys = build(cfg)
         loss, grads, _, _, s = compute(m, xs, ys, cfg)
@@ -265,7 +271,7 @@ def main():
               "last eval_pred[0,0]=%.6e  %d bytes" % (
                   name, cfg["kind"], cfg["L"], cfg["b"], cfg["T"], s, cfg.get("mask", "none"),
                   cfg.get("mask_n", 0), cfg.get("mask_when", "both"), loss.item(), gnorm,
-                  eval_pred[-1, 0, 0].item(), os.path.getsize(path)))
+                  eval_pred[-1, 0, 0].reshape(-1)[0].item(), os.path.getsize(path)))
 
 
 if __name__ == "__main__":
