@@ -1622,28 +1622,26 @@ void ltf_loss_backward(float *dpred, const float *ys, size_t count, float denom)
  * stats->loss_sum in double (first = 1: sets it). ltf_ce_backward writes over logits the
  * gradient (softmax - onehot(y)) / denom at the x rows and 0 at the y rows. ys hold class
  * indices (checked by the loop before any op runs). */
-static double ltf__log_sum_exp(const float *l, int K, double *mx) {
+/* one point's share, shared with the GPU's kernels: -log softmax(l)[y], in double about max(l) */
+static inline LTF__HD double ltf__ce_point(const float *l, int y, int K) {
     double m = l[0], s = 0.0;
     for (int k = 1; k < K; k++) if (l[k] > m) m = l[k];
     for (int k = 0; k < K; k++) s += exp((double)l[k] - m);
-    *mx = m;
-    return m + log(s);
+    return m + log(s) - (double)l[y];
+}
+/* ... and its gradient written over the x row l, zeros over the y row after it */
+static inline LTF__HD void ltf__ce_point_backward(float *l, int y, float denom, int K) {
+    double lse = ltf__ce_point(l, y, K) + (double)l[y];
+    for (int k = 0; k < K; k++) l[k] = (float)((exp((double)l[k] - lse) - (k == y ? 1.0 : 0.0)) / denom);
+    for (int k = 0; k < K; k++) l[K + k] = 0.0f;
 }
 void ltf_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first) {
-    double sum = first ? 0.0 : stats->loss_sum, m;
-    for (size_t pi = 0; pi < (size_t)B * n; pi++) {
-        const float *l = logits + 2 * pi * K;
-        sum += ltf__log_sum_exp(l, K, &m) - (double)l[(int)ys[pi]];
-    }
+    double sum = first ? 0.0 : stats->loss_sum;
+    for (size_t pi = 0; pi < (size_t)B * n; pi++) sum += ltf__ce_point(logits + 2 * pi * K, (int)ys[pi], K);
     stats->loss_sum = sum;
 }
 void ltf_ce_backward(float *logits, const float *ys, float denom, int B, int n, int K) {
-    for (size_t pi = 0; pi < (size_t)B * n; pi++) {
-        float *l = logits + 2 * pi * K, *ly = l + K;
-        double m, lse = ltf__log_sum_exp(l, K, &m);
-        for (int k = 0; k < K; k++) l[k] = (float)((exp((double)l[k] - lse) - (k == (int)ys[pi])) / denom);
-        for (int k = 0; k < K; k++) ly[k] = 0.0f;
-    }
+    for (size_t pi = 0; pi < (size_t)B * n; pi++) ltf__ce_point_backward(logits + 2 * pi * K, (int)ys[pi], denom, K);
 }
 
 void ltf_check_finite(ltf_stats *stats, const float *p, size_t n) {
@@ -1789,8 +1787,8 @@ static void ltf__store_free(ltf_model *m) {
 static int ltf__use_backend(ltf_model *m, const ltf_backend *be, char *err) {
     ltf_store store;
     size_t n = m->n_params;
-    if (m->cfg.n_classes && !be->ce_loss)
-        return ltf__fail(err, "the %s backend has no classification read-out yet (n_classes = %d): run this model on "
+    if (m->cfg.n_classes && !be->ce_loss)   /* (both backends have it; a third might not) */
+        return ltf__fail(err, "the %s backend has no classification read-out (n_classes = %d): run this model on "
                          "the CPU", be->name, m->cfg.n_classes);
     memset(&store, 0, sizeof store);
     if (be->host_memory) {
@@ -2687,6 +2685,9 @@ void ltf_train_state_init(ltf_train_state *st, int task_kind, const ltf_train_co
 
 int ltf_train_next(ltf_model *m, ltf_train_state *st, float *xs, float *ys, float *loss, int *n_used) {
     const ltf_curriculum *cur = &st->curriculum;
+    if (m->cfg.n_classes)   /* the tasks of §7 give numbers, not class indices */
+        return ltf__fail(m->err, "a classification model (n_classes = %d) trains on batches of class labels with "
+                         "ltf_train_step; the tasks of ltf_train_next are regressions", m->cfg.n_classes);
     if (ltf_curriculum_check(cur, &m->cfg, m->err) != 0) return -1;
     int d_active = ltf_schedule_value(&cur->dims, st->step);
     int n = ltf_schedule_value(&cur->points, st->step);

@@ -934,6 +934,36 @@ static void ltf__gpu_read_out_loss(float *pred, ltf_stats *stats, const float *Y
                 (double *)ltf__ws, ltf__ws_counters);
 }
 
+/* Classification (header §13): the cross-entropy of the x rows of logits [B*2n, K], summed in
+ * double as ltf__k_read_out_loss sums; its gradient written over logits (zeros at the y rows).
+ * One thread per point; the per-point math is the header's (ltf__ce_point*). */
+__global__ void ltf__k_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first,
+                               double *ws, unsigned *counter) {
+    __shared__ double buf[LTF__RED];
+    double s = 0.0;
+    LTF__FOR_EACH(pi, (size_t)B * n) s += ltf__ce_point(logits + 2 * pi * K, (int)ys[pi], K);
+    s = ltf__block_sum(s, buf);
+    if (threadIdx.x == 0) ws[blockIdx.x] = s;
+    if (!ltf__last_block(counter)) return;
+    if (threadIdx.x == 0) {
+        double total = 0.0;
+        for (unsigned k = 0; k < gridDim.x; k++) total += ws[k];
+        stats->loss_sum = (first ? 0.0 : stats->loss_sum) + total;
+    }
+}
+static void ltf__gpu_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first) {
+    size_t bn = (size_t)B * n;
+    unsigned blocks = ltf__part_blocks((bn + LTF__RED - 1) / LTF__RED);
+    if (ltf__ws_room(2 * (size_t)blocks, "ltf__k_ce_loss") != 0) return;
+    LTF__LAUNCH(ltf__k_ce_loss, blocks, LTF__RED, stats, logits, ys, B, n, K, first, (double *)ltf__ws, ltf__ws_counters);
+}
+__global__ void ltf__k_ce_backward(float *logits, const float *ys, float denom, int B, int n, int K) {
+    LTF__FOR_EACH(pi, (size_t)B * n) ltf__ce_point_backward(logits + 2 * pi * K, (int)ys[pi], denom, K);
+}
+static void ltf__gpu_ce_backward(float *logits, const float *ys, float denom, int B, int n, int K) {
+    LTF__LAUNCH(ltf__k_ce_backward, ltf__blocks((size_t)B * n), LTF__THREADS, logits, ys, denom, B, n, K);
+}
+
 /* dL/dpred = 2 (pred - y) / denom, then the read-out's backward, one launch: blocks take
  * points bi = block, block + blocks, ...; threads take columns k: dY[p, 2i, k] += dpred w_out[k]
  * and the block's sums of dpred Y[., k] (and of dpred) in the work space; after the block's
@@ -1225,7 +1255,7 @@ static int ltf__gpu_graph_end(ltf_model *m) {
 }
 
 LTF__DEFINE_BACKEND(ltf__cuda, "cuda", 0, ltf__gpu_, ltf__gpu_, ltf__gpu_, ltf__gpu_task_sample, ltf__gpu_graph_begin,
-                    ltf__gpu_graph_end, ltf__gpu_graph_drop, NULL, NULL)   /* classification (§13): not yet */
+                    ltf__gpu_graph_end, ltf__gpu_graph_drop, ltf__gpu_ce_loss, ltf__gpu_ce_backward)
 
 #define LTF__STR2(x) #x
 #define LTF__STR(x) LTF__STR2(x)

@@ -1214,6 +1214,9 @@ static void test_classification(void) {
     double worst = 0;
     for (int k = 0; k < NP; k++) if (fabs(by_k[k] - manual[k] / P) > worst) worst = fabs(by_k[k] - manual[k] / P);
     CHECK(worst == 0.0, "ltf_evaluate's error rate differs from the logits' argmax by %g", worst);
+    ltf_train_state st = small_state(LTF_TASK_LINEAR, 3);
+    CHECK(ltf_train_next(&m, &st, px, py, &loss, NULL) != 0 && strstr(m.err, "ltf_train_step"),
+          "ltf_train_next with a classification model: '%s'", m.err);
     printf("  4 bad labels refused; error rate by k from the logits (k=0: %.3f)\n", by_k[0]);
     ltf_model_free(&m);
 }
@@ -3297,6 +3300,26 @@ static void test_gpu_ops(void) {
             }
             twin_free(&a); twin_free(&b); twin_free(&out); twin_free(&da); twin_free(&db);
         }
+        {   /* the classification loss and its backward (§13), K = 3 */
+            int K = 3;
+            size_t nl = (size_t)BT * K;
+            twin lg = twin_rand(nl, 3), y = twin_zero((size_t)BT / 2);
+            char err[LTF_ERR_LEN];
+            for (int i = 0; i < BT / 2; i++) y.h[i] = (float)(i % K);
+            CHECK(ltf__gpu_put(y.d, y.h, (size_t)BT / 2 * sizeof(float), err) == 0, "%s", err);
+            ltf_stats sh, got, *sd = NULL;
+            memset(&sh, 0, sizeof sh); memset(&got, 0, sizeof got);
+            CHECK(gb->alloc((float **)&sd, sizeof(ltf_stats) / sizeof(float) + 1, err, "stats") == 0, "%s", err);
+            cb->ce_loss(&sh, lg.h, y.h, B, N / 2, K, 1);
+            gb->ce_loss(sd, lg.d, y.d, B, N / 2, K, 1);
+            CHECK(gb->get(&got, sd, sizeof got, err, "stats") == 0, "%s", err);
+            va = worse(va, fabs(got.loss_sum - sh.loss_sum) / fabs(sh.loss_sum));
+            cb->ce_backward(lg.h, y.h, 7.0f, B, N / 2, K);
+            gb->ce_backward(lg.d, y.d, 7.0f, B, N / 2, K);
+            va = worse(va, twin_err("cross-entropy backward", &lg));
+            gb->release((float *)sd);
+            twin_free(&lg); twin_free(&y);
+        }
     }
     {   /* attention of heads that do not fit in shared memory: 65 wide; 2 x 200 x 32 for the forward,
          * 4 x 100 x 32 for the backward (the head-in-shared-memory kernels' limits) */
@@ -3308,7 +3331,7 @@ static void test_gpu_ops(void) {
     gpu_report("residual + layernorm (h, out, mean, rstd)", lf); gpu_report("layernorm backward (dinp, dw, db)", lb);
     gpu_report("attention forward (out, probabilities)", af); gpu_report("attention backward (dqkv)", ab);
     gpu_report("inject + position + layernorm (4 masks)", ij); gpu_report("inject backward (dY, dE, dwpe; NULLs)", ijb);
-    gpu_report("add, mul, mul backward (the variants)", va);
+    gpu_report("add, mul, mul backward, cross-entropy and its backward", va);
 
     /* the loop's ops: tokens, read-out, read-out + loss and its backward, gradient check, Adam */
     ltf_config c = small_config(LTF_LOOPED, 1, 3, 2);
@@ -3506,6 +3529,7 @@ static void gpu_variant_train(const char *label, ltf_config c) {
     double e_loss = 0;
     for (int s = 0; s < 20; s++) {
         ltf_task_sample(&task, &r, B, n, xs, ys);
+        for (int i = 0; c.n_classes && i < B * n; i++) ys[i] = (float)(ys[i] > 0.5f ? 2 : ys[i] > -0.5f ? 1 : 0);
         if (ltf_train_step(&mc, &t, xs, ys, B, n, &lc) != 0 || ltf_train_step(&mg, &t, xs, ys, B, n, &lg) != 0) {
             CHECK(0, "%s step %d: %s / %s", label, s, mc.err, mg.err);
             break;
@@ -3523,16 +3547,7 @@ static void gpu_variant_train(const char *label, ltf_config c) {
 
 static void test_gpu_train(void) {
     if (!gpu_ready()) return;
-    {   /* a classification model (§13) is refused by the GPU backend, and stays usable on the CPU */
-        ltf_config cc = small_config(LTF_LOOPED, 1, 3, 2);
-        cc.n_classes = 2;
-        ltf_model m;
-        char err[LTF_ERR_LEN];
-        ltf_model_create(&m, &cc, 1, err);
-        CHECK(ltf_model_to_gpu(&m, err) != 0 && strstr(err, "classification") && strcmp(ltf_model_backend(&m), "cpu") == 0,
-              "GPU with n_classes = 2: '%s'", err);
-        ltf_model_free(&m);
-    }
+
     {   /* the variants */
         ltf_config v = small_config(LTF_LOOPED, 1, 4, 2);
         v.n_embd = 16; v.loop_func = LTF_LOOP_MUL;
@@ -3541,6 +3556,8 @@ static void test_gpu_train(void) {
         gpu_variant_train("standard, every block", v);
         v = small_config(LTF_TIED, 1, 3, 3); v.n_embd = 16; v.no_pos_emb = 1;
         gpu_variant_train("tied x3, no position embedding", v);
+        v = small_config(LTF_LOOPED, 1, 4, 2); v.n_embd = 16; v.n_classes = 3;
+        gpu_variant_train("looped, 3 classes (§13)", v);
     }
     /* 100 Adam steps on the same fresh batches: the GPU's path stays within float drift of
      * the CPU's. Bound 1e-3 (loss at every step, parameters at the end, per tensor; the
