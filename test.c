@@ -1781,6 +1781,67 @@ static void test_baselines_extra(void) {
           strcmp(ltf_baseline_name(LTF_BASE_RELU_NET), "relu_net") == 0, "baseline names");
 }
 
+/* The classification baselines (docs/MATH.md §13) on cases with a known answer; the logistic
+ * regression's fit has a zero gradient, and equals scikit-learn's where it is installed. */
+static void test_cls_baselines(void) {
+    const float maj[4] = {1, 0, 1, 2}, tie[2] = {1, 0};
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_MAJORITY, 4, 1, 3, maj, maj, maj) == 1, "majority of 1,0,1,2");
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_MAJORITY, 2, 1, 2, tie, tie, tie) == 0, "majority tie: the lowest class");
+    const float line[5] = {0, 1, 2, 10, 11}, lab[5] = {0, 0, 0, 1, 1}, q1 = 10.5f, q0 = 1.0f, q7 = 7.0f, qm = -2.0f;
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_KNN3, 5, 1, 2, line, lab, &q1) == 1 &&
+          ltf_cls_baseline_predict(LTF_CLS_KNN3, 5, 1, 2, line, lab, &q0) == 0, "3-NN on a line");
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_TREE, 5, 1, 2, line, lab, &q7) == 1 &&
+          ltf_cls_baseline_predict(LTF_CLS_TREE, 5, 1, 2, line, lab, &q0) == 0, "tree on a line");
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_LOGREG, 5, 1, 2, line, lab, &q7) == 1 &&
+          ltf_cls_baseline_predict(LTF_CLS_LOGREG, 5, 1, 2, line, lab, &qm) == 0, "logistic regression on a line");
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_LOGREG, 5, 1, 3, line, lab, &q7) == -1 &&
+          ltf_cls_baseline_predict(LTF_CLS_TREE, 5, 1, 3, line, lab, &q7) == -1, "K = 3: refused by the binary ones");
+    CHECK(ltf_cls_baseline_predict(LTF_CLS_KNN3, 0, 1, 2, line, lab, &q7) == 0, "k = 0: class 0");
+    /* logistic regression: noisy labels of a linear rule, k = 30, d = 4 */
+    enum { KP = 30, DP = 4 };
+    float X[KP * DP], Y[KP];
+    for (int i = 0; i < KP; i++) {
+        double m = 0.3;
+        for (int j = 0; j < DP; j++) { X[i * DP + j] = (float)ltf_rng_normal(&g_rng); m += (j + 1) * 0.5 * X[i * DP + j]; }
+        Y[i] = m + ltf_rng_normal(&g_rng) > 0 ? 1.0f : 0.0f;
+    }
+    double w[DP + 1], g[DP + 1], gmax = 0;
+    CHECK(ltf_logreg_fit(KP, DP, X, Y, w) == 0, "logreg fit failed");
+    for (int j = 0; j <= DP; j++) g[j] = j < DP ? w[j] : 0.0;
+    for (int i = 0; i < KP; i++) {
+        double m = w[DP];
+        for (int j = 0; j < DP; j++) m += w[j] * X[i * DP + j];
+        double r = 1.0 / (1.0 + exp(-m)) - Y[i];
+        for (int j = 0; j <= DP; j++) g[j] += r * (j < DP ? X[i * DP + j] : 1.0);
+    }
+    for (int j = 0; j <= DP; j++) gmax = fabs(g[j]) > gmax ? fabs(g[j]) : gmax;
+    CHECK(gmax < 1e-8, "logistic regression: gradient at the fit %.2e", gmax);
+    char dir[64], path[128], cmd[700];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/lr.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < KP; i++) {
+        for (int j = 0; j < DP; j++) fprintf(f, "%.9g ", X[i * DP + j]);
+        fprintf(f, "%g\n", Y[i]);
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "python3 -c \"import numpy as np; from sklearn.linear_model import LogisticRegression as L; "
+             "a = np.loadtxt('%s'); m = L(C=1.0, tol=1e-10, max_iter=10000).fit(a[:, :-1], a[:, -1]); "
+             "print(*m.coef_[0], m.intercept_[0])\" 2> /dev/null", path);
+    FILE *p = popen(cmd, "r");
+    double sk[DP + 1];
+    int got = 0;
+    while (p && got <= DP && fscanf(p, "%lf", &sk[got]) == 1) got++;
+    if (p) pclose(p);
+    if (got == DP + 1) {
+        double e = 0;
+        for (int j = 0; j <= DP; j++) e = fabs(sk[j] - w[j]) > e ? fabs(sk[j] - w[j]) : e;
+        CHECK(e < 1e-5, "logistic regression vs scikit-learn: max coefficient difference %.2e", e);
+        printf("  logistic regression: gradient at the fit %.1e; scikit-learn's coefficients within %.1e\n", gmax, e);
+    } else printf("  logistic regression: gradient at the fit %.1e; scikit-learn comparison skipped (pip install scikit-learn)\n", gmax);
+    remove(path); rmdir(dir);
+}
+
 static void test_bootstrap(void) {
     int P = 500, n = 3;
     float *e = (float *)malloc(sizeof(float) * P * n);
@@ -3924,6 +3985,7 @@ int main(int argc, char **argv) {
         {"checkpoint_pytorch", test_checkpoint_pytorch},
         {"baselines", test_baselines},                        /* workbench                  */
         {"baselines_extra", test_baselines_extra},
+        {"cls_baselines", test_cls_baselines},
         {"bootstrap", test_bootstrap},
         {"plots", test_plots},
         {"fma_peak", test_fma_peak},

@@ -20,6 +20,12 @@ int    ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n
                              double *err_by_k, float *err_by_prompt);
 int    ltf_lstsq_minnorm(int k, int d, const double *X, const double *y, double *w);
 
+/* Classification (docs/MATH.md §13): the class each predicts, or -1 (a K it does not take, no memory). */
+enum { LTF_CLS_MAJORITY = 0, LTF_CLS_LOGREG, LTF_CLS_KNN3, LTF_CLS_TREE, LTF_CLS_COUNT };
+const char *ltf_cls_baseline_name(int kind);
+int    ltf_cls_baseline_predict(int kind, int k, int d, int K, const float *xs, const float *ys, const float *x);
+int    ltf_logreg_fit(int k, int d, const float *xs, const float *ys, double *w);   /* w [d+1]; 0 or -1 */
+
 /* docs/MATH.md §8. Each predicts y for query x from the k earlier points (xs [k, d], ys [k]) of
  * the same prompt only, and predicts 0 when k = 0.
  *   least squares: w = X^+ y, the minimum-norm solution when k < d. Solved by one-sided Jacobi
@@ -286,6 +292,24 @@ static double ltf__relu_net_predict(int k, int d, const float *xs, const float *
     return p;
 }
 
+/* the indices of the (up to) 3 earlier points nearest to x, nearest first (Euclidean; the
+ * earlier point on ties); returns how many: min(k, 3) */
+static int ltf__nearest3(int k, int d, const float *xs, const float *x, int best[3]) {
+    double bd[3] = {INFINITY, INFINITY, INFINITY};
+    best[0] = best[1] = best[2] = -1;
+    for (int i = 0; i < k; i++) {
+        double dist = 0.0;
+        for (int j = 0; j < d; j++) { double e = (double)xs[i * d + j] - x[j]; dist += e * e; }
+        for (int s = 0; s < 3; s++)
+            if (dist < bd[s]) {   /* insert, keeping the earlier point on ties */
+                for (int u = 2; u > s; u--) { bd[u] = bd[u - 1]; best[u] = best[u - 1]; }
+                bd[s] = dist; best[s] = i;
+                break;
+            }
+    }
+    return k < 3 ? k : 3;
+}
+
 double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float *ys, const float *x) {
     if (k == 0 || kind == LTF_BASE_ZERO) return 0.0;
     if (kind == LTF_BASE_AVERAGING) {
@@ -298,19 +322,7 @@ double ltf_baseline_predict(int kind, int k, int d, const float *xs, const float
         return p;
     }
     if (kind == LTF_BASE_KNN3) {
-        int best[3] = {-1, -1, -1};
-        double bd[3] = {INFINITY, INFINITY, INFINITY};
-        for (int i = 0; i < k; i++) {
-            double dist = 0.0;
-            for (int j = 0; j < d; j++) { double e = (double)xs[i * d + j] - x[j]; dist += e * e; }
-            for (int s = 0; s < 3; s++)
-                if (dist < bd[s]) {   /* insert, keeping the earlier point on ties */
-                    for (int u = 2; u > s; u--) { bd[u] = bd[u - 1]; best[u] = best[u - 1]; }
-                    bd[s] = dist; best[s] = i;
-                    break;
-                }
-        }
-        int cnt = k < 3 ? k : 3;
+        int best[3], cnt = ltf__nearest3(k, d, xs, x, best);
         double p = 0.0;
         for (int s = 0; s < cnt; s++) p += ys[best[s]];
         return p / cnt;
@@ -368,6 +380,140 @@ int ltf_baseline_evaluate(int kind, const ltf_task *task, ltf_rng *rng, int n_pr
     for (int k = 0; k < n; k++) err_by_k[k] /= (double)n_prompts * task->error_scale;
     LTF_FREE(xs); LTF_FREE(ys); LTF_FREE(sq);
     return 0;
+}
+
+/* ---- classification (docs/MATH.md §13): labels 0..K-1, each fit per prompt on its k earlier
+ * points, class 0 when k = 0.
+ *   majority: the most frequent earlier label (ties: the lowest class).
+ *   logistic regression (K = 2; sklearn LogisticRegression(C=1.0): intercept not penalised):
+ *     w [d+1] (the last entry the intercept) minimises
+ *       F(w) = sum_i log(1 + exp(-s_i z_i . w)) + (1/2) |w_0..d-1|^2,  z_i = (x_i, 1), s_i = 2 y_i - 1,
+ *     by Newton's method in double from w = 0 (Cholesky solve of the (d+1)^2 Hessian, the step
+ *     halved until F decreases), until no entry of the step reaches 1e-10 (at most 100 steps).
+ *     All earlier labels equal: that label (F has no finite minimum then). Predicts 1 when
+ *     z . w > 0.
+ *   3-NN: the majority label of the 3 nearest earlier points (Euclidean; the earlier point on
+ *     distance ties; vote ties: the lowest class), of all of them when k < 3.
+ *   decision tree (K = 2): the CART tree above on the 0/1 labels (for two classes the split
+ *     that minimises the squared error is the one that minimises Gini impurity), and the
+ *     leaf's majority (class 0 on a tie), as sklearn's DecisionTreeClassifier(max_depth=4). */
+
+const char *ltf_cls_baseline_name(int kind) {
+    switch (kind) {
+    case LTF_CLS_MAJORITY: return "majority";
+    case LTF_CLS_LOGREG: return "logistic_regression";
+    case LTF_CLS_KNN3: return "3nn";
+    case LTF_CLS_TREE: return "decision_tree";
+    default: return "?";
+    }
+}
+
+static double ltf__logreg_objective(int k, int d, const float *xs, const float *ys, const double *w) {
+    double f = 0.0;
+    for (int j = 0; j < d; j++) f += 0.5 * w[j] * w[j];
+    for (int i = 0; i < k; i++) {
+        double m = w[d];
+        for (int j = 0; j < d; j++) m += w[j] * xs[(size_t)i * d + j];
+        m *= ys[i] > 0.5f ? 1.0 : -1.0;
+        f += m > 0 ? log1p(exp(-m)) : -m + log1p(exp(m));   /* log(1 + e^-m), stable both ways */
+    }
+    return f;
+}
+
+/* Solves A x = b for a symmetric positive definite A [n, n] (overwritten by its Cholesky factor). */
+static int ltf__cholesky_solve(int n, double *A, double *b) {
+    for (int j = 0; j < n; j++) {
+        double s = A[j * n + j];
+        for (int q = 0; q < j; q++) s -= A[j * n + q] * A[j * n + q];
+        if (!(s > 0.0)) return -1;
+        A[j * n + j] = sqrt(s);
+        for (int i = j + 1; i < n; i++) {
+            double t = A[i * n + j];
+            for (int q = 0; q < j; q++) t -= A[i * n + q] * A[j * n + q];
+            A[i * n + j] = t / A[j * n + j];
+        }
+    }
+    for (int i = 0; i < n; i++) {                     /* L y = b */
+        for (int q = 0; q < i; q++) b[i] -= A[i * n + q] * b[q];
+        b[i] /= A[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) {                /* L^T x = y */
+        for (int q = i + 1; q < n; q++) b[i] -= A[q * n + i] * b[q];
+        b[i] /= A[i * n + i];
+    }
+    return 0;
+}
+
+int ltf_logreg_fit(int k, int d, const float *xs, const float *ys, double *w) {
+    int n = d + 1;
+    double *H = (double *)LTF_MALLOC(sizeof(double) * ((size_t)n * n + 2 * (size_t)n));
+    if (!H) return -1;
+    double *g = H + (size_t)n * n, *w_new = g + n;
+    for (int j = 0; j < n; j++) w[j] = 0.0;
+    double f = ltf__logreg_objective(k, d, xs, ys, w);
+    int rc = 0;
+    for (int it = 0; it < 100; it++) {
+        for (int a = 0; a < n * n; a++) H[a] = 0.0;
+        for (int j = 0; j < n; j++) { g[j] = j < d ? w[j] : 0.0; if (j < d) H[j * n + j] = 1.0; }
+        for (int i = 0; i < k; i++) {
+            const float *x = xs + (size_t)i * d;
+            double m = w[d];
+            for (int j = 0; j < d; j++) m += w[j] * x[j];
+            double p = 1.0 / (1.0 + exp(-m)), r = p - (ys[i] > 0.5f ? 1.0 : 0.0), h = p * (1.0 - p);
+            for (int a = 0; a < n; a++) {
+                double za = a < d ? x[a] : 1.0;
+                g[a] += r * za;
+                for (int b = 0; b <= a; b++) H[a * n + b] += h * za * (b < d ? x[b] : 1.0);
+            }
+        }
+        for (int a = 0; a < n; a++) for (int b = a + 1; b < n; b++) H[a * n + b] = H[b * n + a];
+        if (ltf__cholesky_solve(n, H, g) != 0) { rc = -1; break; }   /* g: the Newton step */
+        double t = 1.0, big = 0.0, f_new = f;
+        for (int half = 0; half < 40; half++, t *= 0.5) {
+            for (int j = 0; j < n; j++) w_new[j] = w[j] - t * g[j];
+            f_new = ltf__logreg_objective(k, d, xs, ys, w_new);
+            if (f_new <= f) break;
+        }
+        for (int j = 0; j < n; j++) { big = fabs(w_new[j] - w[j]) > big ? fabs(w_new[j] - w[j]) : big; w[j] = w_new[j]; }
+        f = f_new;
+        if (big < 1e-10) break;
+    }
+    LTF_FREE(H);
+    return rc;
+}
+
+/* the most frequent label of ys[idx[0..cnt-1]] (idx NULL: of ys[0..cnt-1]); ties: the lowest */
+static int ltf__majority(const float *ys, const int *idx, int cnt, int K) {
+    int best = 0, best_n = -1;
+    for (int c = 0; c < K; c++) {
+        int nc = 0;
+        for (int i = 0; i < cnt; i++) nc += (int)ys[idx ? idx[i] : i] == c;
+        if (nc > best_n) { best_n = nc; best = c; }
+    }
+    return best;
+}
+
+int ltf_cls_baseline_predict(int kind, int k, int d, int K, const float *xs, const float *ys, const float *x) {
+    if (K < 2 || kind < 0 || kind >= LTF_CLS_COUNT || ((kind == LTF_CLS_LOGREG || kind == LTF_CLS_TREE) && K != 2)) return -1;
+    if (k == 0) return 0;
+    if (kind == LTF_CLS_MAJORITY) return ltf__majority(ys, NULL, k, K);
+    if (kind == LTF_CLS_KNN3) {
+        int best[3], cnt = ltf__nearest3(k, d, xs, x, best);
+        return ltf__majority(ys, best, cnt, K);
+    }
+    if (kind == LTF_CLS_TREE) {
+        double p = ltf__tree_predict(k, d, xs, ys, x, 4);   /* the leaf's fraction of class 1 */
+        return isnan(p) ? -1 : p > 0.5 ? 1 : 0;
+    }
+    int first = (int)ys[0], same = 1;   /* logistic regression */
+    for (int i = 1; i < k; i++) same &= (int)ys[i] == first;
+    if (same) return first;
+    double *w = (double *)LTF_MALLOC(sizeof(double) * (size_t)(d + 1));
+    if (!w || ltf_logreg_fit(k, d, xs, ys, w) != 0) { LTF_FREE(w); return -1; }
+    double m = w[d];
+    for (int j = 0; j < d; j++) m += w[j] * x[j];
+    LTF_FREE(w);
+    return m > 0 ? 1 : 0;
 }
 
 #endif /* LTF_WORKBENCH_BASELINES_H */
