@@ -2091,6 +2091,35 @@ static void test_tabular(void) {
     ltf_tabular t;
     CHECK(ltf_tab_load_dir(dir, 1, 2, &t, err) == 0 && t.n_sets == 2 && strcmp(t.sets[0].name, "another") == 0 &&
           strcmp(t.sets[1].name, "good") == 0, "folder of 2 files: %s", err);
+    if (t.n_sets == 2) {   /* prompts from it: rows of the set's split, distinct in a prompt, padded in front */
+        enum { SB = 50, SN = 3, SD = 5 };
+        float sx[SB * SN * SD], sy[SB * SN];
+        int both[2] = {0, 1}, good_only[1] = {1}, fine = 1, seen[2] = {0, 0};
+        ltf_rng r;
+        ltf_rng_seed(&r, 3);
+        CHECK(ltf_tab_sample(&t, both, 2, 0, &r, SB, SN, SD, sx, sy, err) == 0, "sample: %s", err);
+        for (int p = 0; p < SB; p++) {
+            int set = sx[p * SN * SD + 1] == 0.0f && sx[p * SN * SD + 2] == 0.0f && sx[p * SN * SD + 3] == 0.0f ? 0 : 1;
+            const ltf_tab_set *ts = &t.sets[set];
+            int rows[SN];
+            seen[set]++;
+            for (int i = 0; i < SN; i++) {
+                const float *x = sx + (p * SN + i) * SD;
+                rows[i] = -1;
+                for (int row = 0; row < ts->n_train; row++)
+                    if (memcmp(x + SD - ts->features, ts->x + row * ts->features, sizeof(float) * ts->features) == 0) rows[i] = row;
+                for (int c = 0; c < SD - ts->features; c++) fine &= x[c] == 0.0f;
+                fine &= rows[i] >= 0 && sy[p * SN + i] == (float)ts->y[rows[i] < 0 ? 0 : rows[i]];
+            }
+            fine &= rows[0] != rows[1] && rows[0] != rows[2] && rows[1] != rows[2];
+        }
+        CHECK(fine && seen[0] > 0 && seen[1] > 0, "sampled prompts: training rows of their set, distinct, padded "
+              "(from set 0: %d, set 1: %d)", seen[0], seen[1]);
+        CHECK(ltf_tab_sample(&t, good_only, 1, 1, &r, 2, 3, SD, sx, sy, err) == -1 && strstr(err, "good has 2 test rows"),
+              "3 points from 2 test rows: '%s'", err);
+        CHECK(ltf_tab_sample(&t, good_only, 1, 0, &r, 2, 3, 2, sx, sy, err) == -1 && strstr(err, "3 features"),
+              "3 features into d = 2: '%s'", err);
+    }
     ltf_tab_free(&t);
     remove(path);
     snprintf(path, sizeof path, "%s/good.csv", dir);

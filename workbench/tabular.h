@@ -49,6 +49,13 @@ int ltf_tab_load_file(const char *path, uint64_t seed, int min_train, ltf_tab_se
 int ltf_tab_load_dir(const char *dir, uint64_t seed, int min_train, ltf_tabular *out, char err[LTF_ERR_LEN]);
 void ltf_tab_set_free(ltf_tab_set *s);
 void ltf_tab_free(ltf_tabular *t);
+/* B prompts of n points for in-context classification (docs/MATH.md §13): each prompt from one
+ * of the n_use sets use[] (drawn uniformly), its n rows drawn without replacement from that
+ * set's training rows (test = 0) or test rows (test = 1); the features zero-padded in front to
+ * d (the paper's get_batch pads so), ys the class indices. xs [B, n, d], ys [B, n]. 0, or -1
+ * and err naming the set when it has fewer than n such rows or more than d features. */
+int ltf_tab_sample(const ltf_tabular *t, const int *use, int n_use, int test, ltf_rng *rng, int B, int n, int d,
+                   float *xs, float *ys, char err[LTF_ERR_LEN]);
 
 /* ---- implementation ---- */
 
@@ -272,6 +279,39 @@ int ltf_tab_load_dir(const char *dir, uint64_t seed, int min_train, ltf_tabular 
     if (rc == 0 && out->n_sets == 0) rc = ltf__fail(err, "%s: no .csv files (one dataset per FILE.csv)", dir);
     if (rc != 0) { ltf_tab_free(out); return -1; }
     qsort(out->sets, (size_t)out->n_sets, sizeof *out->sets, ltf__tab_name_cmp);
+    return 0;
+}
+
+int ltf_tab_sample(const ltf_tabular *t, const int *use, int n_use, int test, ltf_rng *rng, int B, int n, int d,
+                   float *xs, float *ys, char err[LTF_ERR_LEN]) {
+    if (n_use < 1 || n < 1) return ltf__fail(err, "sampling %d points from %d datasets: need at least 1 of each", n, n_use);
+    int most = 0;
+    for (int u = 0; u < n_use; u++) {
+        const ltf_tab_set *s = &t->sets[use[u]];
+        int avail = test ? s->rows - s->n_train : s->n_train;
+        if (avail < n)
+            return ltf__fail(err, "%s has %d %s rows: a prompt of n = %d points needs %d", s->name, avail,
+                             test ? "test" : "training", n, n);
+        if (s->features > d)
+            return ltf__fail(err, "%s has %d features: more than d = %d", s->name, s->features, d);
+        most = avail > most ? avail : most;
+    }
+    int *pick = (int *)LTF_MALLOC(sizeof(int) * (size_t)most);
+    if (!pick) return ltf__fail(err, "out of memory for %d row indices", most);
+    for (int p = 0; p < B; p++) {
+        const ltf_tab_set *s = &t->sets[use[(int)(ltf_rng_uniform(rng) * n_use)]];
+        int first = test ? s->n_train : 0, avail = test ? s->rows - s->n_train : s->n_train, pad = d - s->features;
+        for (int i = 0; i < avail; i++) pick[i] = first + i;
+        for (int i = 0; i < n; i++) {   /* the first n of a Fisher-Yates shuffle */
+            int j = i + (int)(ltf_rng_uniform(rng) * (avail - i)), row = pick[j];
+            pick[j] = pick[i]; pick[i] = row;
+            float *x = xs + ((size_t)p * n + i) * d;
+            for (int c = 0; c < pad; c++) x[c] = 0.0f;
+            memcpy(x + pad, s->x + (size_t)row * s->features, sizeof(float) * (size_t)s->features);
+            ys[(size_t)p * n + i] = (float)s->y[row];
+        }
+    }
+    LTF_FREE(pick);
     return 0;
 }
 
