@@ -20,6 +20,7 @@
 #include "workbench/speed.h"       /* FLOPs of a step, this machine's multiply-add peak          */
 #include "workbench/sweep.h"       /* grids of runs: points, folders, heatmaps                   */
 #include "workbench/probe.h"       /* probes of a frozen model's states: w_ols, X^T y / n         */
+#include "workbench/tabular.h"     /* CSV folders of real datasets, prompts for classification     */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,6 +71,8 @@ static const flag_info flag_table[] = {
     {"--inject-every-block", F_TRAIN | F_BENCH},
     {"--no-pos-emb", F_TRAIN | F_COMPARE | F_BENCH},
     {"--models", F_COMPARE},
+    {"--data", F_TRAIN},
+    {"--holdout", F_TRAIN},
     {"--steps", F_TRAIN | F_COMPARE},
     {"--batch", F_TRAIN | F_COMPARE | F_BENCH},
     {"--lr", F_TRAIN | F_COMPARE | F_BENCH},
@@ -136,6 +139,8 @@ typedef struct {
     int seeds, jobs, emit, point;   /* sweep: seeds per point, workers, 0/1/2 = none/slurm/parallel, one point or -1 */
     compare_item models[MAX_COMPARE];   /* compare: its models (--models)                   */
     int n_models;
+    int tabular;              /* --task tabular: classification of the rows of --data's files  */
+    const char *data, *holdout;
 } options;
 
 static void usage(FILE *f) {
@@ -171,6 +176,10 @@ static void usage(FILE *f) {
         "take --task and --n, which then win over the checkpoint's; mask-sweep takes --mask)\n"
         "  --task NAME              linear_regression noisy_linear_regression sparse_linear_regression\n"
         "                           decision_tree relu_2nn_regression           (linear_regression)\n"
+        "                           tabular (train: classify rows of the CSV files in --data in context)\n"
+        "  --data DIR               tabular: a folder of NAME.csv (reference/export_tabular.py writes one)\n"
+        "  --holdout A,B            tabular: the datasets to evaluate on, left out of training\n"
+        "                           (none: train on every dataset's training rows, evaluate on their test rows)\n"
         "  --model looped|standard|tied  kind of model (tied: the --L blocks applied --b times, no\n"
         "                           injection, loss after the last; the paper's ablation)  (looped)\n"
         "  --d N                    task dimension n_dims, 1..%d             (5)\n"
@@ -402,15 +411,22 @@ static int parse_models(const char *f, const char *a, options *o) {
 }
 
 static int parse_flag(options *o, const char *f, const char *a, long *positions) {
-    static const char *tasks[LTF_TASK_COUNT];
+    static const char *tasks[LTF_TASK_COUNT + 1];   /* and "tabular", which is the demo's */
     for (int i = 0; i < LTF_TASK_COUNT; i++) tasks[i] = ltf_task_kind_name(i);
+    tasks[LTF_TASK_COUNT] = "tabular";
     ltf_config *c = &o->cfg;
     static const char *const model_flags[] = {"--preset", "--model", "--d", "--n", "--positions", "--C", "--H", "--L",
                                               "--b", "--T", "--batch", "--mask", "--mask-n", "--mask-when",
                                               "--loop-func", "--inject-every-block", "--no-pos-emb"};
     for (size_t i = 0; i < sizeof model_flags / sizeof model_flags[0]; i++) o->model_flags |= strcmp(f, model_flags[i]) == 0;
     if (strcmp(f, "--preset") == 0) return missing(f, a) ? -1 : 0;   /* applied before the rest */
-    if (strcmp(f, "--task") == 0) return parse_choice(f, a, tasks, LTF_TASK_COUNT, &o->task);
+    if (strcmp(f, "--task") == 0) {
+        if (parse_choice(f, a, tasks, LTF_TASK_COUNT + 1, &o->task) != 0) return -1;
+        if (o->task == LTF_TASK_COUNT) { o->tabular = 1; o->task = LTF_TASK_LINEAR; }
+        return 0;
+    }
+    if (strcmp(f, "--data") == 0) { o->data = a; return missing(f, a) ? -1 : 0; }
+    if (strcmp(f, "--holdout") == 0) { o->holdout = a; return missing(f, a) ? -1 : 0; }
     if (strcmp(f, "--model") == 0) return parse_choice(f, a, kinds, 3, &c->kind);
     if (strcmp(f, "--loop-func") == 0) return parse_choice(f, a, loop_funcs, 2, &c->loop_func);
     if (strcmp(f, "--inject-every-block") == 0) return parse_choice(f, a, onoff, 2, &c->inject_every_block);
@@ -536,6 +552,22 @@ static int check_flags(const options *o) {
             return -1;
         }
         builds_model = 0;   /* the rest is compared with the checkpoint once it is loaded */
+    }
+    if (o->tabular && cmd != CMD_TRAIN) {
+        fprintf(stderr, "demo: --task 'tabular' is not allowed for %s: only train runs it\n", cmd_names[cmd]);
+        return -1;
+    }
+    if (o->tabular && !o->data) {
+        fprintf(stderr, "demo: --task 'tabular' needs --data DIR (a folder of NAME.csv: python3 reference/export_tabular.py DIR)\n");
+        return -1;
+    }
+    if (!o->tabular && (v = given(o, "--data") ? given(o, "--data") : given(o, "--holdout"))) {
+        fprintf(stderr, "demo: %s '%s' is not allowed without --task tabular\n", given(o, "--data") ? "--data" : "--holdout", v);
+        return -1;
+    }
+    if (o->tabular && (v = given(o, "--resume"))) {
+        fprintf(stderr, "demo: --resume '%s' is not allowed with --task tabular: its runs keep weights only\n", v);
+        return -1;
     }
     if (cmd == CMD_MASK_SWEEP && (v = given(o, "--mask")) && c->mask_mode == LTF_MASK_NONE) {
         fprintf(stderr, "demo: --mask 'none' is not allowed for mask-sweep: choose last or first\n");
@@ -850,7 +882,7 @@ static void set_meta(const options *o, const ltf_model *m, const char *what) {
     else snprintf(model, sizeof model, "standard d=%d C=%d H=%d L=%d%s", c->n_dims, c->n_embd, c->n_head, c->n_layer,
                   variant_words(c));
     snprintf(g_meta, sizeof g_meta, "looped-tf %s | %s | %s, %s | batch %d, lr %g, seed %llu | %s", LTF_VERSION,
-             cmd_names[o->command], ltf_task_kind_name(o->task), what ? what : model, o->tc.batch_size, (double)o->tc.lr,
+             cmd_names[o->command], o->tabular ? "tabular" : ltf_task_kind_name(o->task), what ? what : model, o->tc.batch_size, (double)o->tc.lr,
              (unsigned long long)o->seed, ltf_model_backend(m));
     g_run.have_model = 1;
     g_run.cfg = *c; g_run.task = o->task; g_run.tc = o->tc; g_run.backend = ltf_model_backend(m);
@@ -893,7 +925,7 @@ static int write_run_json(const options *o, const char *status) {
     sb_printf(&j, ",\n  \"out\": ");
     json_str(&j, o->out);
     sb_printf(&j, ",\n  \"threads\": %d,\n  \"seed\": %llu,\n  \"task\": ", threads, (unsigned long long)o->seed);
-    json_str(&j, ltf_task_kind_name(r->have_model ? r->task : o->task));
+    json_str(&j, o->tabular ? "tabular" : ltf_task_kind_name(r->have_model ? r->task : o->task));
     sb_printf(&j, ",\n  \"model\": ");
     if (!r->have_model) sb_printf(&j, "null");
     else {
@@ -1423,7 +1455,10 @@ static int eval_baselines(const options *o, const ltf_task *task, curve *cs, int
 }
 
 /* Table on stdout, OUT/<stem>.csv and OUT/<stem>.svg: error by k for every curve. */
-static int report_by_k(const options *o, const char *stem, const char *title, curve *cs, int nc, int d) {
+/* ylabel NULL: the regression's normalized squared error with the zero estimator at 1;
+ * otherwise that label and a reference line at ref named ref_label (classification, §13). */
+static int report_by_k_as(const options *o, const char *stem, const char *title, curve *cs, int nc, int d,
+                          const char *ylabel, double ref, const char *ref_label) {
     int n = o->tc.n_points, rc = 0;
     char *csv = NULL;
     printf("%4s", "k");
@@ -1455,14 +1490,17 @@ static int report_by_k(const options *o, const char *stem, const char *title, cu
             if (isfinite(e) && e > 0 && e < bottom) bottom = e;
         }
     bottom = bottom / 1.5 > 1e-4 ? bottom / 1.5 : 1e-4;
-    ltf_plot p = {title, "in-context examples k", "normalized squared error", 0, 1, ser, (int)arrlen(ser),
-                  bottom, top * 1.2, 1.0, "zero estimator", NULL, NULL, NULL, NULL, 0};
+    ltf_plot p = {title, "in-context examples k", ylabel ? ylabel : "normalized squared error", 0, 1, ser, (int)arrlen(ser),
+                  bottom, top * 1.2, ylabel ? ref : 1.0, ylabel ? ref_label : "zero estimator", NULL, NULL, NULL, NULL, 0};
     double kd = d;                                       /* the mark at k = d: least squares exact */
     const char *kd_label[1] = {"k = d"};
     if (d < n) { p.vline = &kd; p.vline_label = kd_label; p.n_vline = 1; }
     rc |= write_figure(o, stem, &csv, &p);
     arrfree(ser); arrfree(x);
     return rc;
+}
+static int report_by_k(const options *o, const char *stem, const char *title, curve *cs, int nc, int d) {
+    return report_by_k_as(o, stem, title, cs, nc, d, NULL, 0, NULL);
 }
 
 /* marks: the b each model was trained with (a dotted line each); colours: palette index per model */
@@ -1719,7 +1757,194 @@ static int check_state(const char *path, ltf_model *m, const ltf_train_state *st
     return 1;
 }
 
+/* ------------------------------------------------------------------ train --task tabular
+ * docs/MATH.md §13, README "Tabular data": a classification model (K = the most classes of a
+ * dataset) trained with ltf_train_step on prompts of the training rows of the --data datasets
+ * not held out, then its error rate by k on prompts of the test rows of the held-out datasets
+ * (all of them without --holdout), against the classification baselines on the same prompts. */
+
+/* train: the datasets not in --holdout; eval: those in it (every one without it). 0, or 2 and a
+ * message naming an unknown dataset. */
+static int tab_sets(const options *o, const ltf_tabular *t, int *train, int *n_train, int *eval, int *n_eval) {
+    char buf[4096], *save = NULL;
+    int *held = (int *)calloc((size_t)t->n_sets, sizeof(int));
+    *n_train = *n_eval = 0;
+    if (!held) { fprintf(stderr, "demo: out of memory\n"); return 1; }
+    snprintf(buf, sizeof buf, "%s", o->holdout ? o->holdout : "");
+    for (char *nm = strtok_r(buf, ",", &save); nm; nm = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        for (int i = 0; i < t->n_sets; i++) if (strcmp(t->sets[i].name, nm) == 0) found = i;
+        if (found < 0) {
+            fprintf(stderr, "demo: --holdout '%s' is not allowed: '%s' is none of --data's datasets:", o->holdout, nm);
+            for (int i = 0; i < t->n_sets; i++) fprintf(stderr, " %s", t->sets[i].name);
+            fprintf(stderr, "\n");
+            free(held);
+            return 2;
+        }
+        held[found] = 1;
+    }
+    for (int i = 0; i < t->n_sets; i++) {
+        if (!held[i]) train[(*n_train)++] = i;
+        if (held[i] || !o->holdout) eval[(*n_eval)++] = i;
+    }
+    free(held);
+    if (*n_train == 0) { fprintf(stderr, "demo: --holdout '%s' is not allowed: it leaves no dataset to train on\n", o->holdout); return 2; }
+    return 0;
+}
+
+/* The error rates by k of the model and the baselines on P prompts of the eval datasets' test
+ * rows (each prompt's 0/1 errors kept for the bootstrap band); cs[0] the model. */
+static int tab_evaluate(const options *o, ltf_model *m, const ltf_tabular *t, const int *eval, int n_eval, curve *cs, int *nc) {
+    static const int kinds[4] = {LTF_CLS_LOGREG, LTF_CLS_KNN3, LTF_CLS_TREE, LTF_CLS_MAJORITY};
+    int n = o->tc.n_points, d = m->cfg.n_dims, K = m->cfg.n_classes, P = o->eval_prompts, rc = 0;
+    int loops = o->eval_loops > 0 ? o->eval_loops : m->cfg.n_loops;
+    size_t pn = (size_t)P * n;
+    float *xs = (float *)malloc(sizeof(float) * pn * d), *ys = (float *)malloc(sizeof(float) * pn);
+    float *logits = (float *)malloc(sizeof(float) * pn * K), *wrong = (float *)malloc(sizeof(float) * pn * 5);
+    char err[LTF_ERR_LEN];
+    ltf_rng r;
+    ltf_rng_seed(&r, o->seed + 2);
+    *nc = 0;
+    if (!xs || !ys || !logits || !wrong) { fprintf(stderr, "demo: out of memory for %d test prompts\n", P); rc = 1; goto done; }
+    if (ltf_tab_sample(t, eval, n_eval, 1, &r, P, n, d, xs, ys, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = 2; goto done; }
+    for (int p0 = 0; p0 < P; p0 += 64) {
+        int B = P - p0 < 64 ? P - p0 : 64;
+        size_t at = (size_t)p0 * n;
+        if (ltf_predict(m, xs + at * d, ys + at, B, n, loops, logits + at * K, NULL) != 0) {
+            fprintf(stderr, "demo: evaluation: %s\n", m->err); rc = 1; goto done;
+        }
+    }
+    for (size_t i = 0; i < pn; i++) {   /* the largest logit, the first of equals */
+        int best = 0;
+        for (int k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
+        wrong[i] = best != (int)ys[i];
+    }
+    static const char *names[5] = {"model", "logistic_regression", "3nn", "decision_tree", "majority"};
+    int used[5] = {1, 0, 0, 0, 0};
+    for (int b = 0; b < 4; b++) {
+        if ((kinds[b] == LTF_CLS_LOGREG || kinds[b] == LTF_CLS_TREE) && K != 2) continue;   /* binary ones */
+        float *w = wrong + (size_t)(b + 1) * pn;
+        int bad = 0;
+        #pragma omp parallel for schedule(dynamic, 1) reduction(+ : bad)
+        for (int p = 0; p < P; p++)
+            for (int k = 0; k < n; k++) {
+                const float *px = xs + (size_t)p * n * d, *py = ys + (size_t)p * n;
+                int c = ltf_cls_baseline_predict(kinds[b], k, d, K, px, py, px + (size_t)k * d);
+                bad += c < 0;
+                w[(size_t)p * n + k] = c != (int)py[k];
+            }
+        if (bad) { fprintf(stderr, "demo: %s failed on %d points\n", names[b + 1], bad); rc = 1; goto done; }
+        used[b + 1] = 1;
+    }
+    for (int i = 0; i < 5; i++) {
+        if (!used[i]) continue;
+        curve *c = &cs[*nc];
+        if (curve_alloc(c, names[i], n) != 0) { fprintf(stderr, "demo: out of memory\n"); rc = 1; goto done; }
+        (*nc)++;
+        for (int k = 0; k < n; k++) {
+            double e = 0;
+            for (int p = 0; p < P; p++) e += wrong[(size_t)i * pn + (size_t)p * n + k];
+            c->err[k] = e / P;
+        }
+        if (band(c, wrong + (size_t)i * pn, P, n, o->seed + 3) != 0) { rc = 1; goto done; }
+    }
+done:
+    free(xs); free(ys); free(logits); free(wrong);
+    return rc;
+}
+
+static int cmd_train_tabular(options *o) {
+    ltf_tabular t;
+    ltf_model m;
+    char err[LTF_ERR_LEN], ckpt[4200], title[300];
+    int n = o->tc.n_points, B = o->tc.batch_size, rc = 0, n_train = 0, n_eval = 0, nc = 0, feats = 0, K = 2, have_model = 0;
+    if (ltf_tab_load_dir(o->data, o->seed, n, &t, err) != 0) { fprintf(stderr, "demo: --data '%s': %s\n", o->data, err); return 2; }
+    int *train = (int *)malloc(sizeof(int) * 2 * (size_t)t.n_sets), *eval = train ? train + t.n_sets : NULL;
+    float *xs = NULL, *ys = NULL, *losses = NULL;
+    curve cs[5];
+    memset(cs, 0, sizeof cs);
+    memset(&m, 0, sizeof m);
+    if (!train) { fprintf(stderr, "demo: out of memory\n"); ltf_tab_free(&t); return 1; }
+    if ((rc = tab_sets(o, &t, train, &n_train, eval, &n_eval)) != 0) goto done;
+    for (int i = 0; i < t.n_sets; i++) {
+        feats = t.sets[i].features > feats ? t.sets[i].features : feats;
+        K = t.sets[i].classes > K ? t.sets[i].classes : K;
+    }
+    if (given(o, "--d") && o->cfg.n_dims < feats) {
+        fprintf(stderr, "demo: --d '%d' is not allowed: the datasets of --data have up to %d features (they are padded to d)\n",
+                o->cfg.n_dims, feats);
+        rc = 2; goto done;
+    }
+    if (!given(o, "--d")) o->cfg.n_dims = feats;
+    o->cfg.n_classes = K;
+    int d = o->cfg.n_dims;
+    xs = (float *)malloc(sizeof(float) * (size_t)B * n * d); ys = (float *)malloc(sizeof(float) * (size_t)B * n);
+    if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch\n"); rc = 1; goto done; }
+    ltf_rng r;
+    ltf_rng_seed(&r, o->seed + 2);   /* the evaluation's prompts must be there before an hour of training */
+    if (ltf_tab_sample(&t, eval, n_eval, 1, &r, 1, n, d, xs, ys, err) != 0) {
+        fprintf(stderr, "demo: evaluation datasets: %s (a smaller --n, or other --holdout datasets)\n", err);
+        rc = 2; goto done;
+    }
+    if (ltf_config_check(&o->cfg, err) != 0 || ltf_model_create(&m, &o->cfg, o->seed, err) != 0) {
+        fprintf(stderr, "demo: %s\n", err); rc = 1; goto done;
+    }
+    have_model = 1;
+    if (to_device(o, &m) != 0) { rc = 1; goto done; }
+    describe(&m, o, "training");
+    fprintf(stderr, "demo: tabular: %d classes, %d features padded to d = %d; training on %d dataset(s), evaluating on %d\n",
+            K, feats, d, n_train, n_eval);
+    set_meta(o, &m, NULL);
+    g_run.steps_target = o->steps; g_run.first_step = g_run.last_step = 0;
+    ltf_rng_seed(&r, o->seed + 1);
+    double t0 = now_s(), shown = 0;
+    g_signal = 0;
+    catch_signals(1);
+    long step = 0;
+    for (; step < o->steps && !g_signal && rc == 0; step++) {
+        float loss;
+        if (ltf_tab_sample(&t, train, n_train, 0, &r, B, n, d, xs, ys, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = 2; break; }
+        if (ltf_train_step(&m, &o->tc, xs, ys, B, n, &loss) != 0) {
+            fprintf(stderr, "\ndemo: training stopped at step %ld: %s\n", step + 1, m.err); rc = 1; break;
+        }
+        arrput(losses, loss);
+        if (now_s() - shown > 2.0 || step + 1 == o->steps) {
+            fprintf(stderr, "\rstep %ld/%ld  loss %.4f  %.1f steps/s", step + 1, o->steps, loss, (step + 1) / (now_s() - t0));
+            shown = now_s();
+        }
+    }
+    catch_signals(0);
+    fprintf(stderr, "\n");
+    g_run.last_step = step; g_run.train_s = now_s() - t0;
+    if (arrlen(losses)) g_run.final_loss = losses[arrlen(losses) - 1];
+    snprintf(ckpt, sizeof ckpt, "%s", out_path(o, "checkpoint.safetensors"));
+    if (ltf_checkpoint_save(&m, NULL, ckpt, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = 1; }
+    if (g_signal) { fprintf(stderr, "demo: stopped by signal %d after step %ld; weights in %s\n", g_signal, step, ckpt); rc = 128 + g_signal; goto done; }
+    if (rc != 0) goto done;
+    printf("trained %ld steps in %.1f s; weights %s\n", step, g_run.train_s, ckpt);
+    const char *lname[1] = {"model"};
+    snprintf(title, sizeof title, "tabular (%s): training loss (cross-entropy)", o->data);
+    rc |= report_loss(o, "train_loss", title, lname, &losses, 1, 0, 1.0, 1);
+    if ((rc |= tab_evaluate(o, &m, &t, eval, n_eval, cs, &nc)) != 0) goto done;
+    printf("error rate by in-context examples k (1 - accuracy), %d test prompts from the test rows of", o->eval_prompts);
+    for (int i = 0; i < n_eval; i++) printf(" %s", t.sets[eval[i]].name);
+    printf("\n");
+    char chance[48];
+    snprintf(chance, sizeof chance, "%d classes at random", K);
+    snprintf(title, sizeof title, "tabular: error rate by k, model vs baselines (90%% bootstrap bands)");
+    rc |= report_by_k_as(o, "eval", title, cs, nc, n, "error rate (1 - accuracy)", 1.0 - 1.0 / K, chance);
+    g_run.k_2d = n - 1; g_run.err_2d = cs[0].err[n - 1];
+done:
+    for (int i = 0; i < 5; i++) curve_free(&cs[i]);
+    arrfree(losses);
+    free(xs); free(ys); free(train);
+    if (have_model) ltf_model_free(&m);
+    ltf_tab_free(&t);
+    return rc > 128 ? rc : rc == 2 ? 2 : rc ? 1 : 0;
+}
+
 static int cmd_train(options *o) {
+    if (o->tabular) return cmd_train_tabular(o);
     ltf_model m;
     ltf_train_state st;
     char err[LTF_ERR_LEN];

@@ -2529,6 +2529,11 @@ static void test_demo_flags(void) {
         {"compare --models tied:4,tied:4", "--models", "'tied:4'", "twice"},
         {"compare --models ,", "--models", "','", "no model"},
         {"--models looped:3", "--models", "'looped:3'", "only to compare"},
+        {"--task tabular", "--task", "'tabular'", "--data DIR"},
+        {"--data d", "--data", "'d'", "without --task tabular"},
+        {"--holdout a", "--holdout", "'a'", "without --task tabular"},
+        {"eval --ckpt x --task tabular", "--task", "'tabular'", "only train"},
+        {"--task tabular --data d --resume x", "--resume", "'x'", "--task tabular"},
         {"--ckpt x.safetensors", "--ckpt", "'x.safetensors'", "only to eval, mask-sweep"},
         {"eval", "--ckpt", "eval", "FILE"},
         {"mask-sweep --ckpt x --mask none", "--mask", "'none'", "last or first"},
@@ -2894,6 +2899,58 @@ static void test_demo_variants(void) {
     CHECK(csv && strstr(csv, "looped b=2") && strstr(csv, "tied b=2") && strstr(csv, "standard-every L=2"),
           "compare --models: eval.csv names its models");
     free(csv);
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    CHECK(system(args) == 0, "rm -rf %s", dir);
+}
+
+/* --task tabular end to end on three small datasets of a linear rule: trains, writes the error
+ * rate of the model and the baselines by k, a checkpoint of a 2-class model; bad folders and
+ * names are refused with the name. */
+static void test_demo_tabular(void) {
+    char dir[64], path[200], args[700], err[2048];
+    make_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/data", dir);
+    mkdir(path, 0755);
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/data/set%d.csv", dir, f);
+        FILE *fp = fopen(path, "w");
+        fprintf(fp, "a,b,c,label\n");
+        for (int r = 0; r < 200; r++) {
+            double a = ltf_rng_normal(&g_rng), b = ltf_rng_normal(&g_rng), c = ltf_rng_normal(&g_rng);
+            fprintf(fp, "%.6f,%.6f,%.6f,%d\n", a, b, c, a + (f + 1) * 0.5 * b > 0 ? 5 : 9);
+        }
+        fclose(fp);
+    }
+    const char *small = "--n 9 --C 16 --H 2 --b 3 --T 2 --batch 8 --steps 12 --eval-prompts 16";
+    snprintf(args, sizeof args, "--task tabular --data %s/data --holdout set2 %s --out %s/run", dir, small, dir);
+    CHECK(run_demo(args, err, sizeof err) == 0, "demo %s: %s", args, err);
+    snprintf(path, sizeof path, "%s/run/eval.csv", dir);
+    size_t n = 0;
+    char *csv = (char *)read_whole(path, &n);
+    if (csv) csv[n] = 0;
+    CHECK(csv && strstr(csv, "| tabular,") && strstr(csv, "\nk,model,") && strstr(csv, "logistic_regression") && strstr(csv, "3nn") &&
+          strstr(csv, "decision_tree") && strstr(csv, "majority") && count_lines(csv) == 11, "tabular eval.csv: %.300s", csv ? csv : "(none)");
+    free(csv);
+    ltf_model m;
+    char lerr[LTF_ERR_LEN];
+    snprintf(path, sizeof path, "%s/run/checkpoint.safetensors", dir);
+    if (ltf_checkpoint_load(&m, NULL, path, NULL, lerr) == 0) {
+        CHECK(m.cfg.n_classes == 2 && m.cfg.n_dims == 3, "tabular checkpoint: n_classes %d, d %d", m.cfg.n_classes, m.cfg.n_dims);
+        ltf_model_free(&m);
+    } else CHECK(0, "tabular checkpoint: %s", lerr);
+    static const struct { const char *extra, *want; } bad[] = {
+        {"--holdout nosuch", "'nosuch' is none of --data's datasets: set0 set1 set2"},
+        {"--holdout set0,set1,set2", "no dataset to train on"},
+        {"--holdout set1 --n 30", "set1 has 10 test rows"},
+        {"--d 2", "up to 3 features"},
+    };
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "--task tabular --data %s/data %s --steps 1 --out %s/bad%d", dir, bad[i].extra, dir, i);
+        int rc = run_demo(args, err, sizeof err);
+        CHECK(rc == 2 && strstr(err, bad[i].want), "demo %s: exit %d, '%s' (want 2, '%s')", args, rc, err, bad[i].want);
+    }
+    snprintf(args, sizeof args, "--task tabular --data %s/nowhere --out %s/bad9", dir, dir);
+    CHECK(run_demo(args, err, sizeof err) == 2 && strstr(err, "nowhere"), "missing --data folder: '%s'", err);
     snprintf(args, sizeof args, "rm -rf %s", dir);
     CHECK(system(args) == 0, "rm -rf %s", dir);
 }
@@ -4007,6 +4064,7 @@ int main(int argc, char **argv) {
         {"checkpoint_variants", test_checkpoint_variants},
         {"demo_variants", test_demo_variants},
         {"classification", test_classification},
+        {"demo_tabular", test_demo_tabular},
         {"checkpoint_resume", test_checkpoint_resume},
         {"checkpoint_rejects", test_checkpoint_rejects},
         {"checkpoint_garbage", test_checkpoint_garbage},
