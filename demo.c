@@ -553,8 +553,8 @@ static int check_flags(const options *o) {
         }
         builds_model = 0;   /* the rest is compared with the checkpoint once it is loaded */
     }
-    if (o->tabular && cmd != CMD_TRAIN) {
-        fprintf(stderr, "demo: --task 'tabular' is not allowed for %s: only train runs it\n", cmd_names[cmd]);
+    if (o->tabular && cmd != CMD_TRAIN && cmd != CMD_GRID) {
+        fprintf(stderr, "demo: --task 'tabular' is not allowed for %s: only train (and sweep, its runs) runs it\n", cmd_names[cmd]);
         return -1;
     }
     if (o->tabular && !o->data) {
