@@ -2035,6 +2035,9 @@ static void write_file(const char *path, const char *text, size_t len) {
     FILE *f = fopen(path, "wb");
     if (f) { fwrite(text, 1, len, f); fclose(f); }
 }
+static int run_demo(const char *args, char *err, size_t cap);   /* ("demo" tests, below) */
+static int count_lines(const char *s);
+
 static void test_tabular(void) {
     char dir[64], path[256], err[LTF_ERR_LEN];
     make_tmpdir(dir);
@@ -2159,17 +2162,32 @@ static void test_tabular(void) {
         {"blank_line", "1,2,0\n\n3,4,1\n", 13, ":2: an empty line"},
         {"header_later", "1,2,0\na,b,label\n", 16, ":2: cell 1 'a' is not a finite number"},
     };
-    int n_bad = (int)(sizeof bad / sizeof bad[0]), ok = 0;
+    int n_bad = (int)(sizeof bad / sizeof bad[0]), ok = 0, demo_ok = 0;
+    snprintf(path, sizeof path, "%s/one", dir);
+    mkdir(path, 0755);
     for (int i = 0; i < n_bad; i++) {
-        snprintf(path, sizeof path, "%s/%s.csv", dir, bad[i].name);
+        snprintf(path, sizeof path, "%s/one/%s.csv", dir, bad[i].name);
         write_file(path, bad[i].text, bad[i].len);
         ltf_tab_set s;
         rc = ltf_tab_load_file(path, 1, 3, &s, err);
         int good_msg = rc == -1 && strstr(err, path) == err && strstr(err, bad[i].want) && !strchr(err, '\n') && s.x == NULL && s.y == NULL;
         ok += good_msg;
         CHECK(good_msg, "%s: rc %d, '%s' (want one line starting with the path and '%s')", bad[i].name, rc, err, bad[i].want);
+        /* and through the demo: exit 2, one line naming the file, its line and the problem; nothing written */
+        char args[400], derr[1024];
+        snprintf(args, sizeof args, "--task tabular --data %s/one --n 3 --steps 1 --out %s/out", dir, dir);
+        int drc = run_demo(args, derr, sizeof derr);
+        snprintf(args, sizeof args, "%s/out/checkpoint.safetensors", dir);
+        int good_demo = drc == 2 && count_lines(derr) == 1 && strstr(derr, bad[i].name) && strstr(derr, bad[i].want) && !file_exists(args);
+        demo_ok += good_demo;
+        CHECK(good_demo, "demo on %s: exit %d, '%s'", bad[i].name, drc, derr);
         remove(path);
     }
+    snprintf(path, sizeof path, "%s/out", dir);
+    char rm[400];
+    snprintf(rm, sizeof rm, "rm -rf %s %s/one", path, dir);
+    CHECK(system(rm) == 0, "%s", rm);
+    printf("  demo --task tabular on each malformed file: %d of %d exit 2 with its one line\n", demo_ok, n_bad);
     /* the real datasets reference/export_tabular.py writes from scikit-learn's bundled ones */
     char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 reference/export_tabular.py %s/real > %s/export.log 2>&1", dir, dir);
