@@ -907,6 +907,19 @@ static void ltf__gpu_read_out(float *pred, const float *Y, const float *w, const
 
 /* read-out and loss, one launch: pred per point; stats->loss_sum (+)= sum (pred - y)^2 in
  * double: per-block tree sums, added by the last block in block order */
+/* A loss kernel's last step: the block's sum s into ws, and the last block adds the blocks' sums,
+ * in block order, into stats->loss_sum (first: set). */
+__device__ void ltf__loss_total(double s, double *buf, double *ws, unsigned *counter, ltf_stats *stats, int first) {
+    s = ltf__block_sum(s, buf);
+    if (threadIdx.x == 0) ws[blockIdx.x] = s;
+    if (!ltf__last_block(counter)) return;
+    if (threadIdx.x == 0) {
+        double total = 0.0;
+        for (unsigned k = 0; k < gridDim.x; k++) total += ws[k];
+        stats->loss_sum = (first ? 0.0 : stats->loss_sum) + total;
+    }
+}
+
 __global__ void ltf__k_read_out_loss(float *pred, ltf_stats *stats, const float *Y, const float *w_out, const float *b_out,
                                      const float *ys, int B, int n, int C, int first, double *ws, unsigned *counter) {
     __shared__ double buf[LTF__RED];
@@ -916,14 +929,7 @@ __global__ void ltf__k_read_out_loss(float *pred, ltf_stats *stats, const float 
         pred[bi] = p;
         s += (double)(p - ys[bi]) * (p - ys[bi]);
     }
-    s = ltf__block_sum(s, buf);
-    if (threadIdx.x == 0) ws[blockIdx.x] = s;
-    if (!ltf__last_block(counter)) return;
-    if (threadIdx.x == 0) {
-        double total = 0.0;
-        for (unsigned k = 0; k < gridDim.x; k++) total += ws[k];
-        stats->loss_sum = (first ? 0.0 : stats->loss_sum) + total;
-    }
+    ltf__loss_total(s, buf, ws, counter, stats, first);
 }
 static void ltf__gpu_read_out_loss(float *pred, ltf_stats *stats, const float *Y, const float *w, const float *b,
                                    const float *ys, int B, int n, int C, int first) {
@@ -942,14 +948,7 @@ __global__ void ltf__k_ce_loss(ltf_stats *stats, const float *logits, const floa
     __shared__ double buf[LTF__RED];
     double s = 0.0;
     LTF__FOR_EACH(pi, (size_t)B * n) s += ltf__ce_point(logits + 2 * pi * K, (int)ys[pi], K);
-    s = ltf__block_sum(s, buf);
-    if (threadIdx.x == 0) ws[blockIdx.x] = s;
-    if (!ltf__last_block(counter)) return;
-    if (threadIdx.x == 0) {
-        double total = 0.0;
-        for (unsigned k = 0; k < gridDim.x; k++) total += ws[k];
-        stats->loss_sum = (first ? 0.0 : stats->loss_sum) + total;
-    }
+    ltf__loss_total(s, buf, ws, counter, stats, first);
 }
 static void ltf__gpu_ce_loss(ltf_stats *stats, const float *logits, const float *ys, int B, int n, int K, int first) {
     size_t bn = (size_t)B * n;
