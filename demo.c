@@ -1796,6 +1796,8 @@ static int tab_sets(const options *o, const ltf_tabular *t, int *train, int *n_t
  * rows (each prompt's 0/1 errors kept for the bootstrap band); cs[0] the model. */
 static int tab_evaluate(const options *o, ltf_model *m, const ltf_tabular *t, const int *eval, int n_eval, curve *cs, int *nc) {
     static const int kinds[4] = {LTF_CLS_LOGREG, LTF_CLS_KNN3, LTF_CLS_TREE, LTF_CLS_MAJORITY};
+    static const char *names[5] = {"model", "logistic_regression", "3nn", "decision_tree", "majority"};
+    int used[5] = {1, 0, 0, 0, 0};   /* (everything before the first goto: demo.c compiles as C++ too) */
     int n = o->tc.n_points, d = m->cfg.n_dims, K = m->cfg.n_classes, P = o->eval_prompts, rc = 0;
     int loops = o->eval_loops > 0 ? o->eval_loops : m->cfg.n_loops;
     size_t pn = (size_t)P * n;
@@ -1819,8 +1821,6 @@ static int tab_evaluate(const options *o, ltf_model *m, const ltf_tabular *t, co
         for (int k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
         wrong[i] = best != (int)ys[i];
     }
-    static const char *names[5] = {"model", "logistic_regression", "3nn", "decision_tree", "majority"};
-    int used[5] = {1, 0, 0, 0, 0};
     for (int b = 0; b < 4; b++) {
         if ((kinds[b] == LTF_CLS_LOGREG || kinds[b] == LTF_CLS_TREE) && K != 2) continue;   /* binary ones */
         float *w = wrong + (size_t)(b + 1) * pn;
@@ -1857,7 +1857,12 @@ static int cmd_train_tabular(options *o) {
     ltf_tabular t;
     ltf_model m;
     char err[LTF_ERR_LEN], ckpt[4200], title[300];
-    int n = o->tc.n_points, B = o->tc.batch_size, rc = 0, n_train = 0, n_eval = 0, nc = 0, feats = 0, K = 2, have_model = 0;
+    int n = o->tc.n_points, B = o->tc.batch_size, rc = 0, n_train = 0, n_eval = 0, nc = 0, feats = 0, K = 2, have_model = 0, d;
+    long step = 0;
+    double t0, shown = 0;
+    ltf_rng r;
+    const char *lname[1] = {"model"};
+    char chance[48];   /* (everything before the first goto: demo.c compiles as C++ too) */
     if (ltf_tab_load_dir(o->data, o->seed, n, &t, err) != 0) { fprintf(stderr, "demo: --data '%s': %s\n", o->data, err); return 2; }
     int *train = (int *)malloc(sizeof(int) * 2 * (size_t)t.n_sets), *eval = train ? train + t.n_sets : NULL;
     float *xs = NULL, *ys = NULL, *losses = NULL;
@@ -1877,10 +1882,9 @@ static int cmd_train_tabular(options *o) {
     }
     if (!given(o, "--d")) o->cfg.n_dims = feats;
     o->cfg.n_classes = K;
-    int d = o->cfg.n_dims;
+    d = o->cfg.n_dims;
     xs = (float *)malloc(sizeof(float) * (size_t)B * n * d); ys = (float *)malloc(sizeof(float) * (size_t)B * n);
     if (!xs || !ys) { fprintf(stderr, "demo: out of memory for a batch\n"); rc = 1; goto done; }
-    ltf_rng r;
     ltf_rng_seed(&r, o->seed + 2);   /* the evaluation's prompts must be there before an hour of training */
     if (ltf_tab_sample(&t, eval, n_eval, 1, &r, 1, n, d, xs, ys, err) != 0) {
         fprintf(stderr, "demo: evaluation datasets: %s (a smaller --n, or other --holdout datasets)\n", err);
@@ -1897,10 +1901,9 @@ static int cmd_train_tabular(options *o) {
     set_meta(o, &m, NULL);
     g_run.steps_target = o->steps; g_run.first_step = g_run.last_step = 0;
     ltf_rng_seed(&r, o->seed + 1);
-    double t0 = now_s(), shown = 0;
+    t0 = now_s();
     g_signal = 0;
     catch_signals(1);
-    long step = 0;
     for (; step < o->steps && !g_signal && rc == 0; step++) {
         float loss;
         if (ltf_tab_sample(&t, train, n_train, 0, &r, B, n, d, xs, ys, err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = 2; break; }
@@ -1922,14 +1925,12 @@ static int cmd_train_tabular(options *o) {
     if (g_signal) { fprintf(stderr, "demo: stopped by signal %d after step %ld; weights in %s\n", g_signal, step, ckpt); rc = 128 + g_signal; goto done; }
     if (rc != 0) goto done;
     printf("trained %ld steps in %.1f s; weights %s\n", step, g_run.train_s, ckpt);
-    const char *lname[1] = {"model"};
     snprintf(title, sizeof title, "tabular (%s): training loss (cross-entropy)", o->data);
     rc |= report_loss(o, "train_loss", title, lname, &losses, 1, 0, 1.0, 1);
     if ((rc |= tab_evaluate(o, &m, &t, eval, n_eval, cs, &nc)) != 0) goto done;
     printf("error rate by in-context examples k (1 - accuracy), %d test prompts from the test rows of", o->eval_prompts);
     for (int i = 0; i < n_eval; i++) printf(" %s", t.sets[eval[i]].name);
     printf("\n");
-    char chance[48];
     snprintf(chance, sizeof chance, "%d classes at random", K);
     snprintf(title, sizeof title, "tabular: error rate by k, model vs baselines (90%% bootstrap bands)");
     rc |= report_by_k_as(o, "eval", title, cs, nc, n, "error rate (1 - accuracy)", 1.0 - 1.0 / K, chance);
