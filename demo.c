@@ -1934,6 +1934,9 @@ static int cmd_train_tabular(options *o) {
     snprintf(chance, sizeof chance, "%d classes at random", K);
     snprintf(title, sizeof title, "tabular: error rate by k, model vs baselines (90%% bootstrap bands)");
     rc |= report_by_k_as(o, "eval", title, cs, nc, n, "error rate (1 - accuracy)", 1.0 - 1.0 / K, chance);
+    printf("accuracy at k = %d:", n - 1);
+    for (int i = 0; i < nc; i++) printf("  %s %.3f [%.3f, %.3f]", cs[i].name, 1.0 - cs[i].err[n - 1], 1.0 - cs[i].hi[n - 1], 1.0 - cs[i].lo[n - 1]);
+    printf("\n");
     g_run.k_2d = n - 1; g_run.err_2d = cs[0].err[n - 1];
 done:
     for (int i = 0; i < 5; i++) curve_free(&cs[i]);
