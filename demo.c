@@ -1816,11 +1816,7 @@ static int tab_evaluate(const options *o, ltf_model *m, const ltf_tabular *t, co
             fprintf(stderr, "demo: evaluation: %s\n", m->err); rc = 1; goto done;
         }
     }
-    for (size_t i = 0; i < pn; i++) {   /* the largest logit, the first of equals */
-        int best = 0;
-        for (int k = 1; k < K; k++) if (logits[i * K + k] > logits[i * K + best]) best = k;
-        wrong[i] = best != (int)ys[i];
-    }
+    for (size_t i = 0; i < pn; i++) wrong[i] = (float)ltf__point_error(m, logits + i * K, ys[i]);   /* the header's rule */
     for (int b = 0; b < 4; b++) {
         if ((kinds[b] == LTF_CLS_LOGREG || kinds[b] == LTF_CLS_TREE) && K != 2) continue;   /* binary ones */
         float *w = wrong + (size_t)(b + 1) * pn;
