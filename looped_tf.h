@@ -1180,21 +1180,27 @@ void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_
  * of a training step here). exp(x) = 2^k e^r with k = round(x / ln 2), |r| <= ln(2)/2, e^r by
  * its degree-7 Taylor polynomial (truncation < 6e-9 relative on that range; ln 2 split in a high
  * and a low part so r is nearly exact), 2^k built in the float's exponent bits. Error ~1-2 ulp.
- * tanh(u) = 1 - 2 / (e^{2u} + 1): absolute error about 1e-7, all GELU needs. */
-static inline LTF__HD float ltf__expf(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    /* k = round(x / ln 2): adding and subtracting 1.5 * 2^23 rounds to an integer (needs strict
-     * float semantics, no -ffast-math); floorf would stop gcc from vectorizing the loop */
-    float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    k = k == k ? k : 0.0f;   /* NaN in, NaN out (through r), without casting NaN to int */
+ * tanh(u) = 1 - 2 / (e^{2u} + 1): absolute error about 1e-7, all GELU needs.
+ * ltf__expf_in_range takes x already clamped to [-87, 88] (ltf__exp_clamp): gcc 12 does not
+ * vectorize a loop that computes with the result of a select under IEEE trapping rules, so the
+ * hot loops clamp in one pass (the select stored) and take the exponential in a second. */
+static inline LTF__HD float ltf__exp_clamp(float x) { return x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x); }
+static inline LTF__HD float ltf__expf_in_range(float x) {
+    /* j = x / ln 2 + 1.5 * 2^23 holds k = round(x / ln 2) in its low mantissa bits (needs strict
+     * float semantics, no -ffast-math); k read from j's bits is not a float-to-int conversion, so
+     * NaN needs no branch: NaN in, NaN out through r */
+    float j = x * 1.44269504088896341f + 12582912.0f, k = j - 12582912.0f;
     float r = x - k * 0.693145751953125f - k * 1.42860682030941723212e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
               + r * (1.0f / 720 + r * (1.0f / 5040)))))));
-    int32_t bits = ((int32_t)k + 127) << 23;
+    uint32_t bits;
+    memcpy(&bits, &j, sizeof bits);
+    bits = (bits - 0x4B400000u + 127u) << 23;   /* 0x4B400000: the bits of 1.5 * 2^23 */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
+static inline LTF__HD float ltf__expf(float x) { return ltf__expf_in_range(ltf__exp_clamp(x)); }
 static inline LTF__HD float ltf__tanhf(float u) {
     return 1.0f - 2.0f / (ltf__expf(2.0f * u) + 1.0f);
 }
@@ -1478,21 +1484,43 @@ void ltf_attention_backward_plain(float *dqkv, float *datt, const float *dout, c
 /* GELU, tanh form (§2):  gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
  * d gelu/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)     */
 #define LTF__GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
+/* The two passes of the vectorizable exponential (ltf__expf_in_range), LTF__GELU_CHUNK points at
+ * a time: v = clamp(2 u(x)) into a buffer on the stack, then tanh(u) = 1 - 2 / (e^v + 1). The
+ * same floats as ltf__tanhf(u(x)), bit for bit. */
+#define LTF__GELU_CHUNK 256
+static void ltf__gelu_arg(float *v, const float *x, int n) {
+    for (int i = 0; i < n; i++)
+        v[i] = ltf__exp_clamp(2.0f * (LTF__GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i])));
+}
+
 void ltf_gelu_forward(float *out, const float *inp, size_t n) {
+    long chunks = (long)((n + LTF__GELU_CHUNK - 1) / LTF__GELU_CHUNK);
     #pragma omp parallel for if (n > LTF__PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x)));
+    for (long c = 0; c < chunks; c++) {
+        size_t i0 = (size_t)c * LTF__GELU_CHUNK;
+        int m = n - i0 < LTF__GELU_CHUNK ? (int)(n - i0) : LTF__GELU_CHUNK;
+        float v[LTF__GELU_CHUNK];
+        const float *x = inp + i0;
+        ltf__gelu_arg(v, x, m);
+        for (int i = 0; i < m; i++)
+            out[i0 + i] = 0.5f * x[i] * (1.0f + (1.0f - 2.0f / (ltf__expf_in_range(v[i]) + 1.0f)));
     }
 }
 
 void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    long chunks = (long)((n + LTF__GELU_CHUNK - 1) / LTF__GELU_CHUNK);
     #pragma omp parallel for if (n > LTF__PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float th = ltf__tanhf(LTF__GELU_K * (x + 0.044715f * x * x * x));
-        float du = LTF__GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] += (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du) * dout[i];
+    for (long c = 0; c < chunks; c++) {
+        size_t i0 = (size_t)c * LTF__GELU_CHUNK;
+        int m = n - i0 < LTF__GELU_CHUNK ? (int)(n - i0) : LTF__GELU_CHUNK;
+        float v[LTF__GELU_CHUNK];
+        const float *x = inp + i0;
+        ltf__gelu_arg(v, x, m);
+        for (int i = 0; i < m; i++) {
+            float th = 1.0f - 2.0f / (ltf__expf_in_range(v[i]) + 1.0f);
+            float du = LTF__GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
+            dinp[i0 + i] += (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du) * dout[i0 + i];
+        }
     }
 }
 

@@ -318,6 +318,33 @@ static void test_op_gradients(void) {
         CHECK(fabs(g1 - 0.8411920f) < 1e-6, "gelu(1) = %.7f, tanh form wants 0.8411920", g1);
         free(c.inp); free(c.out); free(c.R); free(di);
     }
+    {   /* the chunked, vectorized GELU (clamp pass, then exponential pass) gives the floats of the
+         * one-point formula with ltf__tanhf, bit for bit, ragged chunk and extreme inputs included;
+         * ltf__expf is within 2 ulp of libm's expf on [-87, 88] and keeps NaN */
+        enum { NG = 2 * LTF__GELU_CHUNK + 37 };
+        float *x = rand_buf(NG, 4), *y = zeros(NG), *dy = rand_buf(NG, 1), *dx = zeros(NG);
+        const float odd[] = {0.0f, -0.0f, 30.0f, -30.0f, 1e30f, -1e30f, INFINITY, -INFINITY, NAN};
+        for (int i = 0; i < (int)(sizeof odd / sizeof odd[0]); i++) x[7 * i + 3] = odd[i];
+        ltf_gelu_forward(y, x, NG);
+        ltf_gelu_backward(dx, x, dy, NG);
+        int diff = 0;
+        for (int i = 0; i < NG; i++) {
+            float u = LTF__GELU_K * (x[i] + 0.044715f * x[i] * x[i] * x[i]), th = ltf__tanhf(u);
+            float f = 0.5f * x[i] * (1.0f + th), du = LTF__GELU_K * (1.0f + 3.0f * 0.044715f * x[i] * x[i]);
+            float g = 0.0f + (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du) * dy[i];   /* dx += ... */
+            diff += !(isnan(f) && isnan(y[i])) && memcmp(&f, &y[i], sizeof f) != 0;   /* NaN: any payload */
+            diff += !(isnan(g) && isnan(dx[i])) && memcmp(&g, &dx[i], sizeof g) != 0;
+        }
+        CHECK(diff == 0, "chunked GELU differs from the one-point formula at %d of %d points", diff, NG);
+        double worst = 0;
+        for (float v = -87.0f; v <= 88.0f; v += 0.0137f) {
+            double ulp = ldexp(1.0, ilogb(expf(v)) - 23);
+            worst = fmax(worst, fabs((double)ltf__expf(v) - (double)expf(v)) / ulp);
+        }
+        CHECK(worst <= 2.0 && isnan(ltf__expf(NAN)), "ltf__expf: %.2f ulp from expf (allowed 2), exp(NaN) = %g", worst,
+              ltf__expf(NAN));
+        free(x); free(y); free(dy); free(dx);
+    }
     {   /* residual and positions */
         c.N = 50;
         c.inp = rand_buf(50, 1); c.w = rand_buf(50, 1); c.out = zeros(50); c.R = rand_buf(50, 1);
