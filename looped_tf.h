@@ -1386,7 +1386,9 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int t = 0; t < N; t++, a += N) {                          /* softmax   */
                 float mx = -INFINITY, sum = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) { a[t2] *= scale; mx = a[t2] > mx ? a[t2] : mx; }
-                for (int t2 = 0; t2 <= t; t2++) { a[t2] = ltf__expf(a[t2] - mx); sum += a[t2]; }
+                for (int t2 = 0; t2 <= t; t2++) a[t2] = ltf__exp_clamp(a[t2] - mx);   /* = ltf__expf(a - mx), */
+                for (int t2 = 0; t2 <= t; t2++) a[t2] = ltf__expf_in_range(a[t2]);    /* in two vector passes */
+                for (int t2 = 0; t2 <= t; t2++) sum += a[t2];
                 for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
                 for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
             }
