@@ -157,7 +157,9 @@ build_cuda() {
     fi
     local arch=${NVCC_ARCH:-sm_90}
     local gen="-gencode arch=${arch/sm_/compute_},code=$arch -gencode arch=${arch/sm_/compute_},code=${arch/sm_/compute_}"
-    local hostflags="-march=${MARCH:-native},-Wall,-Wextra${OMP:+,$OMP}"
+    # -ffp-contract=off: nvcc's host compiler runs in GNU C++ mode, which fuses a*b+c into one
+    # FMA where it likes; the CPU path must round as the C99 build does (tests compare bits)
+    local hostflags="-march=${MARCH:-native},-ffp-contract=off,-Wall,-Wextra${OMP:+,$OMP}"
     local flags="-O3 -x cu -DLOOPED_TF_CUDA $gen -lineinfo $INC -Xcompiler $hostflags ${NVCCFLAGS:-}"
     local t0=$SECONDS
     # shellcheck disable=SC2086
