@@ -246,8 +246,9 @@ static void usage(FILE *f) {
         "                           CUDA build (./build.sh cuda: ./demo_cuda). The prompts of a GPU\n"
         "                           run come from the device's own RNG: other prompts than a CPU run.\n"
         "                           Baselines stay on the CPU. The device: CUDA_VISIBLE_DEVICES.\n"
-        "  --precision fp32|tf32|bf16  the GPU's matrix multiplies: float32, or tensor cores on TF32 or\n"
-        "                           bfloat16 operands with float32 sums (fp32; needs --gpu on)\n"
+        "  --precision fp32|tf32|bf16  the Linear layers' matrix multiplies: float32, or operands rounded\n"
+        "                           to TF32 (GPU only) or bfloat16 with float32 sums (fp32). bench on the\n"
+        "                           CPU without it: both fp32 and bf16\n"
         "  --profile on|off         bench --gpu on: also time every kernel (CUDA events) over 3 more\n"
         "                           steps and list them by time (off)\n"
         "  --gpu-model on|off       bench: print the GPU performance model of each config (launches,\n"
@@ -573,9 +574,8 @@ static int check_flags(const options *o) {
         fprintf(stderr, "demo: --mask 'none' is not allowed for mask-sweep: choose last or first\n");
         return -1;
     }
-    if (o->precision != 0 && !o->gpu) {
-        fprintf(stderr, "demo: --precision '%s' is not allowed without --gpu on: the CPU computes in fp32\n",
-                precisions[o->precision]);
+    if (o->precision == 1 && !o->gpu) {
+        fprintf(stderr, "demo: --precision 'tf32' is not allowed without --gpu on: the CPU has fp32 and bf16\n");
         return -1;
     }
     if (o->profile && !o->gpu) {
@@ -2371,12 +2371,12 @@ static int cmp_double(const void *a, const void *b) {
 /* PyTorch's step for the same setting (reference/bench_step.py); NAN when it cannot run. */
 static char g_torch_version[64];   /* printed under the table, not in the middle of a row */
 
-static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads) {
+static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads, int precision) {
     char cmd[512], line[512];
     if (c->kind == LTF_TIED || variant_words(c)[0]) return NAN;   /* bench_step.py times the plain models only */
-    snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d 2>&1", c->n_dims, n,
+    snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d %s 2>&1", c->n_dims, n,
              c->n_embd, c->n_head, c->n_layer, c->kind == LTF_LOOPED ? c->n_loops : 0, c->kind == LTF_LOOPED ? c->loop_window : 0,
-             B, runs, threads);
+             B, runs, threads, precisions[precision]);
     FILE *p = popen(cmd, "r");
     double ms = NAN;
     if (!p) return NAN;
@@ -2537,8 +2537,10 @@ static int cmd_bench(options *o) {
     if (!o->gpu)
         printf("multiply-add peak of this machine: %.1f GFLOP/s on %d thread%s (ltf_fma_peak_gflops: 12 independent\n"
                "vector FMA chains per thread, no memory traffic)\n", peak, threads, threads == 1 ? "" : "s");
-    printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %10s %10s %9s %6s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
-           "ms/step", "best ms", "GFLOP/s", "%peak", "model MB");
+    /* the matrix multiplies' precisions to time: the one --precision gives, else on the CPU both */
+    int precs[2] = {o->precision, 2}, n_precs = !o->gpu && !given(o, "--precision") ? 2 : 1;
+    printf("%-7s %3s %4s %4s %2s %2s %3s %3s %4s %4s %10s %10s %9s %6s %9s", "config", "d", "n", "C", "H", "L", "b", "T", "B",
+           "mm", "ms/step", "best ms", "GFLOP/s", "%peak", "model MB");
     if (o->bench_compare) printf(" %12s %8s", "PyTorch ms", "ours/PT");
     printf("\n");
     for (char *name = strtok_r(list, ",", &save); name && rc == 0; name = strtok_r(NULL, ",", &save)) {
@@ -2550,50 +2552,59 @@ static int cmd_bench(options *o) {
         if (bench_config(name, o, &c, &tc) != 0) return 2;
         if (ltf_model_create(&m, &c, 42, err) != 0) { fprintf(stderr, "demo: %s: %s\n", name, err); return 1; }
         if (to_device(o, &m) != 0) { ltf_model_free(&m); return 1; }
-        /* rounds: ours, then PyTorch, R times; each round's ratio is taken within the round */
-        double meds[20], pts[20], ratios[20];
-        int R = o->bench_rounds;
-        for (int r = 0; r < R && rc == 0; r++) {
-            double b_r = 0;
-            rc = o->gpu ? time_steps_gpu(&m, &tc, o->bench_runs, &meds[r], &b_r) : time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
-            if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
-            if (rc == 0 && o->bench_compare) {
-                pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads);
-                ratios[r] = meds[r] / pts[r];
+        for (int pi = 0; pi < n_precs && rc == 0; pi++) {
+            int prec = precs[pi];
+            best = 0;
+            if (!o->gpu && ltf_cpu_set_precision(precisions[prec], err) != 0) { fprintf(stderr, "demo: %s\n", err); rc = 2; break; }
+            /* rounds: ours, then PyTorch, R times; each round's ratio is taken within the round */
+            double meds[20], pts[20], ratios[20];
+            int R = o->bench_rounds;
+            for (int r = 0; r < R && rc == 0; r++) {
+                double b_r = 0;
+                rc = o->gpu ? time_steps_gpu(&m, &tc, o->bench_runs, &meds[r], &b_r) : time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
+                if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
+                if (rc == 0 && o->bench_compare) {
+                    pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads, prec);
+                    ratios[r] = meds[r] / pts[r];
+                }
             }
-        }
-        if (rc == 0) {
-            char rounds[200] = "";
-            for (int r = 0; R > 1 && o->bench_compare && r < R; r++)
-                snprintf(rounds + strlen(rounds), sizeof rounds - strlen(rounds), "%s%.3f", r ? " " : "  rounds: ", ratios[r]);
-            med = median_of(meds, R);
-            double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
-            char pct[16] = "-";
-            if (peak > 0) snprintf(pct, sizeof pct, "%.0f", 100.0 * gf / (med / 1e3) / peak);
-            printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %10.2f %10.2f %9.1f %6s %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
-                   c.n_head, c.n_layer, c.kind == LTF_LOOPED ? c.n_loops : 1, c.kind == LTF_LOOPED ? c.loop_window : 1,
-                   tc.batch_size, med, best, gf / (med / 1e3), pct, ltf_model_bytes(&m) / 1e6);
-            if (o->bench_compare) printf(" %12.2f %8.3f%s", median_of(pts, R), median_of(ratios, R), rounds);
-            printf("\n");
-            fflush(stdout);
-            if (o->gpu) {
-                printf("  model: ");
-                printf(gpu_model_header, "config", "device", "mm", "launches", "GFLOP", "GB", "ms mm", "ms attn", "ms mem",
-                       "ms launch", "ms/step");
-                printf("  model: ");
-                print_gpu_model(name, &c, &tc, o->precision, strstr(g_gpu_name, "H100") ? &ltf_gpu_h100 : &ltf_gpu_h200);
+            if (rc == 0) {
+                char rounds[200] = "";
+                for (int r = 0; R > 1 && o->bench_compare && r < R; r++)
+                    snprintf(rounds + strlen(rounds), sizeof rounds - strlen(rounds), "%s%.3f", r ? " " : "  rounds: ", ratios[r]);
+                med = median_of(meds, R);
+                double gf = ltf_flops_per_step(&c, tc.batch_size, tc.n_points) / 1e9;
+                char pct[16] = "-";
+                if (peak > 0) snprintf(pct, sizeof pct, "%.0f", 100.0 * gf / (med / 1e3) / peak);
+                printf("%-7s %3d %4d %4d %2d %2d %3d %3d %4d %4s %10.2f %10.2f %9.1f %6s %9.1f", name, c.n_dims, tc.n_points, c.n_embd,
+                       c.n_head, c.n_layer, c.kind == LTF_LOOPED ? c.n_loops : 1, c.kind == LTF_LOOPED ? c.loop_window : 1,
+                       tc.batch_size, precisions[prec], med, best, gf / (med / 1e3), pct, ltf_model_bytes(&m) / 1e6);
+                if (o->bench_compare) printf(" %12.2f %8.3f%s", median_of(pts, R), median_of(ratios, R), rounds);
+                printf("\n");
+                fflush(stdout);
+                if (o->gpu) {
+                    printf("  model: ");
+                    printf(gpu_model_header, "config", "device", "mm", "launches", "GFLOP", "GB", "ms mm", "ms attn", "ms mem",
+                           "ms launch", "ms/step");
+                    printf("  model: ");
+                    print_gpu_model(name, &c, &tc, o->precision, strstr(g_gpu_name, "H100") ? &ltf_gpu_h100 : &ltf_gpu_h200);
+                }
+                if (o->profile && profile_steps(&m, &tc) != 0) rc = 1;
             }
-            if (o->profile && profile_steps(&m, &tc) != 0) rc = 1;
         }
         ltf_model_free(&m);
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("GFLOP/s by ltf_flops_per_step (workbench/speed.h); model MB = ltf_model_bytes (parameters, gradients,\n"
-           "Adam, activations, work buffers%s); peak RSS of this process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
+    printf("GFLOP/s by ltf_flops_per_step (workbench/speed.h); %%peak: of the fp32 multiply-add peak (bf16 rows too);\n"
+           "model MB = ltf_model_bytes (parameters, gradients, Adam, activations, work buffers%s); peak RSS of this\n"
+           "process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
     if (g_torch_version[0])
-        printf("PyTorch %s (reference/bench_step.py: the reference model with SDPA attention and fused GELU), same threads\n",
+        printf("PyTorch %s (reference/bench_step.py: the reference model with SDPA attention and fused GELU; bf16: its\n"
+               "forward under torch.autocast bfloat16), same threads\n",
                g_torch_version);
+    char err[LTF_ERR_LEN];
+    if (!o->gpu) ltf_cpu_set_precision(precisions[o->precision], err);   /* back to the run's mode */
     return rc ? 1 : 0;
 }
 
@@ -3146,6 +3157,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "demo: %s\n", msg);
         snprintf(g_gpu_name, sizeof g_gpu_name, "%s", msg);
         if (ltf_gpu_set_precision(precisions[o.precision], msg) != 0) { fprintf(stderr, "demo: %s\n", msg); return 2; }
+    } else {
+        char msg[LTF_ERR_LEN];
+        if (ltf_cpu_set_precision(precisions[o.precision], msg) != 0) { fprintf(stderr, "demo: %s\n", msg); return 2; }
     }
     if (guard_out(&o) != 0) return 2;
     if (o.command == CMD_BENCH) return o.gpu_model ? cmd_gpu_model(&o) : cmd_bench(&o);   /* bench writes no output folder */

@@ -92,6 +92,7 @@
  *   ltf_model_sync_host(&m, err) / ltf_model_to_cpu(&m, err)  [14] its numbers back to the host
  *                                                  (and stay on the GPU / leave it)
  *   ltf_gpu_set_precision("fp32"|"tf32"|"bf16", err)  [14] the GPU's matrix multiplies
+ *   ltf_cpu_set_precision("fp32"|"bf16", err)      [4] the CPU's Linear layers: bf16 operands
  *   ltf_gpu_profile(on, err) / ltf_gpu_profile_read(phases, cap, err)  [14] time per kernel
  *   ltf_gpu_launches()                             [14] kernels queued so far
  *
@@ -288,6 +289,13 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
 
 /* ============================== [5] ops ============================== */
 
+/* The CPU's Linear layers (ltf_matmul_forward/backward): "fp32" (the default; what every exact
+ * test runs) or "bf16": both operands of each multiply rounded to bfloat16 (to nearest even),
+ * their products (exact in float32) summed in float32 in the fp32 mode's order. Parameters,
+ * Adam, LayerNorm, attention, softmax, GELU, the residual stream and the loss stay float32. For
+ * every model on the CPU; set it between steps, not while one runs. ltf_cpu_precision: 0 fp32, 1 bf16. */
+int ltf_cpu_set_precision(const char *mode, char err[LTF_ERR_LEN]);
+int ltf_cpu_precision(void);
 void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC);
 void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                          const float *w, int BT, int C, int OC);
@@ -965,7 +973,17 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend'
  * accumulators of the 32 registers), AVX2 + FMA (8 floats; MR = 6, NR = 16, 12 of 16), else
  * plain C the compiler vectorizes as it can. Every element of Cm is summed the same way
  * (per KC block: acc = 0, acc += a_k b_k for k in order, Cm += acc) however the threads split
- * the work, so the result is bit-identical on 1 or many threads. */
+ * the work, so the result is bit-identical on 1 or many threads.
+ *
+ * bf16 mode (ltf_cpu_set_precision; the Linear layers only): both operands are packed, and each
+ * packed block rounded to bfloat16 (ltf__bf16_round) before the same kernel runs on it. A
+ * product of two bf16 numbers has at most 16 significant bits, so it is exact in float32 and a
+ * fused multiply-add rounds exactly as a multiply then an add: the AVX-512, AVX2 and plain-C
+ * kernels give the same bits, and so does the test's triple loop over rounded operands (summed
+ * per KC block as above). Rounding, not truncation: the error of an element is at most
+ * (2u + u^2 + K 2^-24) sum_k |a_ik b_kj| with u = 2^-8, and has no bias. This mode computes what
+ * a bf16 multiply computes; it is not faster here (the kernel still does float32 FMAs; the
+ * AVX-512 BF16 dot product, two products per float lane, is not used). */
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -1001,6 +1019,33 @@ typedef __m256 ltf__vec;
 #define LTF__NR (LTF__NV * LTF__VL)
 #define LTF__KC 128
 #define LTF__NC 256   /* the packed B block, KC * NC floats = 128 KB, lives on the stack */
+
+/* bfloat16 = the top 16 bits of a float32 (sign, 8 exponent bits, 7 mantissa bits). x rounded
+ * to it, to nearest with ties to even, returned as the float32 it equals: adding 0x7fff (+1 when
+ * the kept part is odd) carries into bit 16 exactly when the dropped half is above (or at, for
+ * odd) one half. Infinities stay, a value past bf16's largest rounds to infinity, NaN stays NaN
+ * (quieted first, so that the carry cannot turn it into infinity). */
+static inline LTF__HD float ltf__bf16_round(float x) {
+    uint32_t b;
+    memcpy(&b, &x, sizeof b);
+    if ((b & 0x7fffffffu) > 0x7f800000u) b |= 0x00400000u;
+    else b += 0x7fffu + ((b >> 16) & 1u);
+    b &= 0xffff0000u;
+    memcpy(&x, &b, sizeof x);
+    return x;
+}
+static void ltf__bf16_round_all(float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = ltf__bf16_round(p[i]);
+}
+
+static int ltf__cpu_prec;   /* 0: fp32, 1: bf16 (ltf_cpu_set_precision) */
+int ltf_cpu_precision(void) { return ltf__cpu_prec; }
+int ltf_cpu_set_precision(const char *mode, char err[LTF_ERR_LEN]) {
+    if (mode && strcmp(mode, "fp32") == 0) ltf__cpu_prec = 0;
+    else if (mode && strcmp(mode, "bf16") == 0) ltf__cpu_prec = 1;
+    else return ltf__fail(err, "CPU precision '%s' is not allowed: use fp32 or bf16", mode ? mode : "(null)");
+    return 0;
+}
 
 void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                     const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
@@ -1106,21 +1151,23 @@ static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff
  * b_col = 1) are read in place, and packed only where a tile would read past their edge. */
 static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
-                            int set, const float *bias) {
+                            int set, const float *bias, int bf16) {
     float Bp[LTF__KC * LTF__NC];
     float Ap[LTF__KC * LTF__MR];
-    int pack_b = b_col != 1 || N % LTF__VL != 0;
+    int pack_b = bf16 || b_col != 1 || N % LTF__VL != 0;
     for (int jc = 0; jc < N; jc += LTF__NC) {
         int nc = N - jc < LTF__NC ? N - jc : LTF__NC;
         for (int kc0 = 0; kc0 < K; kc0 += LTF__KC) {
             int kc = K - kc0 < LTF__KC ? K - kc0 : LTF__KC;
             const float *Bk = B + kc0 * b_row + jc * b_col;
             if (pack_b) ltf__gemm_pack_b(Bp, Bk, b_row, b_col, kc, nc);
+            if (bf16) ltf__bf16_round_all(Bp, (size_t)kc * ((nc + LTF__VL - 1) / LTF__VL * LTF__VL));
             for (int ir = 0; ir < M; ir += LTF__MR) {
                 int mr = M - ir < LTF__MR ? M - ir : LTF__MR;
                 const float *Ak = A + ir * a_row + kc0 * a_col;
-                int pack_a = a_col != 1 || mr < LTF__MR;
+                int pack_a = bf16 || a_col != 1 || mr < LTF__MR;
                 if (pack_a) ltf__gemm_pack_a(Ap, Ak, a_row, a_col, mr, kc);
+                if (bf16) ltf__bf16_round_all(Ap, (size_t)kc * LTF__MR);
                 for (int jp = 0; jp < nc; jp += LTF__NR) {
                     int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
                     ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : 1,
@@ -1133,10 +1180,11 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
     }
 }
 
-/* The threaded driver: Cm += A . B, or with set = 1, Cm = bias + A . B */
+/* The threaded driver: Cm += A . B, or with set = 1, Cm = bias + A . B; bf16 = 1: on the
+ * operands rounded to bfloat16 */
 static void ltf__gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                       const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
-                      int set, const float *bias) {
+                      int set, const float *bias, int bf16) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {   /* an empty product: only the start value */
         for (int i = 0; set && i < M; i++)
@@ -1154,22 +1202,22 @@ static void ltf__gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrd
             if (by_rows) {
                 int i0 = t0 * LTF__MR, i1 = t1 * LTF__MR < M ? t1 * LTF__MR : M;
                 if (i0 < i1) ltf__gemm_block(i1 - i0, N, K, A + i0 * a_row, a_row, a_col, B, b_row, b_col,
-                                             Cm + (ptrdiff_t)i0 * ldc, ldc, set, bias);
+                                             Cm + (ptrdiff_t)i0 * ldc, ldc, set, bias, bf16);
             } else {
                 int j0 = t0 * LTF__NR, j1 = t1 * LTF__NR < N ? t1 * LTF__NR : N;
                 if (j0 < j1) ltf__gemm_block(M, j1 - j0, K, A, a_row, a_col, B + j0 * b_col, b_row, b_col,
-                                             Cm + j0, ldc, set, bias ? bias + j0 : NULL);
+                                             Cm + j0, ldc, set, bias ? bias + j0 : NULL, bf16);
             }
         }
         return;
     }
 #endif
-    ltf__gemm_block(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, set, bias);
+    ltf__gemm_block(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, set, bias, bf16);
 }
 
 void ltf_gemm(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
               const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc) {
-    ltf__gemm(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, 0, NULL);
+    ltf__gemm(M, N, K, A, a_row, a_col, B, b_row, b_col, Cm, ldc, 0, NULL, 0);
 }
 
 /* ============================== [5] ops: forward and backward pairs ==============================
@@ -1243,13 +1291,13 @@ void ltf_zero(float *p, size_t n) {
 /* Linear (nn.Linear): out[r, o] = bias[o] + sum_i inp[r, i] * w[o, i]      w: [OC, C]
  * backward: dinp += dout . w      dw += dout^T . inp      dbias += sum_r dout[r, :]        */
 void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC) {
-    ltf__gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC, 1, bias);   /* out = bias + inp . w^T */
+    ltf__gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC, 1, bias, ltf__cpu_prec);   /* out = bias + inp . w^T */
 }
 
 void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                          const float *w, int BT, int C, int OC) {
-    if (dinp) ltf_gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C);
-    if (dw) ltf_gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C);
+    if (dinp) ltf__gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C, 0, NULL, ltf__cpu_prec);
+    if (dw) ltf__gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C, 0, NULL, ltf__cpu_prec);
     if (dbias) ltf__sum_rows(dbias, dout, BT, OC);
 }
 
@@ -1382,7 +1430,7 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
         for (int h = 0; h < H; h++) {
             const float *q = qkv + (size_t)p * N * C3 + h * hs, *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)p * H + h) * N * N, *o = out + (size_t)p * N * C + h * hs;
-            ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N, 1, NULL);   /* S = Q K^T */
+            ltf__gemm_block(N, N, hs, q, C3, 1, k, 1, C3, a, N, 1, NULL, 0);   /* S = Q K^T */
             for (int t = 0; t < N; t++, a += N) {                          /* softmax   */
                 float mx = -INFINITY, sum = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) { a[t2] *= scale; mx = a[t2] > mx ? a[t2] : mx; }
@@ -1393,7 +1441,7 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
                 for (int t2 = t + 1; t2 < N; t2++) a[t2] = 0.0f;
             }
             a -= (size_t)N * N;
-            ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C, 1, NULL);   /* out = att V */
+            ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C, 1, NULL, 0);   /* out = att V */
         }
 }
 
@@ -1410,8 +1458,8 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
             float *dq = dqkv + head, *dk = dq + C, *dv = dq + 2 * C;
             const float *a = att + ((size_t)p * H + h) * N * N;
             float *da = datt + ((size_t)p * H + h) * N * N;
-            ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N, 1, NULL);    /* dA = dY V^T    */
-            ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3, 0, NULL);    /* dV += att^T dY */
+            ltf__gemm_block(N, N, hs, dy, C, 1, v, 1, C3, da, N, 1, NULL, 0);    /* dA = dY V^T    */
+            ltf__gemm_block(N, hs, N, a, 1, N, dy, C, 1, dv, C3, 0, NULL, 0);    /* dV += att^T dY */
             for (int t = 0; t < N; t++) {                                  /* dS, in place   */
                 const float *ar = a + (size_t)t * N;
                 float *dr = da + (size_t)t * N, dot = 0.0f;
@@ -1419,8 +1467,8 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
                 for (int t2 = 0; t2 <= t; t2++) dr[t2] = ar[t2] * (dr[t2] - dot) * scale;
                 for (int t2 = t + 1; t2 < N; t2++) dr[t2] = 0.0f;
             }
-            ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3, 0, NULL);   /* dQ += dS K     */
-            ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3, 0, NULL);   /* dK += dS^T Q   */
+            ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3, 0, NULL, 0);   /* dQ += dS K     */
+            ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3, 0, NULL, 0);   /* dK += dS^T Q   */
         }
 }
 

@@ -315,11 +315,11 @@ LTF__HD static inline double ltf__draw_normal(uint64_t key, int what, int p, int
  *   TF32 / BF16 (ltf_gpu_set_precision): tensor cores. The 8 warps each own 16 x 32 of the tile
  *   as two 16 x 16 float accumulators; operands are rounded to TF32 (10 stored mantissa bits, to
  *   nearest, ties away: __float_to_tf32) or bfloat16 (7 bits, to nearest even); their products
- *   are exact in float32 and summed in float32. So, with u = 2^-11 (TF32) or 2^-9 (BF16), each
+ *   are exact in float32 and summed in float32. So, with u = 2^-11 (TF32) or 2^-8 (BF16), each
  *   element satisfies |C - C_exact| <= (2u + u^2 + K 2^-24) sum_k |a_ik| |b_kj|: the two
  *   operands' roundings, then K float32 additions. test.c (gpu_tensor_cores) checks that bound
  *   on the emulated tensor cores, and that the mean signed error is ~0 (rounding, not
- *   truncation, which would bias it by -2u).
+ *   truncation, which would bias it by about -1.5u on positive data).
  * A launch runs up to two problems (blockIdx.z; a Linear's dinp and dW in one launch), and a
  * problem's long K (a weight gradient's K = B*N token rows) runs in `splits` parts (blockIdx.y)
  * when its tiles alone would leave most of the GPU idle: each part writes its tile into the

@@ -1,8 +1,10 @@
 """Times one PyTorch training step of docs/MATH.md (forward over b loops, backward over the last T,
 Adam), for `demo bench --compare`.
 
-Usage: python3 reference/bench_step.py d n C H L b T B runs warmup threads
-Prints one line: "pytorch <torch version> median_ms <m> min_ms <m> runs <r>".
+Usage: python3 reference/bench_step.py d n C H L b T B runs warmup threads [fp32|bf16]
+bf16: the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) (the Linear
+layers' matrix multiplies in bfloat16, as demo's --precision bf16; the parameters and Adam stay
+float32). Prints one line: "pytorch <torch version> median_ms <m> min_ms <m> runs <r>".
 The model is looped_tf_ref.LoopedTF (float32, the paper's initialisation) with PyTorch's fused
 kernels swapped in for the reference's explicit formulas (same math): scaled_dot_product_attention
 for the causal attention and F.gelu(approximate="tanh") for GELU. Exit 77 when torch is missing.
@@ -33,10 +35,11 @@ def fast_attention_forward(self, x):
 
 
 def main(argv):
-    if len(argv) != 12:
+    if len(argv) not in (12, 13) or (len(argv) == 13 and argv[12] not in ("fp32", "bf16")):
         print(__doc__)
         return 2
-    d, n, C, H, L, b, T, B, runs, warmup, threads = (int(a) for a in argv[1:])
+    d, n, C, H, L, b, T, B, runs, warmup, threads = (int(a) for a in argv[1:12])
+    bf16 = len(argv) == 13 and argv[12] == "bf16"
     torch.set_num_threads(threads)
     torch.manual_seed(42)
     if hasattr(F, "scaled_dot_product_attention"):
@@ -52,7 +55,8 @@ def main(argv):
     for i in range(warmup + runs):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model.train_loss(xs, ys, max(b, 1), max(T, 1))[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model.train_loss(xs, ys, max(b, 1), max(T, 1))[0]
         loss.backward()
         opt.step()
         t1 = time.perf_counter()
