@@ -210,6 +210,34 @@ static void gemm_bf16_reference(int M, int N, int K, const float *A, ptrdiff_t a
         }
 }
 
+/* A product Cm = A[M, K] . B[K, N] (row-major) computed on rounded operands, against fp64 on the
+ * unrounded ones: the worst element's error as a fraction of (2u + u^2 + K 2^-24) sum_k |a b|
+ * (the operands' roundings, then K float32 additions), the mean signed error relative to
+ * sum_k |a b| (in units of u), and the same mean for operands truncated to the bits `cut` leaves
+ * (the control: truncation is biased) */
+static void gemm_error_vs_fp64(const float *A, const float *B, const float *Cm, int M, int N, int K, uint32_t cut,
+                               double u, double *worst, double *mean, double *mean_trunc) {
+    double bound_k = 2 * u + u * u + K * ldexp(1.0, -24);
+    *worst = *mean = *mean_trunc = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double exact = 0, mag = 0, trunc = 0;
+            for (int k = 0; k < K; k++) {
+                uint32_t ua, ub;
+                memcpy(&ua, &A[i * K + k], 4); memcpy(&ub, &B[k * N + j], 4);
+                ua &= ~cut; ub &= ~cut;
+                float ta, tb;
+                memcpy(&ta, &ua, 4); memcpy(&tb, &ub, 4);
+                double a = A[i * K + k], b = B[k * N + j];
+                exact += a * b; mag += fabs(a * b); trunc += (double)ta * tb;
+            }
+            double e = fabs(Cm[i * N + j] - exact) / (bound_k * mag);
+            *worst = e > *worst ? e : *worst;
+            *mean += (Cm[i * N + j] - exact) / mag / (M * N) / u;
+            *mean_trunc += (trunc - exact) / mag / (M * N) / u;
+        }
+}
+
 static ltf_config small_config(int kind, int L, int b, int T);
 
 static void test_bf16(void) {
@@ -283,30 +311,14 @@ static void test_bf16(void) {
             for (size_t i = 0; i < (size_t)K * N; i++) B[i] = 0.5f + (float)ltf_rng_uniform(&g_rng);
         }
         ltf__gemm(M, N, K, A, K, 1, B, N, 1, Cm, N, 0, NULL, 1);
-        double worst = 0, mean = 0, mean_trunc = 0, bound_k = 2 * u + u * u + K * ldexp(1.0, -24);
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                double exact = 0, mag = 0, trunc = 0;
-                for (int k = 0; k < K; k++) {
-                    uint32_t ua, ub;
-                    memcpy(&ua, &A[i * K + k], 4); memcpy(&ub, &B[k * N + j], 4);
-                    ua &= 0xffff0000u; ub &= 0xffff0000u;
-                    float ta, tb;
-                    memcpy(&ta, &ua, 4); memcpy(&tb, &ub, 4);
-                    double a = A[i * K + k], b = B[k * N + j];
-                    exact += a * b; mag += fabs(a * b); trunc += (double)ta * tb;
-                }
-                double e = fabs(Cm[i * N + j] - exact) / (bound_k * mag);
-                worst = e > worst ? e : worst;
-                mean += (Cm[i * N + j] - exact) / mag / (M * N);
-                mean_trunc += (trunc - exact) / mag / (M * N);
-            }
+        double worst, mean, mean_trunc;
+        gemm_error_vs_fp64(A, B, Cm, M, N, K, 0xffffu, u, &worst, &mean, &mean_trunc);
         printf("  bf16 GEMM vs fp64, %s data: worst error %.2f of the bound, mean signed error %+.3f u (truncated: %+.2f u)\n",
-               positive ? "positive" : "signed", worst, mean / u, mean_trunc / u);
+               positive ? "positive" : "signed", worst, mean, mean_trunc);
         CHECK(worst <= 1.0, "bf16 GEMM: an element's error is %.2f times the bound", worst);
         if (positive) {
-            CHECK(fabs(mean) <= 0.1 * u, "bf16 GEMM: mean signed error %.3g u: the rounding is biased", mean / u);
-            CHECK(mean_trunc <= -u, "bf16 GEMM: the truncation control %.3g u does not separate", mean_trunc / u);
+            CHECK(fabs(mean) <= 0.1, "bf16 GEMM: mean signed error %.3g u: the rounding is biased", mean);
+            CHECK(mean_trunc <= -1.0, "bf16 GEMM: the truncation control %.3g u does not separate", mean_trunc);
         }
         free(A); free(B); free(Cm);
     }
@@ -4169,29 +4181,14 @@ static void test_gpu_tensor_cores(void) {
             float *dA = gpu_copy(A, (size_t)M * K), *dB = gpu_copy(B, (size_t)K * N), *dC = gpu_copy(NULL, (size_t)M * N);
             ltf__gpu_gemm(M, N, K, dA, K, 1, dB, N, 1, dC, N);
             gpu_read(Cm, dC, sizeof(float) * M * N);
-            double worst = 0, mean = 0, mean_trunc = 0, bound_k = 2 * u + u * u + K * ldexp(1.0, -24);
-            for (int i = 0; i < M; i++)
-                for (int j = 0; j < N; j++) {
-                    double exact = 0, mag = 0, trunc = 0;
-                    for (int k = 0; k < K; k++) {
-                        double a = A[i * K + k], b = B[k * N + j];
-                        uint32_t ua, ub;
-                        memcpy(&ua, &A[i * K + k], 4); memcpy(&ub, &B[k * N + j], 4);
-                        ua &= ~cut[mode]; ub &= ~cut[mode];
-                        float ta, tb;
-                        memcpy(&ta, &ua, 4); memcpy(&tb, &ub, 4);
-                        exact += a * b; mag += fabs(a * b); trunc += (double)ta * tb;
-                    }
-                    worst = worse(worst, fabs(Cm[i * N + j] - exact) / (bound_k * mag));
-                    mean += (Cm[i * N + j] - exact) / mag / (M * N);
-                    mean_trunc += (trunc - exact) / mag / (M * N);
-                }
+            double worst, mean, mean_trunc;
+            gemm_error_vs_fp64(A, B, Cm, M, N, K, cut[mode], u, &worst, &mean, &mean_trunc);
             printf("  %s, %s data: worst error %.2f of the bound, mean signed error %+.3f u (operands truncated: %+.2f u)\n",
-                   modes[mode], positive ? "positive" : "signed", worst, mean / u, mean_trunc / u);
+                   modes[mode], positive ? "positive" : "signed", worst, mean, mean_trunc);
             CHECK(worst <= 1.0, "%s: an element's error is %.2f times the bound", modes[mode], worst);
             if (positive) {
-                CHECK(fabs(mean) <= 0.1 * u, "%s: mean signed error %.3g u: rounding is biased", modes[mode], mean / u);
-                CHECK(mean_trunc <= -u, "%s: the truncation control %.3g u does not separate", modes[mode], mean_trunc / u);
+                CHECK(fabs(mean) <= 0.1, "%s: mean signed error %.3g u: rounding is biased", modes[mode], mean);
+                CHECK(mean_trunc <= -1.0, "%s: the truncation control %.3g u does not separate", modes[mode], mean_trunc);
             }
             free(A); free(B); free(Cm); ltf__gpu_release(dA); ltf__gpu_release(dB); ltf__gpu_release(dC);
         }
