@@ -198,8 +198,9 @@ find_sanitizer() {
 # gpu-check [A|B|all]: on a GPU machine, in stages of at most 240 s each (timeout), each writing
 # its log and a one-line verdict into ${GPU_CHECK_OUT:-gpu-check}/ (A.log, A.verdict, ...):
 #   A: every GPU test (LTF_REQUIRE_GPU: they fail, not skip, without a GPU), the benchmark of
-#      the small, report and paper steps in fp32, tf32 and bf16 with a kernel profile of the
-#      paper step, and a 2000-step demo run on the GPU
+#      the small, report and paper steps in fp32, tf32 and bf16 against PyTorch eager on the
+#      same GPU (reference/bench_step.py), a kernel profile of the paper step, and a 2000-step
+#      demo run on the GPU
 #   B: compute-sanitizer memcheck (with leak check) on the GPU tests, racecheck, synccheck and
 #      initcheck on the kernels' tests; "unavailable" when the sanitizer is missing or refuses
 #      the device (not a failure of the code)
@@ -222,11 +223,11 @@ gpu_stage_a() {
     set -e
     export LTF_REQUIRE_GPU=1
     echo "== GPU tests"; ./test_cuda gpu
-    echo "== benchmark, fp32 (kernel profile of the paper step), tf32, bf16"
-    ./demo_cuda bench --gpu on --runs 20
+    echo "== benchmark against PyTorch eager on the same GPU, fp32, tf32, bf16; kernel profile of the paper step"
+    ./demo_cuda bench --gpu on --runs 20 --compare on
+    ./demo_cuda bench --gpu on --runs 20 --compare on --precision tf32
+    ./demo_cuda bench --gpu on --runs 20 --compare on --precision bf16
     ./demo_cuda bench --gpu on --runs 5 --configs paper --profile on
-    ./demo_cuda bench --gpu on --runs 20 --precision tf32
-    ./demo_cuda bench --gpu on --runs 20 --precision bf16
     echo "== demo: 2000 steps of the small setting on the GPU, evaluation, figures, checkpoint"
     rm -rf "$GOUT/demo"
     ./demo_cuda --gpu on --steps 2000 --eval-prompts 640 --fixed-point 100 --out "$GOUT/demo" --force on

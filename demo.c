@@ -232,7 +232,7 @@ static void usage(FILE *f) {
         "  --runs N                 timed steps per config, median reported    (10)\n"
         "  --rounds N               time each config N times, ours then PyTorch, and report the\n"
         "                           medians: of the times and of the N ratios (1; 1..20)\n"
-        "  --compare on|off         also time reference/bench_step.py (PyTorch) (off)\n"
+        "  --compare on|off         also time reference/bench_step.py (PyTorch; with --gpu on, on the GPU) (off)\n"
         "sweep\n"
         "  --grid \"K=V,V K=V,V\"     the flags to vary (up to 3; K is a train flag without --)\n"
         "  --seeds N                runs per grid point: seeds --seed .. --seed + N - 1 (1)\n"
@@ -2371,12 +2371,12 @@ static int cmp_double(const void *a, const void *b) {
 /* PyTorch's step for the same setting (reference/bench_step.py); NAN when it cannot run. */
 static char g_torch_version[64];   /* printed under the table, not in the middle of a row */
 
-static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads, int precision) {
+static double pytorch_ms(const ltf_config *c, int n, int B, int runs, int threads, int precision, int gpu) {
     char cmd[512], line[512];
     if (c->kind == LTF_TIED || variant_words(c)[0]) return NAN;   /* bench_step.py times the plain models only */
-    snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d %s 2>&1", c->n_dims, n,
+    snprintf(cmd, sizeof cmd, "python3 reference/bench_step.py %d %d %d %d %d %d %d %d %d 2 %d %s %s 2>&1", c->n_dims, n,
              c->n_embd, c->n_head, c->n_layer, c->kind == LTF_LOOPED ? c->n_loops : 0, c->kind == LTF_LOOPED ? c->loop_window : 0,
-             B, runs, threads, precisions[precision]);
+             B, runs, threads, precisions[precision], gpu ? "cuda" : "cpu");
     FILE *p = popen(cmd, "r");
     double ms = NAN;
     if (!p) return NAN;
@@ -2521,10 +2521,6 @@ static int cmd_bench(options *o) {
     threads = omp_get_max_threads();
 #endif
     snprintf(list, sizeof list, "%s%s", o->bench_configs, o->model_flags ? ",flags" : "");
-    if (o->gpu && o->bench_compare) {
-        fprintf(stderr, "demo: --compare times PyTorch on the CPU: left out with --gpu on\n");
-        o->bench_compare = 0;
-    }
     if (o->gpu) printf("training step on the GPU (prompts drawn there; forward over b loops, backward over the last T, Adam;\n"
                        "recorded once as a CUDA graph, then replayed), median of %d after 2 warm-up, matrix multiplies in %s\n",
                        o->bench_runs, precisions[o->precision]);
@@ -2564,7 +2560,7 @@ static int cmd_bench(options *o) {
                 rc = o->gpu ? time_steps_gpu(&m, &tc, o->bench_runs, &meds[r], &b_r) : time_steps(&m, &tc, o->bench_runs, &meds[r], &b_r);
                 if (rc == 0 && (r == 0 || b_r < best)) best = b_r;
                 if (rc == 0 && o->bench_compare) {
-                    pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads, prec);
+                    pts[r] = pytorch_ms(&c, tc.n_points, tc.batch_size, o->bench_runs, threads, prec, o->gpu);
                     ratios[r] = meds[r] / pts[r];
                 }
             }
@@ -2601,8 +2597,8 @@ static int cmd_bench(options *o) {
            "process %.1f MB\n", o->gpu ? "; host and GPU" : "", ru.ru_maxrss / 1e3);
     if (g_torch_version[0])
         printf("PyTorch %s (reference/bench_step.py: the reference model with SDPA attention and fused GELU; bf16: its\n"
-               "forward under torch.autocast bfloat16), same threads\n",
-               g_torch_version);
+               "forward under torch.autocast bfloat16%s), %s\n", g_torch_version, o->gpu ? "; tf32: allow_tf32" : "",
+               o->gpu ? "eager on the same GPU, each step between two synchronizes" : "same threads");
     char err[LTF_ERR_LEN];
     if (!o->gpu) ltf_cpu_set_precision(precisions[o->precision], err);   /* back to the run's mode */
     return rc ? 1 : 0;
