@@ -8,10 +8,10 @@ float32). tf32 (cuda only): float32 matrix multiplies on tensor cores (allow_tf3
 --precision tf32 on the GPU. cuda: model, data and optimizer on the GPU, each step timed between
 two torch.cuda.synchronize() calls (eager mode, no CUDA graph: the paper's code as it runs).
 Prints one line: "pytorch <torch version> median_ms <m> min_ms <m> runs <r>"; exit 77 when torch
-or the GPU is missing.
+(or, for cuda, the GPU) is missing.
 The model is looped_tf_ref.LoopedTF (float32, the paper's initialisation) with PyTorch's fused
 kernels swapped in for the reference's explicit formulas (same math): scaled_dot_product_attention
-for the causal attention and F.gelu(approximate="tanh") for GELU. Exit 77 when torch is missing.
+for the causal attention and F.gelu(approximate="tanh") for GELU.
 """
 import statistics
 import sys
@@ -51,8 +51,7 @@ def main(argv):
     d, n, C, H, L, b, T, B, runs, warmup, threads = (int(a) for a in argv[1:12])
     bf16 = prec == "bf16"
     if dev == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
-        torch.backends.cudnn.allow_tf32 = prec == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"   # the model has no convolutions
     torch.set_num_threads(threads)
     torch.manual_seed(42)
     if hasattr(F, "scaled_dot_product_attention"):
