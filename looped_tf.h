@@ -959,12 +959,15 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend'
  * the order the hardware likes (the GotoBLAS/BLIS scheme):
  *   - The threads split Cm into slices of rows (or of columns, when Cm is wider than tall, as
  *     for weight gradients like dW_fcp [C, 4C]); each thread runs ltf__gemm_block on its slice.
- *   - K is walked in blocks of KC and N in blocks of NC. An operand read across its rows (W^T
- *     in forward, dout^T in the weight gradient, K^T in attention) is copied ("packed") block
- *     by block into a contiguous, zero-padded buffer on the stack: B into NR-wide panels
- *     [KC][NR], MR rows of A into [KC][MR]. Every read of the inner loop is then unit-stride
- *     and hits L1/L2 cache. An operand whose rows are contiguous is read in place (packed only
- *     where a tile would run past its edge): copying it would cost more than it saves.
+ *   - K is walked in blocks of KC and N in blocks of NC. B is copied ("packed") block by block
+ *     into a contiguous, zero-padded buffer on the stack, in NR-wide panels [KC][NR] (W^T in
+ *     forward through 8 x 8 transposes in registers); A is packed MR rows at a time into
+ *     [KC][MR] where it is read across its rows (dout^T in the weight gradient) and read in
+ *     place where its rows are contiguous. Every read of the inner loop is then unit-stride
+ *     and hits L1/L2 cache. Row-major B read in place, as version 0.1 did, made the backward
+ *     multiplies 25% slower at the report's shapes (one thread): its kc rows, 1 or 4 KB apart,
+ *     fall into a few L1 sets and evict each other. It stays in place only where few row
+ *     strips read it (M <= 4 MR: attention's per-head products), so the copy would not pay.
  *   - The micro-kernel holds an MR x NR tile of Cm in vector registers while k runs over the
  *     block: per k, NV vector loads of B and MR broadcasts of A, MR * NV fused multiply-adds
  *     of whole vectors. The tile is then added to Cm. A tile at the ragged right edge runs
@@ -1058,11 +1061,12 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
 }
 
 /* Cm[0..mr, 0..nr] += A . B over kc, where A[r, k] = Ap[r * ar + k * ak] and B[k, j] =
- * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a packed B panel has bk = its
- * padded width; a full tile of a row-major operand is read in place (ar = a_row, ak = 1;
- * bk = b_row). nv: the vectors of B the tile needs (nr <= nv * VL). set = 1: Cm = bias + A . B
- * instead (bias [nr], or zeros when NULL): a forward Linear's first K block, which saves
- * writing the bias into Cm in a pass of its own. */
+ * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a full tile of a row-major A is
+ * read in place (ar = a_row, ak = 1); a packed B panel has bk = its padded width, B read in
+ * place bk = b_row. nv: the
+ * vectors of B the tile needs (nr <= nv * VL). set = 1: Cm = bias + A . B instead (bias [nr],
+ * or zeros when NULL): a forward Linear's first K block, which saves writing the bias into Cm
+ * in a pass of its own. */
 static inline void ltf__gemm_tile(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp,
                                   ptrdiff_t bk, float *Cm, ptrdiff_t ldc, int mr, int nr, int set,
                                   const float *bias, const int nv) {
@@ -1121,17 +1125,51 @@ static void ltf__gemm_micro(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak,
  * so a W^T operand (b_row = 1) is read along its rows. */
 static int ltf__panel_width(int cols) { return cols < LTF__NR ? (cols + LTF__VL - 1) / LTF__VL * LTF__VL : LTF__NR; }
 
+#if defined(__AVX2__)
+/* dst[k * ldd + j] = src[j * ld + k] for j, k < 8: the 8 x 8 transpose of unpack, shuffle and
+ * lane-permute steps (each output vector gathers one k from the 8 input rows) */
+static inline void ltf__transpose8(const float *src, ptrdiff_t ld, float *dst, ptrdiff_t ldd) {
+    __m256 r[8], t[8], u[8];
+    for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * ld);
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_ps(r[j], r[j + 1]);      /* r0k0 r1k0 r0k1 r1k1 | r0k4 r1k4 r0k5 r1k5 */
+        t[j + 1] = _mm256_unpackhi_ps(r[j], r[j + 1]);  /* k2, k3 | k6, k7 */
+    }
+    for (int j = 0; j < 8; j += 4) {
+        u[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);       /* k0 of 4 rows | k4 */
+        u[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);   /* k1 | k5 */
+        u[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44); /* k2 | k6 */
+        u[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE); /* k3 | k7 */
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + k * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
+        _mm256_storeu_ps(dst + (k + 4) * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
+    }
+}
+#endif
+
 static void ltf__gemm_pack_b(float *Bp, const float *B, ptrdiff_t b_row, ptrdiff_t b_col, int kc, int nc) {
     for (int jp = 0; jp < nc; jp += LTF__NR) {
         float *panel = Bp + (size_t)jp * kc;
         int w = nc - jp < LTF__NR ? nc - jp : LTF__NR, wp = ltf__panel_width(w);
         if (b_row == 1) {
-            for (int j = 0; j < wp; j++)
-                for (int k = 0; k < kc; k++) panel[k * wp + j] = j < w ? B[k + (jp + j) * b_col] : 0.0f;
+            int j8 = 0, k8 = 0;
+#if defined(__AVX2__)
+            for (k8 = 0; k8 + 8 <= kc; k8 += 8)   /* 8 x 8 blocks transposed in registers */
+                for (j8 = 0; j8 + 8 <= w; j8 += 8)
+                    ltf__transpose8(B + k8 + (jp + j8) * b_col, b_col, panel + k8 * wp + j8, wp);
+#endif
+            for (int j = 0; j < w; j++)   /* what the blocks left: columns past j8, rows past k8 */
+                for (int k = j < j8 ? k8 : 0; k < kc; k++) panel[k * wp + j] = B[k + (jp + j) * b_col];
+        } else if (b_col == 1) {
+            for (int k = 0; k < kc; k++)   /* a plain loop: memcpy of a runtime size became rep movs */
+                for (int j = 0; j < w; j++) panel[k * wp + j] = B[k * b_row + jp + j];
         } else {
             for (int k = 0; k < kc; k++)
-                for (int j = 0; j < wp; j++) panel[k * wp + j] = j < w ? B[k * b_row + (jp + j) * b_col] : 0.0f;
+                for (int j = 0; j < w; j++) panel[k * wp + j] = B[k * b_row + (jp + j) * b_col];
         }
+        for (int k = 0; w < wp && k < kc; k++)
+            for (int j = w; j < wp; j++) panel[k * wp + j] = 0.0f;
     }
 }
 
@@ -1147,14 +1185,15 @@ static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff
 }
 
 /* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner);
- * set = 1: Cm = bias + A . B (K >= 1). Operands whose rows are contiguous (a_col = 1,
- * b_col = 1) are read in place, and packed only where a tile would read past their edge. */
+ * set = 1: Cm = bias + A . B (K >= 1). B is packed unless few row strips read it and its rows
+ * are contiguous; A is read in place where its rows are contiguous (a_col = 1) and packed where
+ * they are not or a tile would read past its edge. */
 static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
                             int set, const float *bias, int bf16) {
     float Bp[LTF__KC * LTF__NC];
     float Ap[LTF__KC * LTF__MR];
-    int pack_b = bf16 || b_col != 1 || N % LTF__VL != 0;
+    int pack_b = bf16 || b_col != 1 || N % LTF__VL != 0 || M > 4 * LTF__MR;
     for (int jc = 0; jc < N; jc += LTF__NC) {
         int nc = N - jc < LTF__NC ? N - jc : LTF__NC;
         for (int kc0 = 0; kc0 < K; kc0 += LTF__KC) {
