@@ -81,7 +81,7 @@ sanitize() {
         build/demo_asan compare --steps 2 --C 16 --eval-prompts 16 --fixed-point 8 --out build/asan_out > /dev/null 2>&1 \
         || { echo "build.sh sanitize: demo compare failed under ASan/UBSan"; exit 1; }
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        build/demo_asan bench --configs small --runs 1 > /dev/null 2>&1 \
+        build/demo_asan bench --configs small --runs 1 --profile on > /dev/null 2>&1 \
         || { echo "build.sh sanitize: demo bench failed under ASan/UBSan"; exit 1; }
     echo "== build.sh sanitize: demo under valgrind memcheck"
     if ! command -v valgrind >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -133,7 +133,7 @@ typedef struct {
     const char *given[N_FLAGS];   /* the value of each flag on the command line, or NULL      */
     int gpu;                  /* 1: train and evaluate the model on the GPU (--gpu on)       */
     int precision;            /* the GPU's matrix multiplies: 0 fp32, 1 tf32, 2 bf16          */
-    int profile;              /* bench --gpu on: time per kernel (--profile on)              */
+    int profile;              /* bench: time per op (CPU) or per kernel (--gpu on)           */
     int gpu_model;            /* bench: print the GPU performance model, run nothing         */
     const char *grid;         /* sweep: "key=v1,v2 key=..."                                  */
     int seeds, jobs, emit, point;   /* sweep: seeds per point, workers, 0/1/2 = none/slurm/parallel, one point or -1 */
@@ -249,8 +249,9 @@ static void usage(FILE *f) {
         "  --precision fp32|tf32|bf16  the Linear layers' matrix multiplies: float32, or operands rounded\n"
         "                           to TF32 (GPU only) or bfloat16 with float32 sums (fp32). bench on the\n"
         "                           CPU without it: both fp32 and bf16\n"
-        "  --profile on|off         bench --gpu on: also time every kernel (CUDA events) over 3 more\n"
-        "                           steps and list them by time (off)\n"
+        "  --profile on|off         bench: also time the ops of 3 more steps and list them by time, with\n"
+        "                           the multiplies' GFLOP/s and %% of peak (CPU: ltf_cpu_profile); with\n"
+        "                           --gpu on every kernel (CUDA events) (off)\n"
         "  --gpu-model on|off       bench: print the GPU performance model of each config (launches,\n"
         "                           GFLOP, GB, expected ms/step on an H100 and an H200 in fp32, tf32\n"
         "                           and bf16; workbench/speed.h) and run nothing; with --gpu on the\n"
@@ -576,10 +577,6 @@ static int check_flags(const options *o) {
     }
     if (o->precision == 1 && !o->gpu) {
         fprintf(stderr, "demo: --precision 'tf32' is not allowed without --gpu on: the CPU has fp32 and bf16\n");
-        return -1;
-    }
-    if (o->profile && !o->gpu) {
-        fprintf(stderr, "demo: --profile 'on' is not allowed without --gpu on: it times GPU kernels\n");
         return -1;
     }
     if (cmd == CMD_GRID) {
@@ -2468,6 +2465,33 @@ static int profile_steps(ltf_model *m, const ltf_train_config *tc) {
     return 0;
 }
 
+/* --profile on, CPU: 3 more steps with every op timed (ltf_cpu_profile), then the ops by time
+ * per step, the multiplies' GFLOP/s and share of the peak; "rest" is the step's time outside
+ * the ops timed (read-out, loss, injection, residual adds, the loop's bookkeeping). */
+static int cpu_profile_steps(ltf_model *m, const ltf_train_config *tc, double peak) {
+    enum { STEPS = 3 };
+    ltf_op_time ops[32];
+    double med, best, step_ms = 0, in_ops = 0;
+    ltf_cpu_profile(1);
+    double t0 = now_s();
+    int rc = time_steps(m, tc, STEPS, &med, &best);   /* (its 2 warm-up steps are timed too) */
+    step_ms = 1e3 * (now_s() - t0) / (STEPS + 2);
+    ltf_cpu_profile(0);
+    if (rc != 0) return -1;
+    int n = ltf_cpu_profile_read(ops, 32);
+    printf("  per step (%d steps, the ops timed on the wall clock): %.2f ms\n", STEPS + 2, step_ms);
+    printf("  %-32s %8s %10s %7s %9s %6s\n", "op", "calls", "ms", "%step", "GFLOP/s", "%peak");
+    for (int i = 0; i < n; i++) {
+        double ms = ops[i].ms / (STEPS + 2);
+        in_ops += ms;
+        printf("  %-32s %8.0f %10.2f %7.1f", ops[i].name, (double)ops[i].calls / (STEPS + 2), ms, 100.0 * ms / step_ms);
+        if (ops[i].gflop > 0) printf(" %9.1f %6.0f", ops[i].gflop / (ops[i].ms / 1e3), peak > 0 ? 100.0 * ops[i].gflop / (ops[i].ms / 1e3) / peak : 0.0);
+        printf("\n");
+    }
+    printf("  %-32s %8s %10.2f %7.1f\n", "rest", "", step_ms - in_ops, 100.0 * (step_ms - in_ops) / step_ms);
+    return 0;
+}
+
 /* The settings of issue 4's anchor table (batch 64, L = 1, looped). */
 static int bench_config(const char *name, const options *o, ltf_config *c, ltf_train_config *tc) {
     static const struct { const char *name; int d, n, C, H, b, T; } known[] = {
@@ -2585,7 +2609,7 @@ static int cmd_bench(options *o) {
                     printf("  model: ");
                     print_gpu_model(name, &c, &tc, o->precision, strstr(g_gpu_name, "H100") ? &ltf_gpu_h100 : &ltf_gpu_h200);
                 }
-                if (o->profile && profile_steps(&m, &tc) != 0) rc = 1;
+                if (o->profile && (o->gpu ? profile_steps(&m, &tc) : cpu_profile_steps(&m, &tc, peak)) != 0) rc = 1;
             }
         }
         ltf_model_free(&m);

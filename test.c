@@ -941,6 +941,54 @@ static void test_training_learns(void) {
     ltf_model_free(&m);
 }
 
+/* ltf_cpu_profile: the op counts and the multiplies' work of one training pass, known from the
+ * loop (b block applications forward, T backward, 4 Linear layers each, and the read-in's
+ * multiply and its weight gradient once), nothing counted while
+ * off, the list sorted and cut to cap, and the same bits with the profile on */
+static void test_cpu_profile(void) {
+    int b = 4, T = 2, B = 8, n = 5, d = 3;
+    ltf_config c = small_config(LTF_LOOPED, 1, b, T);
+    ltf_train_config t;
+    ltf_train_config_default(&t);
+    ltf_model m[2];
+    char err[LTF_ERR_LEN];
+    float *xs = rand_buf((size_t)B * n * d, 1), *ys = rand_buf((size_t)B * n, 1), loss;
+    for (int k = 0; k < 2; k++) CHECK(ltf_model_create(&m[k], &c, 7, err) == 0, "create: %s", err);
+    ltf_cpu_profile(1);
+    CHECK(ltf_train_step(&m[0], &t, xs, ys, B, n, &loss) == 0, "step: %s", m[0].err);
+    ltf_cpu_profile(0);
+    CHECK(ltf_train_step(&m[0], &t, xs, ys, B, n, &loss) == 0, "step: %s", m[0].err);   /* not counted */
+    for (int s = 0; s < 2; s++) CHECK(ltf_train_step(&m[1], &t, xs, ys, B, n, &loss) == 0, "step: %s", m[1].err);
+    CHECK(memcmp(m[0].params, m[1].params, sizeof(float) * m[0].n_params) == 0, "the profile changed the bits");
+    ltf_op_time ops[32];
+    int k = ltf_cpu_profile_read(ops, 32), found = 0;
+    double rows = (double)B * 2 * n, C = c.n_embd, mm = 2.0 * rows * 12 * C * C * 1e-9;   /* 4 Linears: 12 C^2 */
+    double in = 2.0 * rows * d * C * 1e-9;                                                 /* read-in: d -> C */
+    struct { const char *name; long calls; double gflop; } want[] = {
+        {"matmul forward (+ bias)", 4L * b + 1, b * mm + in}, {"matmul backward: dinp", 4L * T, T * mm},
+        {"matmul backward: dw", 4L * T + 1, T * mm + in}, {"attention forward", b, -1}, {"attention backward", T, -1},
+        {"adam", 1, 0}};
+    for (int i = 0; i < k; i++) {
+        CHECK(ops[i].ms >= 0 && (i == 0 || ops[i].ms <= ops[i - 1].ms), "%s: %.3f ms, out of order", ops[i].name, ops[i].ms);
+        for (size_t j = 0; j < sizeof want / sizeof want[0]; j++) {
+            if (strcmp(ops[i].name, want[j].name) != 0) continue;
+            found++;
+            CHECK(ops[i].calls == want[j].calls, "%s: %ld calls, expected %ld", ops[i].name, ops[i].calls, want[j].calls);
+            CHECK(want[j].gflop < 0 ? ops[i].gflop > 0 : fabs(ops[i].gflop - want[j].gflop) <= 1e-12 * (1 + want[j].gflop),
+                  "%s: %.9f GFLOP, expected %.9f", ops[i].name, ops[i].gflop, want[j].gflop);
+        }
+    }
+    CHECK(found == (int)(sizeof want / sizeof want[0]), "%d of the %d ops expected in the profile", found,
+          (int)(sizeof want / sizeof want[0]));
+    CHECK(ltf_cpu_profile_read(ops, 2) == 2, "cap 2 not respected");
+    ltf_cpu_profile(1);
+    CHECK(ltf_cpu_profile_read(ops, 32) == 0, "ltf_cpu_profile(1) did not clear the profile");
+    ltf_cpu_profile(0);
+    printf("  one pass, b = %d, T = %d: %d ops timed, the multiplies' calls and GFLOP as the loop has them\n", b, T, k);
+    for (int i = 0; i < 2; i++) ltf_model_free(&m[i]);
+    free(xs); free(ys);
+}
+
 static void test_threads_same_bits(void) {
     /* the threads split rows, columns and heads but never a sum: 3 training steps on all
      * threads and on one give the same parameters bit for bit */
@@ -2720,7 +2768,6 @@ static void test_demo_flags(void) {
         {"bench --rounds 0", "--rounds", "'0'", "1..20"},
         {"--precision fp16", "--precision", "'fp16'", "fp32 tf32 bf16"},
         {"--precision tf32", "--precision", "'tf32'", "without --gpu on"},
-        {"bench --profile on", "--profile", "'on'", "without --gpu on"},
         {"--profile on", "--profile", "'on'", "only to bench"},
         {"bench --gpu-model maybe", "--gpu-model", "'maybe'", "off on"},
         {"sweep", "sweep", "--grid", "b=4,8"},
@@ -4260,6 +4307,7 @@ typedef struct { const char *name; void (*fn)(void); } test_case;
 int main(int argc, char **argv) {
     test_case tests[] = {   /* in the order of this file's sections */
         {"gemm", test_gemm},                                  /* matrix multiply            */
+        {"cpu_profile", test_cpu_profile},                    /* the CPU ops' profile       */
         {"bf16", test_bf16},                                  /* bf16 Linear layers         */
         {"plain_twins", test_plain_twins},                    /* plain twins                */
         {"op_gradients", test_op_gradients},                  /* op gradient checks         */
