@@ -970,10 +970,11 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend'
  *     for weight gradients like dW_fcp [C, 4C]); each thread runs ltf__gemm_block on its slice.
  *   - K is walked in blocks of KC and N in blocks of NC. B is copied ("packed") block by block
  *     into a contiguous, zero-padded buffer on the stack, in NR-wide panels [KC][NR] (W^T in
- *     forward through 8 x 8 transposes in registers); A is packed MR rows at a time into
- *     [KC][MR] where it is read across its rows (dout^T in the weight gradient) and read in
- *     place where its rows are contiguous. Every read of the inner loop is then unit-stride
- *     and hits L1/L2 cache. Row-major B read in place, as version 0.1 did, made the backward
+ *     forward through 8 x 8 transposes in registers). A is read in place, or packed MR rows at
+ *     a time into [KC][MR] where a tile would read past its edge and where it is read across
+ *     its rows (dout^T in the weight gradient) for at least 128 columns of Cm: the copy costs
+ *     about as much as 128 columns' multiply-adds save (measured, weight gradients: in place
+ *     16% faster at 64 columns, 12% slower at 256). Row-major B read in place, as version 0.1 did, made the backward
  *     multiplies 25% slower at the report's shapes (one thread): its kc rows, 1 or 4 KB apart,
  *     fall into a few L1 sets and evict each other. It stays in place only where few row
  *     strips read it (M <= 4 MR: attention's per-head products), so the copy would not pay.
@@ -1195,8 +1196,8 @@ static void ltf__gemm_pack_a(float *Ap, const float *A, ptrdiff_t a_row, ptrdiff
 
 /* One thread's share: Cm[0..M, 0..N] += A . B (the pointers already at the share's corner);
  * set = 1: Cm = bias + A . B (K >= 1). B is packed unless few row strips read it and its rows
- * are contiguous; A is read in place where its rows are contiguous (a_col = 1) and packed where
- * they are not or a tile would read past its edge. */
+ * are contiguous; A is packed at a ragged edge, and where its rows are not contiguous and Cm
+ * has at least 128 columns; elsewhere read in place. */
 static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdiff_t a_col,
                             const float *B, ptrdiff_t b_row, ptrdiff_t b_col, float *Cm, ptrdiff_t ldc,
                             int set, const float *bias, int bf16) {
@@ -1213,12 +1214,12 @@ static void ltf__gemm_block(int M, int N, int K, const float *A, ptrdiff_t a_row
             for (int ir = 0; ir < M; ir += LTF__MR) {
                 int mr = M - ir < LTF__MR ? M - ir : LTF__MR;
                 const float *Ak = A + ir * a_row + kc0 * a_col;
-                int pack_a = bf16 || a_col != 1 || mr < LTF__MR;
+                int pack_a = bf16 || mr < LTF__MR || (a_col != 1 && N >= 128);
                 if (pack_a) ltf__gemm_pack_a(Ap, Ak, a_row, a_col, mr, kc);
                 if (bf16) ltf__bf16_round_all(Ap, (size_t)kc * LTF__MR);
                 for (int jp = 0; jp < nc; jp += LTF__NR) {
                     int nr = nc - jp < LTF__NR ? nc - jp : LTF__NR;
-                    ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : 1,
+                    ltf__gemm_micro(kc, pack_a ? Ap : Ak, pack_a ? 1 : a_row, pack_a ? LTF__MR : a_col,
                                     pack_b ? Bp + (size_t)jp * kc : Bk + jp, pack_b ? ltf__panel_width(nr) : b_row,
                                     Cm + (ptrdiff_t)ir * ldc + jc + jp, ldc, mr, nr,
                                     set && kc0 == 0, bias ? bias + jc + jp : NULL);
