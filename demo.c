@@ -249,9 +249,10 @@ static void usage(FILE *f) {
         "  --precision fp32|tf32|bf16  the Linear layers' matrix multiplies: float32, or operands rounded\n"
         "                           to TF32 (GPU only) or bfloat16 with float32 sums (fp32). bench on the\n"
         "                           CPU without it: both fp32 and bf16\n"
-        "  --profile on|off         bench: also time the ops of 3 more steps and list them by time, with\n"
-        "                           the multiplies' GFLOP/s and %% of peak (CPU: ltf_cpu_profile); with\n"
-        "                           --gpu on every kernel (CUDA events) (off)\n"
+        "  --profile on|off         bench: also time the ops of --runs more steps (at least 5; CPU:\n"
+        "                           ltf_cpu_profile, medians per step) and list them by time, with the\n"
+        "                           multiplies' GFLOP/s and %% of peak; with --gpu on every kernel over\n"
+        "                           3 steps (CUDA events) (off)\n"
         "  --gpu-model on|off       bench: print the GPU performance model of each config (launches,\n"
         "                           GFLOP, GB, expected ms/step on an H100 and an H200 in fp32, tf32\n"
         "                           and bf16; workbench/speed.h) and run nothing; with --gpu on the\n"
@@ -2392,16 +2393,25 @@ static double median_of(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Median ms of `runs` training steps (Adam included) on one fixed batch, after 2 warm-up steps. */
-static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
-    int B = tc->batch_size, n = tc->n_points, d = m->cfg.n_dims, rc = 0;
-    float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d), *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
-    double *t = (double *)malloc(sizeof(double) * (size_t)runs);
-    if (!xs || !ys || !t) { free(xs); free(ys); free(t); fprintf(stderr, "demo: out of memory\n"); return -1; }
+/* The bench's one fixed batch (linear regression, seed 1); NULL + message when out of memory */
+static float *bench_batch(const ltf_model *m, const ltf_train_config *tc, float **ys) {
+    int B = tc->batch_size, n = tc->n_points, d = m->cfg.n_dims;
+    float *xs = (float *)malloc(sizeof(float) * (size_t)B * n * d);
+    *ys = (float *)malloc(sizeof(float) * (size_t)B * n);
+    if (!xs || !*ys) { free(xs); free(*ys); fprintf(stderr, "demo: out of memory\n"); return NULL; }
     ltf_task task = ltf_task_make(LTF_TASK_LINEAR, d, d);
     ltf_rng r;
     ltf_rng_seed(&r, 1);
-    ltf_task_sample(&task, &r, B, n, xs, ys);
+    ltf_task_sample(&task, &r, B, n, xs, *ys);
+    return xs;
+}
+
+/* Median ms of `runs` training steps (Adam included) on one fixed batch, after 2 warm-up steps. */
+static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
+    int B = tc->batch_size, n = tc->n_points, rc = 0;
+    float *ys, *xs = bench_batch(m, tc, &ys);
+    double *t = (double *)malloc(sizeof(double) * (size_t)runs);
+    if (!xs || !t) { free(xs); if (xs) free(ys); free(t); if (xs) fprintf(stderr, "demo: out of memory\n"); return -1; }
     for (int i = 0; i < 2 + runs && rc == 0; i++) {
         float loss;
         double t0 = now_s();
@@ -2465,30 +2475,66 @@ static int profile_steps(ltf_model *m, const ltf_train_config *tc) {
     return 0;
 }
 
-/* --profile on, CPU: 3 more steps with every op timed (ltf_cpu_profile), then the ops by time
- * per step, the multiplies' GFLOP/s and share of the peak; "rest" is the step's time outside
- * the ops timed (read-out, loss, injection, residual adds, the loop's bookkeeping). */
-static int cpu_profile_steps(ltf_model *m, const ltf_train_config *tc, double peak) {
-    enum { STEPS = 3 };
-    ltf_op_time ops[32];
-    double med, best, step_ms = 0, in_ops = 0;
-    ltf_cpu_profile(1);
-    double t0 = now_s();
-    int rc = time_steps(m, tc, STEPS, &med, &best);   /* (its 2 warm-up steps are timed too) */
-    step_ms = 1e3 * (now_s() - t0) / (STEPS + 2);
-    ltf_cpu_profile(0);
-    if (rc != 0) return -1;
-    int n = ltf_cpu_profile_read(ops, 32);
-    printf("  per step (%d steps, the ops timed on the wall clock): %.2f ms\n", STEPS + 2, step_ms);
+/* --profile on, CPU: `steps` more steps (5..64), each with its ops timed (ltf_cpu_profile),
+ * then per op the median over the steps of its time per step, against the median step; the
+ * multiplies' GFLOP/s and share of the peak from those medians. Medians, so that a burst of
+ * another process on a shared machine moves a row less. "rest" is the median step's time
+ * outside the ops timed (read-out, loss, injection, residual adds, the loop's bookkeeping). */
+static int cpu_profile_steps(ltf_model *m, const ltf_train_config *tc, int steps, double peak) {
+    enum { MAX_STEPS = 64, MAX_OPS = 32 };
+    static double ms[MAX_OPS][MAX_STEPS], step_ms[MAX_STEPS];
+    const char *name[MAX_OPS];
+    double gflop[MAX_OPS], col[MAX_STEPS], in_ops = 0;
+    long calls[MAX_OPS];
+    int n_ops = 0, rc = 0, B = tc->batch_size, n = tc->n_points;
+    steps = steps < 5 ? 5 : steps > MAX_STEPS ? MAX_STEPS : steps;
+    float *ys, *xs = bench_batch(m, tc, &ys);
+    if (!xs) return -1;
+    for (int s = 0; s < steps && rc == 0; s++) {
+        ltf_op_time ops[MAX_OPS];
+        float loss;
+        ltf_cpu_profile(1);
+        double t0 = now_s();
+        rc = ltf_train_step(m, tc, xs, ys, B, n, &loss);
+        step_ms[s] = 1e3 * (now_s() - t0);
+        ltf_cpu_profile(0);
+        int k = ltf_cpu_profile_read(ops, MAX_OPS);
+        for (int i = 0; i < k; i++) {   /* a column per op, in the order first seen */
+            int j = 0;
+            while (j < n_ops && strcmp(name[j], ops[i].name) != 0) j++;
+            if (j == n_ops) {
+                if (n_ops == MAX_OPS) continue;
+                name[j] = ops[i].name; calls[j] = ops[i].calls; gflop[j] = ops[i].gflop;
+                memset(ms[j], 0, sizeof ms[j]);   /* an op missing from an earlier step took 0 there */
+                n_ops++;
+            }
+            ms[j][s] = ops[i].ms;
+        }
+    }
+    free(xs); free(ys);
+    if (rc != 0) { fprintf(stderr, "demo: bench step: %s\n", m->err); return -1; }
+    double med_ms[MAX_OPS], step = median_of(step_ms, steps);
+    int order[MAX_OPS];
+    for (int j = 0; j < n_ops; j++) {
+        memcpy(col, ms[j], sizeof(double) * (size_t)steps);
+        med_ms[j] = median_of(col, steps);
+        in_ops += med_ms[j];
+        order[j] = j;
+    }
+    for (int a = 1; a < n_ops; a++)   /* most time first */
+        for (int b = a; b > 0 && med_ms[order[b]] > med_ms[order[b - 1]]; b--) { int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t; }
+    printf("  ops of %d more steps (ltf_cpu_profile, wall clock), medians per step; median step %.2f ms\n", steps, step);
     printf("  %-32s %8s %10s %7s %9s %6s\n", "op", "calls", "ms", "%step", "GFLOP/s", "%peak");
-    for (int i = 0; i < n; i++) {
-        double ms = ops[i].ms / (STEPS + 2);
-        in_ops += ms;
-        printf("  %-32s %8.0f %10.2f %7.1f", ops[i].name, (double)ops[i].calls / (STEPS + 2), ms, 100.0 * ms / step_ms);
-        if (ops[i].gflop > 0) printf(" %9.1f %6.0f", ops[i].gflop / (ops[i].ms / 1e3), peak > 0 ? 100.0 * ops[i].gflop / (ops[i].ms / 1e3) / peak : 0.0);
+    for (int a = 0; a < n_ops; a++) {
+        int j = order[a];
+        printf("  %-32s %8ld %10.2f %7.1f", name[j], calls[j], med_ms[j], 100.0 * med_ms[j] / step);
+        if (gflop[j] > 0 && med_ms[j] > 0) {
+            double rate = gflop[j] / (med_ms[j] / 1e3);
+            printf(" %9.1f %6.0f", rate, peak > 0 ? 100.0 * rate / peak : 0.0);
+        }
         printf("\n");
     }
-    printf("  %-32s %8s %10.2f %7.1f\n", "rest", "", step_ms - in_ops, 100.0 * (step_ms - in_ops) / step_ms);
+    printf("  %-32s %8s %10.2f %7.1f\n", "rest", "", step - in_ops, 100.0 * (step - in_ops) / step);
     return 0;
 }
 
@@ -2609,7 +2655,7 @@ static int cmd_bench(options *o) {
                     printf("  model: ");
                     print_gpu_model(name, &c, &tc, o->precision, strstr(g_gpu_name, "H100") ? &ltf_gpu_h100 : &ltf_gpu_h200);
                 }
-                if (o->profile && (o->gpu ? profile_steps(&m, &tc) : cpu_profile_steps(&m, &tc, peak)) != 0) rc = 1;
+                if (o->profile && (o->gpu ? profile_steps(&m, &tc) : cpu_profile_steps(&m, &tc, o->bench_runs, peak)) != 0) rc = 1;
             }
         }
         ltf_model_free(&m);
