@@ -1,5 +1,5 @@
 /* looped_tf.h - looped transformers in one C header, trained by hand-written backprop.
- * version 0.2.0 (2026-12-03)                                   licence: MIT (end of this file)
+ * version 0.3.0 (2026-12-04)                                   licence: MIT (end of this file)
  *
  * The reference implementation of "Looped Transformers are Better at Learning Learning
  * Algorithms" (Yang, Lee, Nowak, Papailiopoulos; ICLR 2024; arXiv 2311.12424). The math it
@@ -124,7 +124,7 @@
 extern "C" {
 #endif
 
-#define LTF_VERSION "0.2.0"   /* major.minor.patch; checkpoints carry their own format_version */
+#define LTF_VERSION "0.3.0"   /* major.minor.patch; checkpoints carry their own format_version */
 #define LTF_ERR_LEN 256
 #define LTF_MAX_LAYERS 64
 #define LTF_MAX_DIMS 4096   /* largest task dimension d */
@@ -974,10 +974,11 @@ size_t ltf_model_bytes(const ltf_model *m) {   /* host memory, plus the backend'
  *     a time into [KC][MR] where a tile would read past its edge and where it is read across
  *     its rows (dout^T in the weight gradient) for at least 128 columns of Cm: the copy costs
  *     about as much as 128 columns' multiply-adds save (measured, weight gradients: in place
- *     16% faster at 64 columns, 12% slower at 256). Row-major B read in place, as version 0.1 did, made the backward
- *     multiplies 25% slower at the report's shapes (one thread): its kc rows, 1 or 4 KB apart,
- *     fall into a few L1 sets and evict each other. It stays in place only where few row
- *     strips read it (M <= 4 MR: attention's per-head products), so the copy would not pay.
+ *     16% faster at 64 columns, 12% slower at 256). Row-major B read in place, as version
+ *     0.2.0 did, made the backward multiplies take a third longer at the report's shapes (one
+ *     thread): its kc rows, 1 or 4 KB apart, fall into a few L1 sets and evict each other. It
+ *     stays in place only where few row strips read it (M <= 4 MR: attention's per-head
+ *     products), so the copy would not pay.
  *   - The micro-kernel holds an MR x NR tile of Cm in vector registers while k runs over the
  *     block: per k, NV vector loads of B and MR broadcasts of A, MR * NV fused multiply-adds
  *     of whole vectors. The tile is then added to Cm. A tile at the ragged right edge runs
