@@ -2410,8 +2410,9 @@ static float *bench_batch(const ltf_model *m, const ltf_train_config *tc, float 
 static int time_steps(ltf_model *m, const ltf_train_config *tc, int runs, double *median, double *best) {
     int B = tc->batch_size, n = tc->n_points, rc = 0;
     float *ys, *xs = bench_batch(m, tc, &ys);
+    if (!xs) return -1;
     double *t = (double *)malloc(sizeof(double) * (size_t)runs);
-    if (!xs || !t) { free(xs); if (xs) free(ys); free(t); if (xs) fprintf(stderr, "demo: out of memory\n"); return -1; }
+    if (!t) { free(xs); free(ys); fprintf(stderr, "demo: out of memory\n"); return -1; }
     for (int i = 0; i < 2 + runs && rc == 0; i++) {
         float loss;
         double t0 = now_s();
@@ -2521,8 +2522,12 @@ static int cpu_profile_steps(ltf_model *m, const ltf_train_config *tc, int steps
         in_ops += med_ms[j];
         order[j] = j;
     }
-    for (int a = 1; a < n_ops; a++)   /* most time first */
-        for (int b = a; b > 0 && med_ms[order[b]] > med_ms[order[b - 1]]; b--) { int t = order[b]; order[b] = order[b - 1]; order[b - 1] = t; }
+    for (int a = 1; a < n_ops; a++)   /* most time first (insertion sort of the indices) */
+        for (int b = a; b > 0 && med_ms[order[b]] > med_ms[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
     printf("  ops of %d more steps (ltf_cpu_profile, wall clock), medians per step; median step %.2f ms\n", steps, step);
     printf("  %-32s %8s %10s %7s %9s %6s\n", "op", "calls", "ms", "%step", "GFLOP/s", "%peak");
     for (int a = 0; a < n_ops; a++) {

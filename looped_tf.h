@@ -1072,12 +1072,11 @@ void ltf_gemm_plain(int M, int N, int K, const float *A, ptrdiff_t a_row, ptrdif
 }
 
 /* Cm[0..mr, 0..nr] += A . B over kc, where A[r, k] = Ap[r * ar + k * ak] and B[k, j] =
- * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a full tile of a row-major A is
- * read in place (ar = a_row, ak = 1); a packed B panel has bk = its padded width, B read in
- * place bk = b_row. nv: the
- * vectors of B the tile needs (nr <= nv * VL). set = 1: Cm = bias + A . B instead (bias [nr],
- * or zeros when NULL): a forward Linear's first K block, which saves writing the bias into Cm
- * in a pass of its own. */
+ * Bp[k * bk + j]: a packed, zero-padded A has ar = 1, ak = MR, a full tile of A read in place
+ * ar = a_row, ak = a_col; a packed B panel has bk = its padded width, B read in place bk =
+ * b_row. nv: the vectors of B the tile needs (nr <= nv * VL). set = 1: Cm = bias + A . B
+ * instead (bias [nr], or zeros when NULL): a forward Linear's first K block, which saves
+ * writing the bias into Cm in a pass of its own. */
 static inline void ltf__gemm_tile(int kc, const float *Ap, ptrdiff_t ar, ptrdiff_t ak, const float *Bp,
                                   ptrdiff_t bk, float *Cm, ptrdiff_t ldc, int mr, int nr, int set,
                                   const float *bias, const int nv) {
@@ -1342,16 +1341,17 @@ static double ltf__seconds(void) {
     return (double)clock() / CLOCKS_PER_SEC;   /* one thread: its processor time is its wall time */
 #endif
 }
-/* The time now when the profile is on and this is not inside a parallel region, else 0 */
+/* The time now when the profile is on and this is not inside a parallel region, else -1 */
 static double ltf__prof_start(void) {
 #ifdef _OPENMP
-    if (omp_in_parallel()) return 0.0;
+    if (omp_in_parallel()) return -1.0;
 #endif
-    return ltf__prof_on ? ltf__seconds() : 0.0;
+    return ltf__prof_on ? ltf__seconds() : -1.0;
 }
-/* Adds the time since t0 (from ltf__prof_start; 0: not timed) to op id; returns the time now */
+/* Adds the time since t0 (from ltf__prof_start; -1: not timed) to op id; returns the time now
+ * (-1 when not timed), the start of the next op timed in the same function */
 static double ltf__prof_stop(int id, double t0, double flop) {
-    if (t0 == 0.0) return 0.0;
+    if (t0 < 0.0) return -1.0;
     double t = ltf__seconds();
     ltf__prof[id].calls++; ltf__prof[id].ms += 1e3 * (t - t0); ltf__prof[id].gflop += flop * 1e-9;
     return t;
