@@ -1327,12 +1327,12 @@ static void ltf__sum_rows(float *acc, const float *x, int rows, size_t cols) {
 /* ---- the CPU ops' profile (ltf_cpu_profile): off, each op pays one test of a flag ---- */
 enum { LTF__P_MM_FWD, LTF__P_MM_DINP, LTF__P_MM_DW, LTF__P_BIAS, LTF__P_ATT_FWD, LTF__P_ATT_BWD, LTF__P_LN_FWD,
        LTF__P_LN_BWD, LTF__P_GELU_FWD, LTF__P_GELU_BWD, LTF__P_ZERO, LTF__P_ADAM, LTF__P_COUNT };
-static const char *const ltf__prof_names[LTF__P_COUNT] = {
+static const char *const ltf__cpu_prof_names[LTF__P_COUNT] = {
     "matmul forward (+ bias)", "matmul backward: dinp", "matmul backward: dw", "matmul backward: dbias",
     "attention forward", "attention backward", "layernorm forward (+ residual)", "layernorm backward",
     "gelu forward", "gelu backward", "zero (gradient buffers)", "adam"};
-static int ltf__prof_on;
-static ltf_op_time ltf__prof[LTF__P_COUNT];
+static int ltf__cpu_prof_on;
+static ltf_op_time ltf__cpu_prof[LTF__P_COUNT];
 
 static double ltf__seconds(void) {
 #ifdef _OPENMP
@@ -1342,25 +1342,25 @@ static double ltf__seconds(void) {
 #endif
 }
 /* The time now when the profile is on and this is not inside a parallel region, else -1 */
-static double ltf__prof_start(void) {
+static double ltf__cpu_prof_start(void) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return -1.0;
 #endif
-    return ltf__prof_on ? ltf__seconds() : -1.0;
+    return ltf__cpu_prof_on ? ltf__seconds() : -1.0;
 }
-/* Adds the time since t0 (from ltf__prof_start; -1: not timed) to op id; returns the time now
+/* Adds the time since t0 (from ltf__cpu_prof_start; -1: not timed) to op id; returns the time now
  * (-1 when not timed), the start of the next op timed in the same function */
-static double ltf__prof_stop(int id, double t0, double flop) {
+static double ltf__cpu_prof_stop(int id, double t0, double flop) {
     if (t0 < 0.0) return -1.0;
     double t = ltf__seconds();
-    ltf__prof[id].calls++; ltf__prof[id].ms += 1e3 * (t - t0); ltf__prof[id].gflop += flop * 1e-9;
+    ltf__cpu_prof[id].calls++; ltf__cpu_prof[id].ms += 1e3 * (t - t0); ltf__cpu_prof[id].gflop += flop * 1e-9;
     return t;
 }
 void ltf_cpu_profile(int on) {
-    if (on) memset(ltf__prof, 0, sizeof ltf__prof);
-    ltf__prof_on = on != 0;
+    if (on) memset(ltf__cpu_prof, 0, sizeof ltf__cpu_prof);
+    ltf__cpu_prof_on = on != 0;
 }
-static int ltf__prof_cmp(const void *a, const void *b) {
+static int ltf__cpu_prof_cmp(const void *a, const void *b) {
     double x = ((const ltf_op_time *)a)->ms, y = ((const ltf_op_time *)b)->ms;
     return (x < y) - (x > y);
 }
@@ -1368,8 +1368,8 @@ int ltf_cpu_profile_read(ltf_op_time *ops, int cap) {
     ltf_op_time all[LTF__P_COUNT];
     int n = 0;
     for (int i = 0; i < LTF__P_COUNT; i++)
-        if (ltf__prof[i].calls) { all[n] = ltf__prof[i]; all[n++].name = ltf__prof_names[i]; }
-    qsort(all, (size_t)n, sizeof all[0], ltf__prof_cmp);
+        if (ltf__cpu_prof[i].calls) { all[n] = ltf__cpu_prof[i]; all[n++].name = ltf__cpu_prof_names[i]; }
+    qsort(all, (size_t)n, sizeof all[0], ltf__cpu_prof_cmp);
     n = n < cap ? n : cap;
     for (int i = 0; i < n; i++) ops[i] = all[i];
     return n;
@@ -1377,7 +1377,7 @@ int ltf_cpu_profile_read(ltf_op_time *ops, int cap) {
 
 /* p[0..n) = 0, in one equal slice per thread for large n */
 void ltf_zero(float *p, size_t n) {
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel if (n > LTF__PAR_MIN)
     {
         size_t i0 = 0, i1 = n;
@@ -1387,26 +1387,26 @@ void ltf_zero(float *p, size_t n) {
 #endif
         memset(p + i0, 0, (i1 - i0) * sizeof(float));
     }
-    ltf__prof_stop(LTF__P_ZERO, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_ZERO, t0, 0.0);
 }
 
 /* Linear (nn.Linear): out[r, o] = bias[o] + sum_i inp[r, i] * w[o, i]      w: [OC, C]
  * backward: dinp += dout . w      dw += dout^T . inp      dbias += sum_r dout[r, :]        */
 void ltf_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int BT, int C, int OC) {
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     ltf__gemm(BT, OC, C, inp, C, 1, w, 1, C, out, OC, 1, bias, ltf__cpu_prec);   /* out = bias + inp . w^T */
-    ltf__prof_stop(LTF__P_MM_FWD, t0, 2.0 * BT * C * OC);
+    ltf__cpu_prof_stop(LTF__P_MM_FWD, t0, 2.0 * BT * C * OC);
 }
 
 void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                          const float *w, int BT, int C, int OC) {
-    double t = ltf__prof_start(), flop = 2.0 * BT * C * OC;
+    double t = ltf__cpu_prof_start(), flop = 2.0 * BT * C * OC;
     if (dinp) ltf__gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C, 0, NULL, ltf__cpu_prec);
-    if (dinp) t = ltf__prof_stop(LTF__P_MM_DINP, t, flop);
+    if (dinp) t = ltf__cpu_prof_stop(LTF__P_MM_DINP, t, flop);
     if (dw) ltf__gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C, 0, NULL, ltf__cpu_prec);
-    if (dw) t = ltf__prof_stop(LTF__P_MM_DW, t, flop);
+    if (dw) t = ltf__cpu_prof_stop(LTF__P_MM_DW, t, flop);
     if (dbias) ltf__sum_rows(dbias, dout, BT, OC);
-    if (dbias) ltf__prof_stop(LTF__P_BIAS, t, 0.0);
+    if (dbias) ltf__cpu_prof_stop(LTF__P_BIAS, t, 0.0);
 }
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance, §2):
@@ -1454,11 +1454,11 @@ static void ltf__layernorm_row(float *o, float *mean, float *rstd, const float *
 
 void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int BT, int C) {
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++)
         ltf__layernorm_row(out + (size_t)r * C, mean + r, rstd + r, inp + (size_t)r * C, w, b, C);
-    ltf__prof_stop(LTF__P_LN_FWD, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_LN_FWD, t0, 0.0);
 }
 
 /* Residual + LayerNorm in one pass (the block's two joins, §2): h = a + c, out = LN(h).
@@ -1467,14 +1467,14 @@ void ltf_layernorm_forward(float *out, float *mean, float *rstd, const float *in
  * residual passes on unchanged. */
 void ltf_residual_layernorm_forward(float *h, float *out, float *mean, float *rstd, const float *a,
                                     const float *c, const float *w, const float *b, int BT, int C) {
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++) {
         float *hr = h + (size_t)r * C;
         for (int i = 0; i < C; i++) hr[i] = a[(size_t)r * C + i] + c[(size_t)r * C + i];
         ltf__layernorm_row(out + (size_t)r * C, mean + r, rstd + r, hr, w, b, C);
     }
-    ltf__prof_stop(LTF__P_LN_FWD, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_LN_FWD, t0, 0.0);
 }
 
 /* The fused op's readable twin: the residual, then the LayerNorm; the same bits (test plain_twins). */
@@ -1486,7 +1486,7 @@ void ltf_residual_layernorm_forward_plain(float *h, float *out, float *mean, flo
 
 void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                             const float *w, const float *mean, const float *rstd, int BT, int C) {
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for if ((size_t)BT * C > LTF__PAR_MIN)
     for (int r = 0; r < BT; r++) {                           /* dx: rows are independent */
         const float *x = inp + (size_t)r * C, *dy = dout + (size_t)r * C;
@@ -1517,7 +1517,7 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
         for (int i = 0; i < w; i++) { dw[i0 + i] += sw[i]; db[i0 + i] += sb[i]; }
     }
-    ltf__prof_stop(LTF__P_LN_BWD, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_LN_BWD, t0, 0.0);
 }
 
 /* Causal multi-head self-attention (§2). qkv [B, N, 3C] holds q | k | v; head h uses
@@ -1539,7 +1539,7 @@ void ltf_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int N, int C, int H) {
     int hs = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
     for (int p = 0; p < B; p++)
         for (int h = 0; h < H; h++) {
@@ -1558,14 +1558,14 @@ void ltf_attention_forward(float *out, float *att, const float *qkv, int B, int 
             a -= (size_t)N * N;
             ltf__gemm_block(N, hs, N, a, N, 1, v, C3, 1, o, C, 1, NULL, 0);   /* out = att V */
         }
-    ltf__prof_stop(LTF__P_ATT_FWD, t0, 4.0 * B * H * N * N * hs);   /* two N x N x hs products per head */
+    ltf__cpu_prof_stop(LTF__P_ATT_FWD, t0, 4.0 * B * H * N * N * hs);   /* two N x N x hs products per head */
 }
 
 void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int N, int C, int H) {
     int hs = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     /* one (p, h) per iteration: heads write disjoint columns of dqkv, so threads never collide */
     #pragma omp parallel for collapse(2) if ((long)B * H * N * N * hs > 100000)
     for (int p = 0; p < B; p++)
@@ -1587,7 +1587,7 @@ void ltf_attention_backward(float *dqkv, float *datt, const float *dout, const f
             ltf__gemm_block(N, hs, N, da, N, 1, k, C3, 1, dq, C3, 0, NULL, 0);   /* dQ += dS K     */
             ltf__gemm_block(N, hs, N, da, 1, N, q, C3, 1, dk, C3, 0, NULL, 0);   /* dK += dS^T Q   */
         }
-    ltf__prof_stop(LTF__P_ATT_BWD, t0, 8.0 * B * H * N * N * hs);   /* four products per head */
+    ltf__cpu_prof_stop(LTF__P_ATT_BWD, t0, 8.0 * B * H * N * N * hs);   /* four products per head */
 }
 
 /* The readable twins of the two above, as llm.c keeps matmul_forward_naive: the formulas of
@@ -1663,7 +1663,7 @@ static void ltf__gelu_arg(float *v, const float *x, int n) {
 
 void ltf_gelu_forward(float *out, const float *inp, size_t n) {
     long chunks = (long)((n + LTF__GELU_CHUNK - 1) / LTF__GELU_CHUNK);
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (long c = 0; c < chunks; c++) {
         size_t i0 = (size_t)c * LTF__GELU_CHUNK;
@@ -1674,12 +1674,12 @@ void ltf_gelu_forward(float *out, const float *inp, size_t n) {
         for (int i = 0; i < m; i++)
             out[i0 + i] = 0.5f * x[i] * (1.0f + (1.0f - 2.0f / (ltf__expf_in_range(v[i]) + 1.0f)));
     }
-    ltf__prof_stop(LTF__P_GELU_FWD, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_GELU_FWD, t0, 0.0);
 }
 
 void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
     long chunks = (long)((n + LTF__GELU_CHUNK - 1) / LTF__GELU_CHUNK);
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     #pragma omp parallel for if (n > LTF__PAR_MIN)
     for (long c = 0; c < chunks; c++) {
         size_t i0 = (size_t)c * LTF__GELU_CHUNK;
@@ -1693,7 +1693,7 @@ void ltf_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
             dinp[i0 + i] += (0.5f * (1.0f + th) + 0.5f * x[i] * (1.0f - th * th) * du) * dout[i0 + i];
         }
     }
-    ltf__prof_stop(LTF__P_GELU_BWD, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_GELU_BWD, t0, 0.0);
 }
 
 /* Residual: out = a + b;   da += dout, db += dout */
@@ -2143,9 +2143,9 @@ LTF__HD static inline int ltf__step_is_bad(const ltf_stats *guard, size_t n) {
 static void ltf__cpu_adam(float *p, float *m, float *v, const float *g, size_t n, const ltf_step_scalars *s,
                           const ltf_stats *guard) {
     if (ltf__step_is_bad(guard, n)) return;
-    double t0 = ltf__prof_start();
+    double t0 = ltf__cpu_prof_start();
     ltf_adam_update(p, m, v, g, n, s->step, s->sqrt_bc2, s->decay, s->beta1, s->beta2, s->eps);
-    ltf__prof_stop(LTF__P_ADAM, t0, 0.0);
+    ltf__cpu_prof_stop(LTF__P_ADAM, t0, 0.0);
 }
 
 /* Defines `static const ltf_backend *fn(void)`, the table of a backend from the functions that
