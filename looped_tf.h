@@ -1172,7 +1172,7 @@ static void ltf__gemm_pack_b(float *Bp, const float *B, ptrdiff_t b_row, ptrdiff
             for (int j = 0; j < w; j++)   /* what the blocks left: columns past j8, rows past k8 */
                 for (int k = j < j8 ? k8 : 0; k < kc; k++) panel[k * wp + j] = B[k + (jp + j) * b_col];
         } else if (b_col == 1) {
-            for (int k = 0; k < kc; k++)   /* a plain loop: memcpy of a runtime size became rep movs */
+            for (int k = 0; k < kc; k++)   /* unit stride, so it vectorizes (memcpy became rep movs) */
                 for (int j = 0; j < w; j++) panel[k * wp + j] = B[k * b_row + jp + j];
         } else {
             for (int k = 0; k < kc; k++)
@@ -1343,10 +1343,11 @@ static double ltf__seconds(void) {
 }
 /* The time now when the profile is on and this is not inside a parallel region, else -1 */
 static double ltf__cpu_prof_start(void) {
+    if (!ltf__cpu_prof_on) return -1.0;   /* off: the one test an op pays */
 #ifdef _OPENMP
     if (omp_in_parallel()) return -1.0;
 #endif
-    return ltf__cpu_prof_on ? ltf__seconds() : -1.0;
+    return ltf__seconds();
 }
 /* Adds the time since t0 (from ltf__cpu_prof_start; -1: not timed) to op id; returns the time now
  * (-1 when not timed), the start of the next op timed in the same function */
@@ -1401,12 +1402,18 @@ void ltf_matmul_forward(float *out, const float *inp, const float *w, const floa
 void ltf_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                          const float *w, int BT, int C, int OC) {
     double t = ltf__cpu_prof_start(), flop = 2.0 * BT * C * OC;
-    if (dinp) ltf__gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C, 0, NULL, ltf__cpu_prec);
-    if (dinp) t = ltf__cpu_prof_stop(LTF__P_MM_DINP, t, flop);
-    if (dw) ltf__gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C, 0, NULL, ltf__cpu_prec);
-    if (dw) t = ltf__cpu_prof_stop(LTF__P_MM_DW, t, flop);
-    if (dbias) ltf__sum_rows(dbias, dout, BT, OC);
-    if (dbias) ltf__cpu_prof_stop(LTF__P_BIAS, t, 0.0);
+    if (dinp) {
+        ltf__gemm(BT, C, OC, dout, OC, 1, w, C, 1, dinp, C, 0, NULL, ltf__cpu_prec);
+        t = ltf__cpu_prof_stop(LTF__P_MM_DINP, t, flop);
+    }
+    if (dw) {
+        ltf__gemm(OC, C, BT, dout, 1, OC, inp, C, 1, dw, C, 0, NULL, ltf__cpu_prec);
+        t = ltf__cpu_prof_stop(LTF__P_MM_DW, t, flop);
+    }
+    if (dbias) {
+        ltf__sum_rows(dbias, dout, BT, OC);
+        ltf__cpu_prof_stop(LTF__P_BIAS, t, 0.0);
+    }
 }
 
 /* LayerNorm over the last dim (eps 1e-5, biased variance, §2):
